@@ -1,0 +1,40 @@
+# `make run`: set up and run the farm (web server + task worker) on SQLite by default.
+# `make test`: the whole test suite against PostgreSQL.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+BIND ?= 127.0.0.1:8000
+WEB_WORKERS ?= 2
+WEB_THREADS ?= 32
+
+.PHONY: run test venv migrate bench clean
+
+$(VENV)/.installed: requirements.txt builder/pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --disable-pip-version-check -r requirements.txt
+	$(PY) -m pip install -q --disable-pip-version-check -e ./builder
+	touch $@
+
+venv: $(VENV)/.installed
+
+migrate: venv
+	mkdir -p var
+	$(PY) manage.py migrate --noinput
+	$(PY) manage.py collectstatic --noinput -v 0
+
+run: migrate
+	@echo "web: http://$(BIND)/  (Ctrl-C stops the web server and the task worker)"
+	@trap 'kill 0' INT TERM EXIT; \
+	$(PY) manage.py qcluster & \
+	$(VENV)/bin/gunicorn piwheels_site.wsgi -b $(BIND) -w $(WEB_WORKERS) -k gthread \
+	  --threads $(WEB_THREADS) --access-logfile - & \
+	wait
+
+test: venv
+	DATABASE_URL=$$(scripts/test-database) $(PY) -m pytest -n 2 -q $(PYTEST_ARGS)
+
+bench: venv
+	@echo "see README: each bench/*.py prints its own figures"
+
+clean:
+	rm -rf $(VENV) var

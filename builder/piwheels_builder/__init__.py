@@ -1,0 +1,1 @@
+"""piwheels-builder: claims jobs from the farm, builds wheels, uploads them."""

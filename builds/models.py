@@ -1,0 +1,180 @@
+"""What the farm builds for, who builds, and what came out."""
+import hashlib
+
+from django.db import models
+from django.db.models import Q
+from django.utils import timezone
+
+from packages.models import Version
+
+
+class Abi(models.Model):
+    tag = models.CharField(max_length=20, unique=True, help_text="e.g. cp311")
+    active = models.BooleanField(default=True)
+    added = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        verbose_name = "ABI"
+        constraints = [
+            models.CheckConstraint(condition=~Q(tag=""), name="builds_abi_tag_not_empty"),
+        ]
+
+    def __str__(self):
+        return self.tag
+
+
+def hash_token(token):
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+class Builder(models.Model):
+    name = models.CharField(max_length=100, unique=True)
+    token_hash = models.CharField(max_length=64, unique=True)
+    # What the builder said it is at its last claim.
+    abi = models.ForeignKey(Abi, on_delete=models.PROTECT, null=True, blank=True)
+    platform = models.CharField(max_length=100, blank=True)
+    python_version = models.CharField(max_length=50, blank=True)
+    os = models.CharField(max_length=200, blank=True)
+    created = models.DateTimeField(default=timezone.now)
+    last_seen = models.DateTimeField(null=True, blank=True)
+    enabled = models.BooleanField(default=True)
+
+    def __str__(self):
+        return self.name
+
+
+class BuildQuerySet(models.QuerySet):
+    def live(self):
+        return self.filter(state__in=LIVE_STATES)
+
+    def queued_for(self, abi):
+        return self.filter(abi=abi, state=Build.State.QUEUED)
+
+
+class Build(models.Model):
+    class State(models.TextChoices):
+        QUEUED = "queued"
+        BUILDING = "building"
+        SUCCEEDED = "succeeded"
+        FAILED = "failed"
+
+    class Priority(models.IntegerChoices):
+        BACKLOG = 0
+        NEW_RELEASE = 1
+        REQUESTED = 2  # an admin asked for it
+
+    version = models.ForeignKey(Version, on_delete=models.CASCADE, related_name="builds")
+    abi = models.ForeignKey(Abi, on_delete=models.PROTECT, related_name="builds")
+    builder = models.ForeignKey(
+        Builder, on_delete=models.SET_NULL, null=True, blank=True, related_name="builds"
+    )
+    state = models.CharField(max_length=10, choices=State.choices, default=State.QUEUED)
+    priority = models.SmallIntegerField(choices=Priority.choices, default=Priority.BACKLOG)
+    attempt = models.PositiveSmallIntegerField(default=0)
+    created = models.DateTimeField(default=timezone.now)
+    started = models.DateTimeField(null=True, blank=True)
+    finished = models.DateTimeField(null=True, blank=True)
+    duration = models.DurationField(null=True, blank=True)
+    lease_until = models.DateTimeField(null=True, blank=True)
+    failure_reason = models.CharField(max_length=400, blank=True)
+    # Who asked for it, when an admin or operator did ("" for the farm itself).
+    requested_by = models.CharField(max_length=150, blank=True)
+
+    objects = BuildQuerySet.as_manager()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["version", "abi"],
+                condition=Q(state__in=["queued", "building"]),
+                name="builds_build_one_live_per_job",
+            ),
+            models.CheckConstraint(
+                condition=Q(state__in=["queued", "building", "succeeded", "failed"]),
+                name="builds_build_state_valid",
+            ),
+        ]
+        indexes = [
+            # queue.claim(): the next job for one ABI, most urgent first.
+            models.Index(
+                fields=["abi", "-priority", "id"],
+                condition=Q(state="queued"),
+                name="builds_build_queue",
+            ),
+            # queue.requeue_expired(): leases that ran out.
+            models.Index(
+                fields=["lease_until"],
+                condition=Q(state="building"),
+                name="builds_build_leases",
+            ),
+            # project page and index: the builds of a version.
+            models.Index(fields=["version", "abi"], name="builds_build_version_abi"),
+            # stats: builds finished per day.
+            models.Index(
+                fields=["finished"],
+                condition=Q(finished__isnull=False),
+                name="builds_build_finished",
+            ),
+        ]
+
+    def __str__(self):
+        return f"build {self.pk} of {self.version_id} for {self.abi_id} ({self.state})"
+
+
+LIVE_STATES = frozenset({Build.State.QUEUED, Build.State.BUILDING})
+FINISHED_STATES = frozenset({Build.State.SUCCEEDED, Build.State.FAILED})
+
+
+class BuildLog(models.Model):
+    """A build's output, kept out of the hot build rows."""
+
+    build = models.OneToOneField(
+        Build, on_delete=models.CASCADE, primary_key=True, related_name="log"
+    )
+    output = models.TextField(blank=True)
+    truncated = models.BooleanField(default=False)
+
+
+class File(models.Model):
+    build = models.ForeignKey(Build, on_delete=models.CASCADE, related_name="files")
+    filename = models.CharField(max_length=255, unique=True)
+    size = models.BigIntegerField()
+    sha256 = models.CharField(max_length=64)
+    python_tag = models.CharField(max_length=100)
+    abi_tag = models.CharField(max_length=100)
+    platform_tag = models.CharField(max_length=200)
+    requires_python = models.CharField(max_length=200, blank=True)
+    # Debian packages that provide the system libraries the wheel links against.
+    dependencies = models.JSONField(default=list, blank=True)
+    # sha256 of the wheel's core metadata file, served at <file url>.metadata (PEP 658).
+    metadata_sha256 = models.CharField(max_length=64, blank=True)
+    uploaded = models.DateTimeField(default=timezone.now)
+    # Downloads folded in from the counters, not written per download.
+    downloads = models.BigIntegerField(default=0)
+
+    class Meta:
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(size__gte=0), name="builds_file_size_not_negative"
+            ),
+            models.CheckConstraint(
+                condition=Q(sha256__regex=r"^[0-9a-f]{64}$"), name="builds_file_sha256_hex"
+            ),
+        ]
+
+    def __str__(self):
+        return self.filename
+
+
+class DailyDownloads(models.Model):
+    """Downloads of one file on one day, folded in from the web workers' counters."""
+
+    file = models.ForeignKey(File, on_delete=models.CASCADE, related_name="daily_downloads")
+    day = models.DateField()
+    count = models.BigIntegerField(default=0)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["file", "day"], name="builds_dailydownloads_unique"),
+        ]
+        indexes = [models.Index(fields=["day"], name="builds_dailydownloads_day")]
