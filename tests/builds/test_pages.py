@@ -1,0 +1,249 @@
+"""The pages for people: home, project (HTML and JSON), unknown projects, logs, search."""
+import re
+from datetime import datetime, timezone as dt_timezone
+
+import pytest
+from django.core.cache import cache
+
+from builds.models import Build, BuildLog
+from tests.factories import (
+    make_abi, make_build, make_builder, make_file, make_project, make_version,
+)
+
+
+@pytest.fixture(autouse=True)
+def empty_cache():
+    cache.clear()
+
+
+@pytest.fixture
+def foo():
+    """foo with one version in each state the project page shows."""
+    make_abi("cp39")
+    make_abi("cp311")
+    make_abi("cp37", active=False)
+    project = make_project("Foo_Bar", summary="A test project")
+    when = datetime(2024, 3, 1, tzinfo=dt_timezone.utc)
+    built = make_version(project, "1.0", released=when)
+    build = make_build(built, "cp311", output="building...\nok\n")
+    make_file(build, dependencies=["libfoo1", "libbar2"], downloads=7, content=b"x" * 2048)
+    failed = make_version(project, "1.1", released=when)
+    make_build(failed, "cp311", state=Build.State.FAILED,
+               failure_reason="missing header: zlib.h", output="gcc: zlib.h not found\n")
+    pending = make_version(project, "2.0rc1", released=when)
+    make_build(pending, "cp311", state=Build.State.QUEUED)
+    make_version(project, "0.9", skip_reason="needs a GPU")
+    make_version(project, "0.8", yanked=True, yanked_reason="broken metadata")
+    make_version(project, "0.7", has_sdist=False)
+    make_version(project, "0.1", removed=True)
+    return project
+
+
+def cells(data, version):
+    row = next(v for v in data["versions"] if v["version"] == version)
+    return {c["abi"]: c for c in row["builds"]}
+
+
+@pytest.mark.django_db
+def test_home_page_says_how_to_use_the_index_and_shows_totals(client, foo):
+    response = client.get("/")
+    assert response.status_code == 200
+    text = response.content.decode()
+    assert "[global]\nextra-index-url=http://testserver/simple/" in text
+    totals = response.context["totals"]
+    assert totals["projects"] == 1
+    assert totals["versions"] == 7
+    assert (totals["builds_ok"], totals["builds_failed"], totals["queued"]) == (1, 1, 1)
+
+
+@pytest.mark.django_db
+def test_home_totals_are_cached_for_a_minute(client, foo, django_assert_num_queries):
+    client.get("/")
+    make_project("another")
+    with django_assert_num_queries(0):
+        response = client.get("/")
+    assert response.context["totals"]["projects"] == 1
+
+
+@pytest.mark.django_db
+def test_project_page_redirects_other_spellings(client, foo):
+    response = client.get("/project/Foo_Bar/")
+    assert response.status_code == 301
+    assert response["Location"] == "/project/foo-bar/"
+    response = client.get("/project/FOO.bar/json/")
+    assert response.status_code == 301
+    assert response["Location"] == "/project/foo-bar/json/"
+
+
+@pytest.mark.django_db
+def test_project_page_shows_each_build_state(client, foo):
+    response = client.get("/project/foo-bar/")
+    assert response.status_code == 200
+    text = response.content.decode()
+    data = response.context["project"]
+    assert data["abis"] == ["cp39", "cp311"]  # active ABIs, in version order
+    # newest first, removed versions hidden, PEP 440 order
+    assert [v["version"] for v in data["versions"]] == ["2.0rc1", "1.1", "1.0", "0.9", "0.8", "0.7"]
+    built = Build.objects.get(version__version="1.0")
+    failed = Build.objects.get(version__version="1.1")
+    assert cells(data, "1.0")["cp311"]["state"] == "built"
+    assert cells(data, "1.0")["cp39"]["state"] == "pending"  # not queued yet
+    assert cells(data, "1.1")["cp311"]["state"] == "failed"
+    assert cells(data, "2.0rc1")["cp311"]["label"] == "queued"
+    assert cells(data, "0.9")["cp311"] == {**cells(data, "0.9")["cp311"],
+                                           "state": "skipped", "detail": "needs a GPU"}
+    assert cells(data, "0.8")["cp39"]["state"] == "yanked"
+    assert cells(data, "0.7")["cp39"]["detail"] == "no source distribution"
+    # links to the logs, the failure reason, yank reason, dates, install lines
+    assert f'href="/logs/{built.id}/"' in text
+    assert f'href="/logs/{failed.id}/"' in text
+    assert "missing header: zlib.h" in text
+    assert "Yanked: broken metadata" in text
+    assert "Skipped: needs a GPU" in text
+    assert "released 2024-03-01" in text
+    assert "pip3 install Foo_Bar" in text
+    assert "sudo apt install libbar2 libfoo1" in text
+    assert ">0.1<" not in text
+
+
+@pytest.mark.django_db
+def test_project_page_lists_files_with_size_hash_and_downloads(client, foo):
+    text = client.get("/project/foo-bar/").content.decode()
+    filename = "foo_bar-1.0-cp311-cp311-linux_armv7l.whl"
+    assert f'href="/files/foo-bar/{filename}"' in text
+    assert "2.0\xa0KB" in text
+    assert "7 downloads" in text
+    sha = re.search(r"sha256 ([0-9a-f]{64})", text).group(1)
+    assert sha == Build.objects.get(version__version="1.0").files.get().sha256
+
+
+@pytest.mark.django_db
+def test_project_page_shows_a_pending_rebuild_beside_the_built_files(client, foo):
+    version = foo.versions.get(version="1.0")
+    rebuild = make_build(version, "cp311", state=Build.State.QUEUED, requested_by="alice")
+    data = client.get("/project/foo-bar/").context["project"]
+    cell = cells(data, "1.0")["cp311"]
+    assert (cell["state"], cell["label"], cell["build_id"]) == (
+        "built", "built, rebuild pending", rebuild.id)
+    assert [h["build_state"] for h in cell["history"]] == ["succeeded"]
+    assert data["versions"][2]["files"]  # the old wheel is still listed
+
+
+@pytest.mark.django_db
+def test_project_page_names_the_builder_of_a_running_build(client, foo):
+    builder = make_builder("pi7", abi="cp39")
+    make_build(foo.versions.get(version="1.0"), "cp39", state=Build.State.BUILDING,
+               builder=builder)
+    text = client.get("/project/foo-bar/").content.decode()
+    assert "building on pi7" in text
+
+
+@pytest.mark.django_db
+def test_project_page_query_count_is_fixed(client, foo, django_assert_num_queries):
+    make_builder("pi7", abi="cp39")
+    for n in range(5):
+        version = make_version(foo, f"3.{n}")
+        make_file(make_build(version, "cp39", builder=make_builder(f"b{n}", abi=None),
+                             output="log"))
+    # project, ABIs, versions, builds (+ has log), files, builder names
+    with django_assert_num_queries(6):
+        response = client.get("/project/foo-bar/")
+    assert response.status_code == 200
+    assert len(response.context["project"]["versions"]) == 11
+
+
+@pytest.mark.django_db
+def test_project_json_has_the_same_data(client, foo):
+    response = client.get("/project/foo-bar/json/")
+    assert response.status_code == 200
+    assert response["Content-Type"] == "application/json"
+    data = response.json()
+    assert data["name"] == "Foo_Bar"
+    assert data["install"] == "pip3 install Foo_Bar"
+    assert data["apt_install"] == "sudo apt install libbar2 libfoo1"
+    assert data["abis"] == ["cp39", "cp311"]
+    v10 = next(v for v in data["versions"] if v["version"] == "1.0")
+    assert v10["released"] == "2024-03-01T00:00:00Z"
+    (f,) = v10["files"]
+    assert (f["size"], f["downloads"], f["url"]) == (
+        2048, 7, "/files/foo-bar/foo_bar-1.0-cp311-cp311-linux_armv7l.whl")
+    assert cells(data, "1.1")["cp311"]["failure_reason"] == "missing header: zlib.h"
+    assert cells(data, "0.8")["cp39"]["detail"] == "broken metadata"
+
+
+@pytest.mark.django_db
+def test_unknown_project_suggests_close_names(client):
+    for name in ["numpy", "numba", "numpy-quaternion", "pandas", "nose"]:
+        make_project(name)
+    response = client.get("/project/nmupy/")
+    assert response.status_code == 404
+    assert "numpy" in response.context["suggestions"]
+    assert "pandas" not in response.context["suggestions"]
+    assert 'href="/project/numpy/"' in response.content.decode()
+    response = client.get("/project/nump/json/")
+    assert response.status_code == 404
+    assert response.json()["suggestions"][0] == "numpy"
+
+
+@pytest.mark.django_db
+def test_unknown_project_without_neighbours_says_so(client):
+    response = client.get("/project/zzzz/")
+    assert response.status_code == 404
+    assert "No project has a similar name" in response.content.decode()
+
+
+@pytest.mark.django_db
+def test_log_is_served_as_plain_text(client, foo):
+    build = Build.objects.get(version__version="1.1")
+    response = client.get(f"/logs/{build.id}/")
+    assert response.status_code == 200
+    assert response["Content-Type"] == "text/plain; charset=utf-8"
+    assert response.content == b"gcc: zlib.h not found\n"
+
+
+@pytest.mark.django_db
+def test_truncated_log_says_so(client, foo):
+    build = Build.objects.get(version__version="1.1")
+    BuildLog.objects.filter(build=build).update(truncated=True, output="…the end\n")
+    text = client.get(f"/logs/{build.id}/").content.decode()
+    assert text.startswith("[the start of this log was cut")
+    assert text.endswith("…the end\n")
+
+
+@pytest.mark.django_db
+def test_log_of_build_without_output_is_404(client, foo):
+    build = Build.objects.get(version__version="2.0rc1")
+    assert client.get(f"/logs/{build.id}/").status_code == 404
+    assert client.get("/logs/999999/").status_code == 404
+
+
+@pytest.mark.django_db
+def test_search_finds_by_prefix_with_the_exact_match_first(client):
+    for name in ["Django", "django-rest-framework", "djangorestframework", "flask", "dj"]:
+        make_project(name, summary=f"about {name}")
+    response = client.get("/search/", {"q": "Django"})
+    assert response.status_code == 200
+    names = [r["name"] for r in response.context["results"]]
+    assert names[0] == "Django"
+    assert sorted(names) == ["Django", "django-rest-framework", "djangorestframework"]
+    assert 'href="/project/django-rest-framework/"' in response.content.decode()
+
+
+@pytest.mark.django_db
+def test_search_is_limited_and_handles_no_match(client, django_assert_num_queries):
+    for n in range(60):
+        make_project(f"pkg{n:02d}")
+    with django_assert_num_queries(1):
+        response = client.get("/search/", {"q": "pkg"})
+    assert len(response.context["results"]) == 50
+    response = client.get("/search/", {"q": "nothing-like-it"})
+    assert "No project name starts with" in response.content.decode()
+    assert client.get("/search/").status_code == 200
+
+
+@pytest.mark.django_db
+def test_unknown_page_uses_the_site_404(client, settings):
+    settings.DEBUG = False
+    response = client.get("/no/such/page/")
+    assert response.status_code == 404
+    assert "There is nothing at" in response.content.decode()
