@@ -129,3 +129,17 @@ class Serial(models.Model):
 
     def __str__(self):
         return f"{self.name}={self.value}"
+
+
+class Retry(models.Model):
+    """A project the sync could not fetch (the upstream kept failing): the pass went on
+    without it and every later pass asks for it again until upstream answers."""
+
+    normalized_name = models.CharField(max_length=200, unique=True)
+    name = models.CharField(max_length=200, help_text="The spelling to ask upstream for.")
+    reason = models.TextField(blank=True)
+    attempts = models.PositiveIntegerField(default=1)
+    since = models.DateTimeField(default=timezone.now)
+
+    def __str__(self):
+        return f"{self.name}: {self.reason}"

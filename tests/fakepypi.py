@@ -93,7 +93,8 @@ class FakePyPI:
             "127.0.0.1", 0, self._app, server_class=_Server, handler_class=_QuietHandler
         )
         self.url = f"http://127.0.0.1:{self._server.server_port}"
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.02},
+                                        daemon=True)
         self._thread.start()
         return self
 
@@ -208,6 +209,13 @@ class FakePyPI:
         Retry-After: RETRY_AFTER (default 0)."""
         with self._lock:
             self._rules.append(_Rule(path_prefix, status, times, after, retry_after))
+
+    def clear_faults(self):
+        """Forget the fail() rules not yet used up and let held answers go."""
+        with self._lock:
+            self._rules = []
+        self._release_hung.set()
+        self._release_hung = threading.Event()
 
     def count(self, path_prefix, method="GET"):
         """How many requests so far had a path starting with PATH_PREFIX."""

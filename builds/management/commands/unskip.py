@@ -1,0 +1,22 @@
+from django.core.management.base import BaseCommand, CommandError
+
+from builds.models import Build
+from builds.sync_tasks import refresh_in_batches
+from packages import sync
+
+
+class Command(BaseCommand):
+    help = "Resume building a project or one version of it."
+
+    def add_arguments(self, parser):
+        parser.add_argument("name")
+        parser.add_argument("version", nargs="?")
+
+    def handle(self, name, version, **options):
+        try:
+            ids = sync.unskip(name, version)
+        except LookupError as exc:
+            raise CommandError(str(exc))
+        queued, _ = refresh_in_batches(ids, Build.Priority.BACKLOG)
+        what = f"{name} {version}" if version else name
+        self.stdout.write(f"unskipped {what}: {queued} builds queued")
