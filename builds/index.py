@@ -1,0 +1,267 @@
+"""The package index (Simple Repository API): what it lists, rendered once per change.
+
+A project page is built as one PEP 691-shaped dict (`simple_detail`) and rendered to
+both JSON and HTML; the pair is cached under (project id, `Project.index_serial`), so a
+committed change moves the key on and a stale page is never served. The root page is
+rendered to gzip files on disk named by `Serial("index-root")`, shared by every web
+worker and streamed from there.
+
+armv7l wheels are also listed under their `linux_armv6l` name (`armv6l_alias`): the
+bytes are the same and Raspberry Pi OS on a Pi Zero / Pi 1 accepts only that tag.
+"""
+import gzip
+import json
+import os
+import tempfile
+from pathlib import Path
+
+from django.conf import settings
+from django.core.cache import caches
+from django.db.models import Exists, OuterRef
+from django.template.loader import render_to_string
+from django.utils.html import escape
+
+from builds.models import Build, File
+from packages.models import Project, Serial, version_sort_key
+
+API_VERSION = "1.1"
+JSON_TYPE = "application/vnd.pypi.simple.v1+json"
+HTML_TYPE = "application/vnd.pypi.simple.v1+html"
+TEXT_HTML_TYPE = "text/html"
+ROOT_SERIAL = "index-root"
+CACHE_ALIAS = "index"
+ROOT_CHUNK = 5000  # projects per write while rendering the root page
+
+
+# --- file names ------------------------------------------------------------------
+
+def _split_platform(filename):
+    """(everything before the platform tag, the platform tag) of a wheel filename."""
+    if not filename.endswith(".whl") or filename.count("-") < 4:
+        return None, None
+    head, platform = filename[:-4].rsplit("-", 1)
+    return head, platform
+
+
+def armv6l_alias(filename):
+    """The `linux_armv6l` name under which an armv7l wheel is also offered, or None."""
+    head, platform = _split_platform(filename)
+    if head is None:
+        return None
+    tags = platform.split(".")
+    if "linux_armv7l" not in tags or "linux_armv6l" in tags:
+        return None
+    return f"{head}-{platform.replace('linux_armv7l', 'linux_armv6l')}.whl"
+
+
+def armv7l_original(filename):
+    """The armv7l wheel whose alias FILENAME would be, or None (inverse of armv6l_alias)."""
+    head, platform = _split_platform(filename)
+    if head is None:
+        return None
+    tags = platform.split(".")
+    if "linux_armv6l" not in tags or "linux_armv7l" in tags:
+        return None
+    return f"{head}-{platform.replace('linux_armv6l', 'linux_armv7l')}.whl"
+
+
+def file_url(normalized_name, filename):
+    # Host-relative, so a rendering is valid whatever name the farm is reached by.
+    return f"/files/{normalized_name}/{filename}"
+
+
+def published_files():
+    """Files the index offers: their build succeeded and their version is not removed."""
+    return File.objects.filter(
+        build__state=Build.State.SUCCEEDED, build__version__removed=False
+    )
+
+
+# --- project pages -------------------------------------------------------------------
+
+def simple_detail(project):
+    """The PEP 691 (API 1.1) dict of PROJECT's page: one query. Files are sorted by
+    version then filename; armv7l wheels appear twice (their armv6l alias after them)."""
+    rows = list(
+        published_files()
+        .filter(build__version__project=project)
+        .values_list(
+            "filename", "size", "sha256", "metadata_sha256", "requires_python",
+            "uploaded", "build__version__version", "build__version__yanked",
+            "build__version__yanked_reason",
+        )
+    )
+    keys = {version: version_sort_key(version) for version in {row[6] for row in rows}}
+    rows.sort(key=lambda row: (keys[row[6]], row[0]))
+    names = {row[0] for row in rows}
+    files = []
+    for filename, size, sha256, meta_sha, requires, uploaded, version, yanked, reason in rows:
+        entry = {
+            "filename": filename,
+            "url": file_url(project.normalized_name, filename),
+            "hashes": {"sha256": sha256},
+            "requires-python": requires or None,
+            "core-metadata": {"sha256": meta_sha} if meta_sha else False,
+            "dist-info-metadata": {"sha256": meta_sha} if meta_sha else False,
+            "yanked": (reason or True) if yanked else False,
+            "size": size,
+            "upload-time": uploaded.strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
+        }
+        files.append(entry)
+        alias = armv6l_alias(filename)
+        if alias and alias not in names:
+            files.append(
+                dict(entry, filename=alias, url=file_url(project.normalized_name, alias))
+            )
+    return {
+        "meta": {"api-version": API_VERSION},
+        "name": project.normalized_name,
+        "versions": sorted(keys, key=keys.get),
+        "files": files,
+    }
+
+
+def _html_rows(detail):
+    """What the HTML template loops over: attribute values ready to print (escaped by
+    the template)."""
+    rows = []
+    for entry in detail["files"]:
+        meta = entry["core-metadata"]
+        yanked = entry["yanked"]
+        rows.append({
+            "filename": entry["filename"],
+            "href": f"{entry['url']}#sha256={entry['hashes']['sha256']}",
+            "requires_python": entry["requires-python"] or "",
+            "metadata": f"sha256={meta['sha256']}" if meta else "",
+            "yanked": yanked is not False,
+            "yanked_reason": yanked if isinstance(yanked, str) else "",
+        })
+    return rows
+
+
+def render_detail(detail):
+    """(JSON bytes, HTML bytes) of a project page dict."""
+    body_json = json.dumps(detail, separators=(",", ":")).encode()
+    body_html = render_to_string(
+        "simple/detail.html",
+        {"name": detail["name"], "api_version": API_VERSION, "files": _html_rows(detail)},
+    ).encode()
+    return body_json, body_html
+
+
+def project_page(project_id, normalized_name, index_serial):
+    """The cached renderings {"json": bytes, "html": bytes} of a project's page at
+    INDEX_SERIAL, rendering them on a miss; None when the project has no files (the
+    index then answers 404, so that pip and uv look for it on the other indexes)."""
+    cache = caches[CACHE_ALIAS]
+    key = f"simple:{project_id}:{index_serial}"
+    page = cache.get(key)
+    if page is None:
+        project = Project(id=project_id, normalized_name=normalized_name)
+        detail = simple_detail(project)
+        if detail["files"]:
+            body_json, body_html = render_detail(detail)
+            page = {"json": body_json, "html": body_html}
+        else:
+            page = {}
+        cache.set(key, page, timeout=None)
+    return page or None
+
+
+# --- the root page -------------------------------------------------------------------
+
+def root_serial():
+    """The serial of the root page's current content (0 before anything was published)."""
+    value = Serial.objects.filter(name=ROOT_SERIAL).values_list("value", flat=True).first()
+    return value or 0
+
+
+def root_dir():
+    return Path(settings.PIWHEELS_DATA_DIR) / "index"
+
+
+def root_path(serial, fmt):
+    """The gzip file of the root page in FMT ("html" or "json") at SERIAL."""
+    return root_dir() / f"root-{serial}.{fmt}.gz"
+
+
+def listed_projects():
+    """(normalized name, ...) of every project with at least one published file, in
+    name order, streamed from the database."""
+    has_files = published_files().filter(build__version__project=OuterRef("pk"))
+    return (
+        Project.objects.filter(Exists(has_files))
+        .order_by("normalized_name")
+        .values_list("normalized_name", flat=True)
+        .iterator(chunk_size=ROOT_CHUNK)
+    )
+
+
+_ROOT_HTML_HEAD = (
+    "<!DOCTYPE html>\n<html>\n  <head>\n"
+    f'    <meta name="pypi:repository-version" content="{API_VERSION}">\n'
+    "    <title>Simple index</title>\n  </head>\n  <body>\n"
+)
+_ROOT_HTML_TAIL = "  </body>\n</html>\n"
+
+
+def render_root(serial):
+    """Render the root page at SERIAL into its two gzip files (written to temporary
+    files and renamed, so readers see a whole page or none); older renderings are
+    removed. Safe to run concurrently and twice. Returns the number of projects."""
+    directory = root_dir()
+    directory.mkdir(parents=True, exist_ok=True)
+    tmp_html = tempfile.NamedTemporaryFile(dir=directory, suffix=".tmp", delete=False)
+    tmp_json = tempfile.NamedTemporaryFile(dir=directory, suffix=".tmp", delete=False)
+    count = 0
+    try:
+        with gzip.GzipFile(fileobj=tmp_html, mode="wb", compresslevel=6, mtime=0) as html, \
+                gzip.GzipFile(fileobj=tmp_json, mode="wb", compresslevel=6, mtime=0) as js:
+            html.write(_ROOT_HTML_HEAD.encode())
+            js.write(b'{"meta":{"api-version":"%s"},"projects":[' % API_VERSION.encode())
+            html_lines, json_items = [], []
+            for name in listed_projects():
+                # Normalised names are [a-z0-9-] only; escape anyway, cheaply.
+                html_lines.append(f'    <a href="{escape(name)}/">{escape(name)}</a><br>\n')
+                json_items.append(json.dumps({"name": name}))
+                if len(html_lines) >= ROOT_CHUNK:
+                    html.write("".join(html_lines).encode())
+                    js.write((("," if count else "") + ",".join(json_items)).encode())
+                    count += len(html_lines)
+                    html_lines, json_items = [], []
+            if html_lines:
+                html.write("".join(html_lines).encode())
+                js.write((("," if count else "") + ",".join(json_items)).encode())
+                count += len(html_lines)
+            html.write(_ROOT_HTML_TAIL.encode())
+            js.write(b"]}")
+        tmp_html.close()
+        tmp_json.close()
+        os.replace(tmp_html.name, root_path(serial, "html"))
+        os.replace(tmp_json.name, root_path(serial, "json"))
+    finally:
+        for tmp in (tmp_html, tmp_json):
+            tmp.close()
+            if os.path.exists(tmp.name):
+                os.unlink(tmp.name)
+    for old in directory.glob("root-*.gz"):
+        if old.name.split(".")[0] != f"root-{serial}":
+            old.unlink(missing_ok=True)
+    return count
+
+
+def root_page(serial, fmt):
+    """The path of the root page's gzip file in FMT at SERIAL, rendered if missing."""
+    path = root_path(serial, fmt)
+    if not path.exists():
+        render_root(serial)
+    return path
+
+
+def prerender_root():
+    """Task: render the root page for the current serial now, so that the first
+    request after a change finds it ready. Returns the number of projects listed."""
+    serial = root_serial()
+    if root_path(serial, "html").exists() and root_path(serial, "json").exists():
+        return None
+    return render_root(serial)
