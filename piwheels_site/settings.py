@@ -60,6 +60,10 @@ PIWHEELS_MAX_ATTEMPTS = envint("PIWHEELS_MAX_ATTEMPTS", 3)
 # (e.g. "/internal-files/"); empty serves them from Django.
 PIWHEELS_ACCEL_REDIRECT = os.environ.get("PIWHEELS_ACCEL_REDIRECT", "")
 REDIS_URL = os.environ.get("REDIS_URL", "")
+# Seconds pip and uv may keep an index page before revalidating it (a 304 is cheap).
+PIWHEELS_INDEX_MAX_AGE = envint("PIWHEELS_INDEX_MAX_AGE", 60)
+# Project pages each web worker keeps rendered in memory (both formats, a few KB each).
+PIWHEELS_INDEX_CACHE_ENTRIES = envint("PIWHEELS_INDEX_CACHE_ENTRIES", 20000)
 
 DATABASES = {
     "default": dj_database_url.parse(
@@ -121,7 +125,14 @@ CACHES = {
         "BACKEND": "django.core.cache.backends.locmem.LocMemCache",
         "LOCATION": "piwheels",
         "OPTIONS": {"MAX_ENTRIES": 20000},
-    }
+    },
+    # Rendered index pages, keyed by (project id, Project.index_serial): the key moves
+    # on with every committed change, so per-process memory is exact for every worker.
+    "index": {
+        "BACKEND": "django.core.cache.backends.locmem.LocMemCache",
+        "LOCATION": "piwheels-index",
+        "OPTIONS": {"MAX_ENTRIES": PIWHEELS_INDEX_CACHE_ENTRIES},
+    },
 }
 
 LANGUAGE_CODE = "en-us"
