@@ -95,9 +95,10 @@ class Build(models.Model):
             ),
         ]
         indexes = [
-            # queue.claim(): the next job for one ABI, most urgent first.
+            # queue.claim(): the next job for one ABI: most urgent priority first
+            # (requested > new release > backlog), newest job first within a priority.
             models.Index(
-                fields=["abi", "-priority", "id"],
+                fields=["abi", "-priority", "-id"],
                 condition=Q(state="queued"),
                 name="builds_build_queue",
             ),

@@ -3,11 +3,30 @@
 A job is a Build row in state "queued". The rows are kept in step with the catalogue by
 refresh_jobs(), which the sync and the operator commands call with the versions they
 touched; claims take the next row for one ABI with SELECT ... FOR UPDATE SKIP LOCKED.
-"""
-from django.db import transaction
 
-from builds.models import Abi, Build
-from packages.models import Version
+Order: priority REQUESTED (an admin asked) > NEW_RELEASE > BACKLOG, and within one
+priority the newest job first (highest id; add_abi inserts its backlog in version order,
+so the newest versions come first there too). Index builds_build_queue serves it.
+Each claimed job has a lease (PIWHEELS_LEASE_SECONDS) that heartbeats extend; every state
+change is a conditional UPDATE, and 0 rows changed means LeaseLost. Publication of a
+build's files lives in builds/publish.py.
+"""
+import logging
+import re
+import shutil
+from datetime import timedelta
+
+from django.conf import settings
+from django.db import connection, transaction
+from django.db.models import Exists, F, Max, Min, OuterRef
+from django.db.models.functions import Greatest
+from django.utils import timezone
+
+from builds import storage
+from builds.models import Abi, Build, Builder
+from packages.models import Project, Version
+
+log = logging.getLogger(__name__)
 
 
 def refresh_jobs(version_ids, priority=Build.Priority.BACKLOG):
@@ -45,3 +64,233 @@ def refresh_jobs(version_ids, priority=Build.Priority.BACKLOG):
         # ignore_conflicts: a concurrent refresh of the same version may have won.
         Build.objects.bulk_create(new, batch_size=5000, ignore_conflicts=True)
     return len(new), deleted
+
+
+class LeaseLost(Exception):
+    """The job is no longer this builder's: another claimed it, or it is finished."""
+
+    def __init__(self, build_id):
+        super().__init__(f"build {build_id} is no longer yours: stop working on it")
+        self.build_id = build_id
+
+
+class NoSuchBuild(LookupError):
+    def __init__(self, build_id):
+        super().__init__(f"there is no build {build_id}")
+        self.build_id = build_id
+
+
+class UnknownAbi(ValueError):
+    """The farm does not build for this ABI (unknown, inactive or malformed)."""
+
+
+# Interpreter ABI tags the farm can build for: CPython (cp311, cp37m, cp313t) and PyPy.
+ABI_TAG = re.compile(r"^(cp3\d{1,2}[dmut]*|pypy3\d{1,2}_pp\d{2,3})$")
+
+
+def lease_length():
+    return timedelta(seconds=settings.PIWHEELS_LEASE_SECONDS)
+
+
+def check_in(builder, now, abi_tag="", platform="", python_version="", os=""):
+    """Record what a builder said about itself; written at most every 30 s unless it
+    changed, so that a busy builder costs no extra write per claim."""
+    abi_id = Abi.objects.filter(tag=abi_tag).values_list("id", flat=True).first()
+    facts = {"abi_id": abi_id, "platform": platform[:100],
+             "python_version": python_version[:50], "os": os[:200]}
+    fresh = builder.last_seen and now - builder.last_seen < timedelta(seconds=30)
+    if fresh and all(getattr(builder, k) == v for k, v in facts.items()):
+        return
+    Builder.objects.filter(id=builder.id).update(last_seen=now, **facts)
+    for key, value in facts.items():
+        setattr(builder, key, value)
+    builder.last_seen = now
+
+
+def claim(builder, abi_tag, now):
+    """Hand BUILDER the most urgent queued job for ABI_TAG, or None if there is none.
+
+    The row is taken with SELECT ... FOR UPDATE SKIP LOCKED, so concurrent claimers each
+    get a different job and never wait on each other. A job whose version stopped being
+    buildable since it was queued (skipped, yanked, removed) is dropped on the way.
+    """
+    abi_id = Abi.objects.filter(tag=abi_tag, active=True).values_list("id", flat=True).first()
+    if abi_id is None:
+        raise UnknownAbi(f"the farm does not build for ABI {abi_tag!r}")
+    for _ in range(20):
+        with transaction.atomic():
+            build = (
+                Build.objects.filter(abi_id=abi_id, state=Build.State.QUEUED)
+                .select_related("version__project", "abi")
+                .select_for_update(skip_locked=True, of=("self",))
+                .order_by("-priority", "-id")
+                .first()
+            )
+            if build is None:
+                return None
+            if not build.version.is_buildable:
+                log.info("build %s: %s is no longer buildable, dropped", build.id, build.version)
+                Build.objects.filter(id=build.id, state=Build.State.QUEUED).delete()
+                continue
+            until = now + lease_length()
+            Build.objects.filter(id=build.id, state=Build.State.QUEUED).update(
+                state=Build.State.BUILDING, builder=builder, lease_until=until,
+                attempt=F("attempt") + 1, started=now,
+            )
+            build.state, build.builder, build.lease_until = Build.State.BUILDING, builder, until
+            build.attempt += 1
+            build.started = now
+            # A claimed job starts afresh: uploads left by an earlier holder do not count.
+            transaction.on_commit(lambda d=storage.incoming_dir(build.id): _remove_dir(d))
+        log.info("build %s: %s %s for %s claimed by %s (attempt %d)", build.id,
+                 build.version.project.name, build.version.version, abi_tag, builder,
+                 build.attempt)
+        return build
+    return None
+
+
+def hold(build_id, builder, now):
+    """Check that BUILDER holds the job and extend its lease (the heartbeat).
+
+    A job whose lease ran out while its builder was cut off went back to the queue; if
+    nobody claimed it since, its builder takes it back here. Raises LeaseLost otherwise
+    (another builder holds it, or it is finished), NoSuchBuild for an unknown id.
+    """
+    until = now + lease_length()
+    jobs = Build.objects.filter(id=build_id, builder=builder)
+    if jobs.filter(state=Build.State.BUILDING).update(lease_until=until) == 1:
+        return
+    if jobs.filter(state=Build.State.QUEUED).update(
+        state=Build.State.BUILDING, lease_until=until
+    ) == 1:
+        log.info("build %s: taken back by %s after its lease ran out", build_id, builder)
+        return
+    if not Build.objects.filter(id=build_id).exists():
+        raise NoSuchBuild(build_id)
+    raise LeaseLost(build_id)
+
+
+heartbeat = hold
+
+
+def release(build_id, builder, now):
+    """BUILDER gives the job back (it is shutting down): it returns to the queue, and the
+    attempt does not count against it."""
+    n = Build.objects.filter(id=build_id, builder=builder, state=Build.State.BUILDING).update(
+        state=Build.State.QUEUED, builder=None, lease_until=None, started=None,
+        attempt=Greatest(F("attempt") - 1, 0),
+    )
+    if n != 1:
+        if not Build.objects.filter(id=build_id).exists():
+            raise NoSuchBuild(build_id)
+        raise LeaseLost(build_id)
+    log.info("build %s: released by %s", build_id, builder)
+
+
+def requeue_expired(now):
+    """Put jobs whose lease ran out back in the queue; after PIWHEELS_MAX_ATTEMPTS
+    attempts mark them failed instead. The builder stays recorded, so that it can take
+    the job back if nobody else claims it first. Returns (requeued, failed)."""
+    limit = settings.PIWHEELS_MAX_ATTEMPTS
+    expired = Build.objects.filter(state=Build.State.BUILDING, lease_until__lt=now)
+    with transaction.atomic():
+        failed_ids = list(
+            expired.filter(attempt__gte=limit).select_for_update(skip_locked=True)
+            .values_list("id", flat=True)
+        )
+        failed = Build.objects.filter(id__in=failed_ids, state=Build.State.BUILDING).update(
+            state=Build.State.FAILED, finished=now, lease_until=None,
+            failure_reason=f"builder vanished {limit} times",
+        )
+        requeued = expired.filter(attempt__lt=limit).update(
+            state=Build.State.QUEUED, lease_until=None
+        )
+        for build_id in failed_ids:
+            transaction.on_commit(lambda d=storage.incoming_dir(build_id): _remove_dir(d))
+    if requeued or failed:
+        log.info("leases ran out: %d jobs requeued, %d failed", requeued, failed)
+    return requeued, failed
+
+
+def rebuild(target, abi=None, requested_by="", now=None):
+    """Queue fresh builds of TARGET (a Project, a Version, or Versions) at REQUESTED
+    priority, for ABI (a tag or Abi) or every active ABI.
+
+    Old builds and their files stay in the index until the new build succeeds (publish
+    replaces them then). A job already queued is moved to the front; one already being
+    built is left alone. Returns the number of jobs now queued at REQUESTED priority.
+    """
+    now = now or timezone.now()
+    if isinstance(target, Project):
+        versions = Version.objects.filter(project=target)
+    elif isinstance(target, Version):
+        versions = Version.objects.filter(id=target.id)
+    else:
+        versions = Version.objects.filter(id__in=[v.id for v in target])
+    if abi is None:
+        abis = list(Abi.objects.filter(active=True))
+    else:
+        tag = abi.tag if isinstance(abi, Abi) else abi
+        abis = list(Abi.objects.filter(tag=tag))
+        if not abis:
+            raise UnknownAbi(f"the farm does not build for ABI {tag!r}")
+    version_ids = list(versions.buildable().values_list("id", flat=True))
+    with transaction.atomic():
+        bumped = Build.objects.filter(
+            version_id__in=version_ids, abi__in=abis, state=Build.State.QUEUED
+        ).update(priority=Build.Priority.REQUESTED, requested_by=requested_by[:150])
+        live = set(
+            Build.objects.filter(version_id__in=version_ids, abi__in=abis)
+            .live().values_list("version_id", "abi_id")
+        )
+        new = [
+            Build(version_id=vid, abi=a, priority=Build.Priority.REQUESTED, created=now,
+                  requested_by=requested_by[:150])
+            for vid in version_ids for a in abis if (vid, a.id) not in live
+        ]
+        Build.objects.bulk_create(new, batch_size=5000, ignore_conflicts=True)
+    log.info("rebuild: %d jobs queued, %d moved to the front (by %s)", len(new), bumped,
+             requested_by or "the farm")
+    return len(new) + bumped
+
+
+def add_abi(tag, now=None, batch_size=100_000):
+    """Build for ABI TAG from now on: create or re-activate it, and queue the backlog of
+    every buildable version without a build for it, at BACKLOG priority (new releases
+    still go first). One INSERT ... SELECT per batch of version ids, each in its own
+    transaction, so 8 million versions take minutes, not hours. Returns (abi, queued)."""
+    if not ABI_TAG.match(tag):
+        raise UnknownAbi(f"{tag!r} does not look like an interpreter ABI tag (e.g. cp311)")
+    now = now or timezone.now()
+    abi, _ = Abi.objects.get_or_create(tag=tag, defaults={"added": now})
+    if not abi.active:
+        Abi.objects.filter(id=abi.id).update(active=True)
+        abi.active = True
+    bounds = Version.objects.aggregate(lo=Min("id"), hi=Max("id"))
+    if bounds["lo"] is None:
+        return abi, 0
+    queued = 0
+    for lo in range(bounds["lo"], bounds["hi"] + 1, batch_size):
+        versions = (
+            Version.objects.buildable()
+            .filter(id__gte=lo, id__lt=lo + batch_size)
+            .exclude(Exists(Build.objects.filter(version=OuterRef("pk"), abi=abi)))
+            .order_by("id")
+            .values_list("id", flat=True)
+        )
+        select, params = versions.query.sql_with_params()
+        with transaction.atomic(), connection.cursor() as cursor:
+            cursor.execute(
+                f"INSERT INTO {Build._meta.db_table} (version_id, abi_id, state, priority,"
+                " attempt, created, failure_reason, requested_by)"
+                f" SELECT v.id, %s, %s, %s, 0, %s, '', '' FROM ({select}) AS v WHERE 1 = 1"
+                " ON CONFLICT DO NOTHING",
+                [abi.id, Build.State.QUEUED, Build.Priority.BACKLOG, now, *params],
+            )
+            queued += cursor.rowcount
+    log.info("ABI %s: %d backlog jobs queued", tag, queued)
+    return abi, queued
+
+
+def _remove_dir(path):
+    shutil.rmtree(path, ignore_errors=True)

@@ -149,6 +149,8 @@ REST_FRAMEWORK = {
     "DEFAULT_PERMISSION_CLASSES": [],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "UNAUTHENTICATED_USER": None,
+    # builds.queue / builds.publish exceptions as 400/404/409/413 answers.
+    "EXCEPTION_HANDLER": "api.exceptions.handle_exception",
 }
 SPECTACULAR_SETTINGS = {
     "TITLE": "piwheels builder API",

@@ -64,3 +64,30 @@ def make_file(build, filename=None, content=b"wheel", **fields):
         build=build, filename=filename, python_tag=python_tag, abi_tag=abi_tag,
         platform_tag=platform_tag, **fields
     )
+
+
+def make_wheel(directory, name="foo", version="1.0", tags="cp311-cp311-linux_armv7l",
+               requires_python="", members=None, filename=None):
+    """Write a small valid wheel into DIRECTORY and return its path. MEMBERS (a dict of
+    archive name -> bytes) replaces the default .dist-info files, to make broken ones."""
+    import zipfile
+    from pathlib import Path
+
+    dist = f"{name.replace('-', '_')}-{version}"
+    filename = filename or f"{dist}-{tags}.whl"
+    if members is None:
+        metadata = f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n"
+        if requires_python:
+            metadata += f"Requires-Python: {requires_python}\n"
+        members = {
+            f"{name.replace('-', '_')}/__init__.py": b"",
+            f"{dist}.dist-info/METADATA": metadata.encode(),
+            f"{dist}.dist-info/WHEEL": b"Wheel-Version: 1.0\nGenerator: tests\n"
+                                       b"Root-Is-Purelib: false\n",
+            f"{dist}.dist-info/RECORD": b"",
+        }
+    path = Path(directory) / filename
+    with zipfile.ZipFile(path, "w") as zf:
+        for member, data in members.items():
+            zf.writestr(member, data)
+    return path

@@ -1,0 +1,54 @@
+"""Shapes of the builder API's bodies (docs/builder-api.md): shape checks only; the
+rules live in builds.queue and builds.publish."""
+from rest_framework import serializers
+
+MAX_WAIT = 60
+
+
+class ClaimSerializer(serializers.Serializer):
+    abi = serializers.CharField(max_length=20)
+    platform = serializers.CharField(max_length=100, allow_blank=True, default="")
+    python_version = serializers.CharField(max_length=50, allow_blank=True, default="")
+    os = serializers.CharField(max_length=200, allow_blank=True, default="")
+    wait = serializers.FloatField(min_value=0, max_value=MAX_WAIT, default=30)
+
+
+class JobSerializer(serializers.Serializer):
+    build_id = serializers.IntegerField()
+    project = serializers.CharField()
+    normalized_name = serializers.CharField()
+    version = serializers.CharField()
+    abi = serializers.CharField()
+    index_url = serializers.CharField()
+    extra_index_urls = serializers.ListField(child=serializers.CharField())
+    lease_seconds = serializers.IntegerField()
+    attempt = serializers.IntegerField()
+
+
+class FileSerializer(serializers.Serializer):
+    filename = serializers.CharField(max_length=255)
+    size = serializers.IntegerField(min_value=0)
+    sha256 = serializers.RegexField(r"^[0-9a-fA-F]{64}$")
+    requires_python = serializers.CharField(max_length=200, allow_blank=True, default="")
+    dependencies = serializers.ListField(
+        child=serializers.CharField(max_length=200), default=list, max_length=500
+    )
+
+
+class FinishSerializer(serializers.Serializer):
+    success = serializers.BooleanField()
+    duration = serializers.FloatField(min_value=0, default=0)
+    output = serializers.CharField(allow_blank=True, trim_whitespace=False, default="")
+    failure_reason = serializers.CharField(allow_blank=True, default="")
+    files = FileSerializer(many=True, default=list)
+
+
+class FinishedSerializer(serializers.Serializer):
+    build_id = serializers.IntegerField()
+    state = serializers.CharField()
+
+
+class UploadedSerializer(serializers.Serializer):
+    filename = serializers.CharField()
+    size = serializers.IntegerField()
+    sha256 = serializers.CharField()

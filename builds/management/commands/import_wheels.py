@@ -1,0 +1,33 @@
+from pathlib import Path
+
+from django.core.management.base import BaseCommand, CommandError
+
+from builds import publish, wheels
+
+
+class Command(BaseCommand):
+    help = (
+        "Add wheels built elsewhere, checked exactly like a builder's upload, each as a "
+        "succeeded build of its version (replacing an earlier build's files)."
+    )
+
+    def add_arguments(self, parser):
+        parser.add_argument("files", nargs="+", metavar="FILE", help="wheel files")
+        parser.add_argument("--abi", help="the ABI to file them under (default: from the "
+                                          "wheel's tags; needed for pure wheels)")
+
+    def handle(self, files, abi, **options):
+        imported = []
+        for name in files:
+            path = Path(name)
+            if not path.is_file():
+                raise CommandError(f"no file {name}")
+            try:
+                build = publish.import_wheel(path, abi=abi)
+            except (wheels.InvalidWheel, publish.FinishRefused) as exc:
+                raise CommandError(
+                    f"{path.name}: {exc} ({len(imported)} imported before it)"
+                ) from None
+            imported.append(build)
+        self.stdout.write(f"imported {len(imported)} wheels as builds "
+                          + ", ".join(str(b.id) for b in imported))

@@ -1,0 +1,32 @@
+from django.core.management.base import BaseCommand, CommandError
+
+from builds import queue
+from builds.models import Abi
+from packages.models import Project
+
+
+class Command(BaseCommand):
+    help = (
+        "Queue fresh builds of a project (or one version) ahead of everything else; "
+        "the old files stay in the index until the new build succeeds."
+    )
+
+    def add_arguments(self, parser):
+        parser.add_argument("name", help="project name (any spelling)")
+        parser.add_argument("version", nargs="?", help="only this version")
+        parser.add_argument("--abi", help="only this ABI tag (default: every active ABI)")
+
+    def handle(self, name, version, abi, **options):
+        project = Project.objects.named(name).first()
+        if project is None:
+            raise CommandError(f"no project named {name!r}")
+        target = project
+        if version is not None:
+            target = project.versions.filter(version=version).first()
+            if target is None:
+                raise CommandError(f"{project.name} has no version {version!r}")
+        if abi is not None and not Abi.objects.filter(tag=abi).exists():
+            raise CommandError(f"the farm does not build for ABI {abi!r}")
+        queued = queue.rebuild(target, abi=abi, requested_by="manage.py rebuild")
+        what = f"{project.name} {version}" if version else project.name
+        self.stdout.write(f"queued {queued} builds of {what} for {abi or 'every active ABI'}")

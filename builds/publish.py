@@ -1,0 +1,319 @@
+"""How a build's wheels get from a builder into the index.
+
+Uploads are streamed into storage.incoming_dir(build_id) (hashed while written, under a
+temporary name, renamed when checked); beside each wheel go `<wheel>.metadata` (its core
+metadata) and `<wheel>.sha256` ("<hex> <size>", what was verified). Nothing in incoming/
+is served. finish() publishes a successful build in one transaction: File rows created,
+files moved under files/, the files of the build it replaces deleted, the project's
+index serial bumped, so the index shows all of a build's files at once or none.
+"""
+import hashlib
+import logging
+import os
+import re
+import shutil
+import uuid
+from datetime import timedelta
+from pathlib import Path
+
+from django.conf import settings
+from django.db import transaction
+from django.db.models import F
+from django.utils import timezone
+from packaging.utils import canonicalize_version
+
+from builds import storage, wheels
+from builds.models import FINISHED_STATES, Abi, Build, BuildLog, File
+from builds.queue import LeaseLost, NoSuchBuild, hold
+from packages.models import Project, Serial
+
+log = logging.getLogger(__name__)
+
+SHA256 = re.compile(r"^[0-9a-f]{64}$")
+
+
+class UploadRefused(ValueError):
+    """A bad upload (size, hash, headers); the message says why in one sentence."""
+
+
+class UploadTooLarge(UploadRefused):
+    pass
+
+
+class FinishRefused(ValueError):
+    """A result the farm cannot accept; nothing was changed."""
+
+
+def receive_file(build_id, builder, filename, chunks, size, sha256, now):
+    """Store one uploaded wheel of build BUILD_ID from the byte CHUNKS (an iterable),
+    which must come to SIZE bytes with hex digest SHA256. Returns True when stored,
+    False when the same bytes were already there (a retry)."""
+    if size is None:
+        raise UploadRefused("Content-Length is required")
+    if size > settings.PIWHEELS_MAX_UPLOAD:
+        raise UploadTooLarge(
+            f"{size} bytes is over the upload limit of {settings.PIWHEELS_MAX_UPLOAD} bytes"
+        )
+    sha256 = (sha256 or "").lower()
+    if not SHA256.match(sha256):
+        raise UploadRefused("X-Sha256 must be the hex sha256 of the body")
+    hold(build_id, builder, now)
+    build = Build.objects.select_related("version__project", "abi").get(id=build_id)
+    version = build.version
+    wheels.check_filename(filename, version.project.name, version.version, build.abi.tag)
+    incoming = storage.incoming_dir(build_id)
+    incoming.mkdir(parents=True, exist_ok=True)
+    final = incoming / filename
+    if final.exists() and _verified(final) == (sha256, size):
+        return False
+    part = incoming / f".{filename}.{uuid.uuid4().hex}.part"
+    try:
+        digest, received = hashlib.sha256(), 0
+        with open(part, "wb") as out:
+            for chunk in chunks:
+                received += len(chunk)
+                if received > size:
+                    break
+                digest.update(chunk)
+                out.write(chunk)
+        if received != size:
+            raise UploadRefused(f"the body was not the {size} bytes Content-Length declared")
+        if digest.hexdigest() != sha256:
+            raise UploadRefused("the body's sha256 is not the X-Sha256 declared")
+        info = wheels.inspect(part, version.project.name, version.version, build.abi.tag,
+                              filename=filename)
+        hold(build_id, builder, timezone.now())  # still ours after a long upload?
+        _write(incoming / f"{filename}.metadata", info.metadata)
+        _write(incoming / f"{filename}.sha256", f"{sha256} {size}\n".encode())
+        os.replace(part, final)
+    finally:
+        part.unlink(missing_ok=True)
+    log.info("build %s: %s received from %s (%d bytes)", build_id, filename, builder, size)
+    return True
+
+
+def finish(build_id, builder, success, duration, output, failure_reason="", files=(),
+           now=None):
+    """Record BUILDER's result for build BUILD_ID; on success publish its FILES (dicts
+    with filename, size, sha256, and optionally requires_python and dependencies), which
+    must all have been uploaded. Posting the same result again changes nothing."""
+    now = now or timezone.now()
+    with transaction.atomic():
+        build = (
+            Build.objects.select_related("version__project", "abi")
+            .select_for_update(of=("self",)).filter(id=build_id).first()
+        )
+        if build is None:
+            raise NoSuchBuild(build_id)
+        if build.builder_id != builder.id:
+            raise LeaseLost(build_id)
+        if build.state in FINISHED_STATES:
+            return build  # posted twice: the first result stands
+        published = _check_declared(build, files) if success else []
+        build.state = Build.State.SUCCEEDED if success else Build.State.FAILED
+        build.finished = now
+        build.duration = timedelta(seconds=max(0.0, float(duration or 0)))
+        build.lease_until = None
+        build.failure_reason = "" if success else (failure_reason or "build failed")[:400]
+        build.save(update_fields=["state", "finished", "duration", "lease_until",
+                                  "failure_reason"])
+        keep_log(build, output)
+        if success:
+            _publish(build, published, now)
+        transaction.on_commit(lambda d=storage.incoming_dir(build_id): _remove_dir(d))
+    log.info("build %s: %s %s for %s %s by %s", build.id, build.version.project.name,
+             build.version.version, build.abi.tag, build.state, builder)
+    return build
+
+
+def keep_log(build, output):
+    """Store OUTPUT as the build's log: NULs stripped, in full up to PIWHEELS_MAX_LOG
+    characters, else a note and the tail."""
+    text = (output or "").replace("\x00", "")
+    cap = settings.PIWHEELS_MAX_LOG
+    truncated = len(text) > cap
+    if truncated:
+        note = f"[farm: the output was {len(text)} characters; only its end is kept]\n"
+        text = note + text[len(text) - max(0, cap - len(note)):]
+    BuildLog.objects.update_or_create(
+        build=build, defaults={"output": text, "truncated": truncated}
+    )
+
+
+def import_wheel(path, abi=None, now=None, requested_by="import_wheels"):
+    """Add the wheel at PATH, built elsewhere, as a succeeded build of its version,
+    checked exactly like an upload. ABI defaults to the wheel's ABI tag, else its Python
+    tag (cp311-abi3 -> cp311); pass one for pure wheels. Returns the build."""
+    path = Path(path)
+    info = wheels.inspect(path)
+    project = Project.objects.named(info.name).first()
+    if project is None:
+        raise FinishRefused(f"there is no project named {info.name!r}")
+    version = next(
+        (v for v in project.versions.all()
+         if canonicalize_version(v.version) == canonicalize_version(info.version)),
+        None,
+    )
+    if version is None:
+        raise FinishRefused(f"{project.name} has no version {info.version}")
+    abi = _import_abi(info, abi)
+    wheels.inspect(path, project.name, version.version, abi.tag)
+    now = now or timezone.now()
+    with transaction.atomic():
+        # A queued job for this wheel is done by the import; one being built goes on.
+        Build.objects.filter(version=version, abi=abi, state=Build.State.QUEUED).delete()
+        build = Build.objects.create(
+            version=version, abi=abi, state=Build.State.SUCCEEDED, started=now,
+            finished=now, duration=timedelta(0), requested_by=requested_by,
+        )
+        incoming = storage.incoming_dir(build.id)
+        incoming.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(path, incoming / info.filename)
+        _write(incoming / f"{info.filename}.metadata", info.metadata)
+        keep_log(build, f"imported by {requested_by} from {path.name}\n")
+        decl = {"filename": info.filename, "size": path.stat().st_size, "dependencies": []}
+        _publish(build, [(decl, info)], now)
+        transaction.on_commit(lambda d=incoming: _remove_dir(d))
+    log.info("build %s: %s imported for %s", build.id, info.filename, abi.tag)
+    return build
+
+
+def _import_abi(info, abi):
+    if abi is not None:
+        found = Abi.objects.filter(tag=abi.tag if isinstance(abi, Abi) else abi).first()
+    else:
+        tags = [t for t in info.abi_tag.split(".") if t not in wheels.UNIVERSAL_ABIS]
+        tags += info.python_tag.split(".")
+        found = Abi.objects.filter(tag__in=tags).order_by("-active", "tag").first()
+    if found is None:
+        raise FinishRefused(f"no ABI of the farm matches {info.filename}; name one with --abi")
+    return found
+
+
+def _check_declared(build, files):
+    """The declared files, each checked against what was uploaded: [(decl, WheelInfo)]."""
+    if not files:
+        raise FinishRefused("a successful build must list the files it uploaded")
+    incoming = storage.incoming_dir(build.id)
+    names = [f["filename"] for f in files]
+    if len(set(names)) != len(names):
+        raise FinishRefused("the same file is listed twice")
+    checked = []
+    for decl in files:
+        filename = decl["filename"]
+        wheels.check_filename(filename)
+        path = incoming / filename
+        if not path.is_file():
+            raise FinishRefused(f"{filename} was not uploaded")
+        if _verified(path) != (decl["sha256"].lower(), decl["size"]):
+            raise FinishRefused(f"{filename} was uploaded with another size or sha256")
+        version = build.version
+        info = wheels.inspect(path, version.project.name, version.version, build.abi.tag)
+        checked.append((decl, info))
+    return checked
+
+
+def _publish(build, published, now):
+    """Inside the caller's transaction: make BUILD's checked files the ones the index
+    serves for its (version, ABI), replacing an earlier successful build's files."""
+    version, project = build.version, build.version.project
+    had_files = File.objects.filter(build__version__project_id=project.id).exists()
+    replaced = list(
+        Build.objects.filter(version=version, abi=build.abi, state=Build.State.SUCCEEDED)
+        .exclude(id=build.id).values_list("id", flat=True)
+    )
+    old = {f.filename: f for f in File.objects.filter(build_id__in=replaced)}
+    existing = {
+        f.filename: f
+        for f in File.objects.filter(filename__in=[info.filename for _, info in published])
+    }
+    incoming = storage.incoming_dir(build.id)
+    moves, kept = [], set()
+    for decl, info in published:
+        fields = dict(
+            build=build, size=decl["size"],
+            sha256=decl.get("sha256") or _sha256(incoming / info.filename),
+            python_tag=info.python_tag, abi_tag=info.abi_tag, platform_tag=info.platform_tag,
+            requires_python=(info.requires_python or decl.get("requires_python") or "")[:200],
+            dependencies=list(decl.get("dependencies") or []),
+            metadata_sha256=info.metadata_sha256, uploaded=now,
+        )
+        row = existing.get(info.filename)
+        if row is None:
+            File.objects.create(filename=info.filename, **fields)
+        elif row.filename in old:
+            # Same name as the file it replaces: keep the row (and its download counts).
+            File.objects.filter(id=row.id).update(**fields)
+            kept.add(row.filename)
+        else:
+            # The same (pure) wheel from another ABI's build of this version: keep that.
+            log.info("build %s: %s is already served by build %s", build.id,
+                     info.filename, row.build_id)
+            continue
+        moves.append(info.filename)
+    gone = [name for name in old if name not in kept]
+    File.objects.filter(build_id__in=replaced, filename__in=gone).delete()
+    if all(info.abi_tag == "none" for _, info in published):
+        _cover_other_abis(build, now)
+    Project.objects.filter(id=project.id).touch_index()
+    if not had_files and moves:
+        serial, _ = Serial.objects.get_or_create(name="index-root")
+        Serial.objects.filter(id=serial.id).update(value=F("value") + 1, updated=now)
+    for filename in moves:  # last, so that a failure above leaves the disk untouched
+        target = storage.file_path(project.normalized_name, filename)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        os.replace(incoming / f"{filename}.metadata",
+                   storage.metadata_path(project.normalized_name, filename))
+        os.replace(incoming / filename, target)
+    transaction.on_commit(lambda: _delete_files(project.normalized_name, gone))
+
+
+def _cover_other_abis(build, now):
+    """A pure wheel (ABI none) serves every ABI: the other ABIs' queued jobs of this
+    version are done (piwheels' rule), recorded as succeeded with a note."""
+    covered = list(
+        Build.objects.filter(version=build.version, state=Build.State.QUEUED)
+        .exclude(id=build.id).values_list("id", flat=True)
+    )
+    Build.objects.filter(id__in=covered, state=Build.State.QUEUED).update(
+        state=Build.State.SUCCEEDED, finished=now, duration=timedelta(0)
+    )
+    BuildLog.objects.bulk_create(
+        [BuildLog(build_id=i, output=f"covered by the pure-Python wheel of build {build.id}\n")
+         for i in covered],
+        ignore_conflicts=True,
+    )
+
+
+def _verified(path):
+    """(sha256, size) recorded when PATH was uploaded and checked, or None."""
+    try:
+        sha, size = Path(f"{path}.sha256").read_text().split()
+        return sha, int(size)
+    except (OSError, ValueError):
+        return None
+
+
+def _sha256(path):
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1024 * 1024), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _write(path, data):
+    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
+    tmp.write_bytes(data)
+    os.replace(tmp, path)
+
+
+def _delete_files(normalized_name, filenames):
+    for filename in filenames:
+        storage.file_path(normalized_name, filename).unlink(missing_ok=True)
+        storage.metadata_path(normalized_name, filename).unlink(missing_ok=True)
+
+
+def _remove_dir(path):
+    shutil.rmtree(path, ignore_errors=True)
+
