@@ -1,0 +1,184 @@
+"""Running ``pip wheel`` for one job: the command, its environment, the time limit."""
+import logging
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+
+log = logging.getLogger(__name__)
+
+# Kept in full up to this many characters; past it the head and the tail are kept.
+MAX_LOG = 4 * 1024 * 1024
+# Seconds between SIGTERM and SIGKILL when a build is stopped.
+KILL_GRACE = 5.0
+
+# pip settings from the environment that change *what* is built or from where: the job
+# alone decides that. Network settings (proxy, certificates, timeouts) are kept.
+_PIP_KEEP = frozenset({
+    "PIP_CERT", "PIP_CLIENT_CERT", "PIP_PROXY", "PIP_TRUSTED_HOST", "PIP_DEFAULT_TIMEOUT",
+    "PIP_RETRIES",
+})
+
+
+def build_command(job, wheel_dir, python=None):
+    """``pip wheel`` of exactly the job's project and version, from its sdist, no deps."""
+    name = job["normalized_name"]
+    command = [
+        python or sys.executable, "-m", "pip", "wheel",
+        "--no-deps", "--no-binary", name, "--wheel-dir", str(wheel_dir),
+        "--index-url", job["index_url"],
+    ]
+    for url in job.get("extra_index_urls") or ():
+        command += ["--extra-index-url", url]
+    command += ["--disable-pip-version-check", "--no-color", "--progress-bar", "off", "-v"]
+    command.append(f"{name}=={job['version']}")
+    return command
+
+
+def build_environment(base, cache_dir, tmp_dir):
+    """The build's environment: no pip configuration but ours, its own cache and temp."""
+    env = {k: v for k, v in base.items() if not k.startswith("PIP_") or k in _PIP_KEEP}
+    env.update({
+        "PIP_CONFIG_FILE": os.devnull,
+        "PIP_CACHE_DIR": str(cache_dir),
+        "PIP_NO_INPUT": "1",
+        "TMPDIR": str(tmp_dir),
+        "PYTHONDONTWRITEBYTECODE": "1",
+        "LC_ALL": "C.UTF-8",
+    })
+    env.pop("PYTHONPATH", None)
+    return env
+
+
+@dataclass
+class Outcome:
+    returncode: object  # int, or None when the process was stopped
+    duration: float
+    output: str
+    timed_out: bool = False
+    stopped: bool = False  # by a stop request (SIGTERM, job lost)
+    pids: list = field(default_factory=list)
+
+
+def run(command, *, cwd, env, log_path, timeout, stop=None, poll=0.2):
+    """Run ``command`` in its own session, output (stdout and stderr merged) to ``log_path``.
+
+    Past ``timeout`` seconds, or when ``stop`` is set, the whole process group is killed
+    (SIGTERM, then SIGKILL after ``KILL_GRACE``). Stragglers left in the group by a
+    command that ended are killed too.
+    """
+    stop = stop or threading.Event()
+    start = time.monotonic()
+    timed_out = stopped = False
+    with open(log_path, "wb") as out:
+        proc = subprocess.Popen(
+            command, cwd=cwd, env=env, stdin=subprocess.DEVNULL, stdout=out,
+            stderr=subprocess.STDOUT, start_new_session=True,
+        )
+        try:
+            while True:
+                try:
+                    proc.wait(timeout=poll)
+                    break
+                except subprocess.TimeoutExpired:
+                    pass
+                if time.monotonic() - start > timeout:
+                    timed_out = True
+                    break
+                if stop.is_set():
+                    stopped = True
+                    break
+        finally:
+            # Also reached on KeyboardInterrupt & co: never leave the tree running.
+            kill_group(proc)
+    duration = time.monotonic() - start
+    return Outcome(
+        returncode=None if (timed_out or stopped) else proc.returncode,
+        duration=duration, output=read_log(log_path), timed_out=timed_out, stopped=stopped,
+    )
+
+
+def kill_group(proc, grace=None):
+    """SIGTERM the process group of ``proc`` (a session leader), SIGKILL what is left."""
+    grace = KILL_GRACE if grace is None else grace
+    pgid = proc.pid
+    if proc.poll() is None:
+        _signal_group(pgid, signal.SIGTERM)
+        try:
+            proc.wait(timeout=grace)
+        except subprocess.TimeoutExpired:
+            pass
+    # The leader may be gone while children it started in the group still run.
+    _signal_group(pgid, signal.SIGKILL)
+    proc.wait()
+    # Signals land asynchronously: wait (briefly) until the group is really gone.
+    deadline = time.monotonic() + 2.0
+    while time.monotonic() < deadline and _group_running(pgid):
+        time.sleep(0.02)
+
+
+def _group_running(pgid):
+    """True while a process of the group runs (zombies waiting to be reaped do not)."""
+    if not os.path.isdir("/proc/self"):
+        return _signal_group(pgid, 0)
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat", "rb") as f:
+                fields = f.read().rsplit(b")", 1)[1].split()
+        except (OSError, IndexError):
+            continue
+        if int(fields[2]) == pgid and fields[0] not in (b"Z", b"X"):
+            return True
+    return False
+
+
+def _signal_group(pgid, sig):
+    """Send ``sig`` to the group; False when no process is left in it."""
+    try:
+        os.killpg(pgid, sig)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        pass
+    return True
+
+
+def read_log(path, limit=MAX_LOG):
+    """The build output as text: NULs dropped, the middle cut when it is too long."""
+    with open(path, "rb") as f:
+        f.seek(0, os.SEEK_END)
+        size = f.tell()
+        f.seek(0)
+        if size <= limit:
+            data = f.read()
+        else:
+            head = f.read(limit // 4)
+            f.seek(size - (limit - limit // 4))
+            tail = f.read()
+            data = head + b"\n[... %d bytes of output left out ...]\n" % (
+                size - len(head) - len(tail)) + tail
+    return data.decode("utf-8", errors="replace").replace("\x00", "")
+
+
+# pip's own summary lines: they say *that* the build failed, not why.
+_BOILERPLATE = (
+    "failed building wheel", "failed to build", "failed-wheel-build",
+    "subprocess-exited-with-error", "metadata-generation-failed", "could not build wheels",
+)
+
+
+def failure_reason(outcome, timeout):
+    """One line saying why a build failed."""
+    if outcome.timed_out:
+        return f"build timed out after {timeout:g}s"
+    for line in reversed(outcome.output.splitlines()):
+        line = line.strip()
+        lower = line.lower()
+        if lower.startswith("error:") and not any(b in lower for b in _BOILERPLATE):
+            return line[:400]
+    return f"pip wheel exited with status {outcome.returncode}"

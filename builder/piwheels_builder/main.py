@@ -1,0 +1,328 @@
+"""piwheels-builder: claim a job from the farm, build it, send back wheels and log; repeat."""
+import argparse
+import logging
+import os
+import shutil
+import signal
+import sys
+import tempfile
+import threading
+import zipfile
+from pathlib import Path
+
+from . import build, identity, wheels
+from .farm import Farm, GaveUp, LeaseLost, Rejected, Stopped, TokenRefused, human_size
+from .spool import Spool
+
+log = logging.getLogger("piwheels_builder")
+
+DEFAULT_TIMEOUT = 3 * 60 * 60
+
+
+class Agent:
+    """One builder: the farm session, the spool, and the job in hand."""
+
+    def __init__(self, farm, ident, *, work_dir, build_timeout=DEFAULT_TIMEOUT, wait=30,
+                 python=None, stop=None):
+        self.farm = farm
+        self.identity = ident
+        self.work_dir = Path(work_dir)
+        self.build_timeout = build_timeout
+        self.wait = wait
+        self.python = python
+        self.stop = stop or farm.stop
+        self.spool = Spool(self.work_dir / "spool")
+        (self.work_dir / "builds").mkdir(parents=True, exist_ok=True)
+        # True while the main thread only waits on the farm, where SIGTERM may cut in.
+        self.interruptible = False
+
+    # -- the loop -----------------------------------------------------------------------
+
+    def run(self, once=False):
+        """Resend what is spooled, then claim and build until stopped (or one job)."""
+        log.info(
+            "builder for %s on %s (Python %s, %s), farm %s", self.identity.abi,
+            self.identity.platform, self.identity.python_version, self.identity.os,
+            self.farm.server,
+        )
+        try:
+            while not self.stop.is_set():
+                try:
+                    self.resend_spooled()
+                    job = self.claim()
+                    if job is None:
+                        if once:
+                            log.info("nothing to build")
+                            return
+                        continue
+                    self.handle(job)
+                    if once:
+                        return
+                except (Stopped, TokenRefused):
+                    raise
+                except Exception:
+                    if once:
+                        raise
+                    log.exception("unexpected error; carrying on in %.0fs", self.farm.retry_cap)
+                    if self.stop.wait(self.farm.retry_cap):
+                        break
+        except Stopped:
+            pass
+        log.info("stopped")
+
+    def claim(self):
+        self.interruptible = True
+        try:
+            return self.farm.claim(self.identity, wait=self.wait)
+        finally:
+            self.interruptible = False
+
+    def handle(self, job):
+        """Build one claimed job and deliver the result; never lets a job go silently."""
+        build_id = job["build_id"]
+        try:
+            entry = self.build(job)
+        except LeaseLost as exc:
+            log.warning("build %s: job lost (%s), dropped", build_id, exc)
+            return
+        except Stopped:
+            self._release(job)
+            raise
+        except Exception:
+            log.exception("build %s: the builder failed; giving the job back", build_id)
+            self._release(job)
+            if self.stop.wait(self.farm.retry_cap):
+                raise Stopped() from None
+            return
+        if entry is not None:
+            self.deliver(entry)
+
+    def resend_spooled(self):
+        entries = self.spool.pending()
+        if entries:
+            log.info("resending %d finished build(s) kept from before", len(entries))
+        for entry in entries:
+            self.deliver(entry)
+
+    # -- one build ----------------------------------------------------------------------
+
+    def build(self, job):
+        """Build the job into a spool entry (None when the build was stopped)."""
+        label = f"{job['project']} {job['version']}"
+        build_id = job["build_id"]
+        log.info("building %s for %s (build %s)", label, job["abi"], build_id)
+        tmp = Path(tempfile.mkdtemp(prefix=f"build-{build_id}-", dir=self.work_dir / "builds"))
+        beat_stop = threading.Event()
+        lost = threading.Event()
+        halt = _AnyEvent(self.stop, lost)
+        heart = threading.Thread(
+            target=self._heartbeat, args=(build_id, job.get("lease_seconds", 300), beat_stop, lost),
+            name=f"heartbeat-{build_id}", daemon=True,
+        )
+        try:
+            wheel_dir, cache_dir, tmp_dir = tmp / "wheels", tmp / "cache", tmp / "tmp"
+            for d in (wheel_dir, cache_dir, tmp_dir):
+                d.mkdir()
+            command = build.build_command(job, wheel_dir, self.python)
+            env = build.build_environment(os.environ, cache_dir, tmp_dir)
+            heart.start()
+            try:
+                outcome = build.run(
+                    command, cwd=tmp, env=env, log_path=tmp / "build.log",
+                    timeout=self.build_timeout, stop=halt,
+                )
+            finally:
+                beat_stop.set()
+                heart.join()
+            if lost.is_set():
+                raise LeaseLost(f"the farm gave build {build_id} to another builder")
+            if outcome.stopped:
+                log.info("build %s: stopped", build_id)
+                raise Stopped()
+            result = self._result(job, outcome, sorted(wheel_dir.glob("*.whl")))
+            files = [w["filename"] for w in result["files"]]
+            return self.spool.put(job, result, [wheel_dir / f for f in files])
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+
+    def _result(self, job, outcome, wheel_paths):
+        label = f"{job['project']} {job['version']}"
+        result = {
+            "success": False, "duration": round(outcome.duration, 3),
+            "output": outcome.output, "failure_reason": "", "files": [],
+        }
+        if outcome.returncode == 0 and not wheel_paths:
+            result["failure_reason"] = "pip wheel succeeded but produced no wheel"
+        elif outcome.returncode == 0:
+            try:
+                result["files"] = [wheels.inspect(p) for p in wheel_paths]
+                result["success"] = True
+            except (OSError, ValueError, zipfile.BadZipFile) as exc:
+                result["failure_reason"] = f"unreadable wheel: {exc}"[:400]
+        else:
+            result["failure_reason"] = build.failure_reason(outcome, self.build_timeout)
+        if result["success"]:
+            log.info(
+                "built %s in %.1fs: %d wheel%s", label, outcome.duration, len(wheel_paths),
+                "" if len(wheel_paths) == 1 else "s",
+            )
+        else:
+            log.info("build of %s failed after %.1fs: %s", label, outcome.duration,
+                     result["failure_reason"])
+        return result
+
+    def _heartbeat(self, build_id, lease_seconds, done, lost):
+        interval = max(1.0, lease_seconds / 3)
+        while not done.wait(interval):
+            try:
+                self.farm.heartbeat(build_id, budget=interval)
+            except LeaseLost as exc:
+                log.warning("build %s: the farm says the job is not ours any more (%s); "
+                            "stopping it", build_id, exc)
+                lost.set()
+                return
+            except (GaveUp, Stopped):
+                continue
+            except Exception:
+                log.warning("build %s: heartbeat failed", build_id, exc_info=True)
+
+    # -- delivery -----------------------------------------------------------------------
+
+    def deliver(self, entry):
+        """Upload the wheels and finish the build; the spool entry goes once confirmed."""
+        job, result = entry.job, entry.result
+        build_id = entry.build_id
+        self.interruptible = True
+        try:
+            try:
+                for record in result["files"]:
+                    self.farm.upload(
+                        build_id, entry.wheel_path(record["filename"]), record["filename"],
+                        record["size"], record["sha256"],
+                    )
+                    log.info("uploaded %s (%s)", record["filename"], human_size(record["size"]))
+            except Rejected as exc:
+                log.error("build %s: the farm refused a wheel: %s", build_id, exc)
+                result = dict(result, success=False, files=[],
+                              failure_reason=f"the farm refused the wheel: {exc}"[:400])
+            try:
+                answer = self.farm.finish(build_id, result)
+            except Rejected as exc:
+                log.error("build %s: the farm refused the result (%s); dropping it",
+                          build_id, exc)
+            else:
+                log.info("finished build %s of %s %s: %s", build_id, job["project"],
+                         job["version"], answer.get("state", "done"))
+        except LeaseLost as exc:
+            log.warning("build %s: the farm no longer takes this result (%s); dropping it",
+                        build_id, exc)
+        finally:
+            self.interruptible = False
+        entry.remove()
+
+    def _release(self, job):
+        try:
+            self.farm.release(job["build_id"])
+            log.info("released build %s of %s %s", job["build_id"], job["project"],
+                     job["version"])
+        except (LeaseLost, Rejected, GaveUp, TokenRefused) as exc:
+            log.warning("could not release build %s: %s", job["build_id"], exc)
+
+
+class _AnyEvent:
+    """Set when any of some events is set (enough for ``build.run``'s polling)."""
+
+    def __init__(self, *events):
+        self.events = events
+
+    def is_set(self):
+        return any(e.is_set() for e in self.events)
+
+
+# -- command line -------------------------------------------------------------------------
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(
+        prog="piwheels-builder",
+        description="Claim build jobs from the wheel farm, build them, upload the wheels.",
+    )
+    parser.add_argument("--server", default=os.environ.get("PIWHEELS_SERVER"),
+                        help="the farm's base URL (env PIWHEELS_SERVER)")
+    parser.add_argument("--token", default=os.environ.get("PIWHEELS_TOKEN"),
+                        help="this builder's API token (env PIWHEELS_TOKEN)")
+    parser.add_argument("--once", action="store_true",
+                        help="claim and finish at most one job, then exit")
+    parser.add_argument("--build-timeout", type=float, default=DEFAULT_TIMEOUT,
+                        metavar="SECONDS", help="kill a build running longer (default 3 hours)")
+    parser.add_argument("--work-dir", default=None, metavar="DIR",
+                        help="builds and the spool of unsent results "
+                             "(default ~/.cache/piwheels-builder)")
+    parser.add_argument("--wait", type=int, default=30, metavar="SECONDS",
+                        help="how long each claim waits for a job (0-60, default 30)")
+    parser.add_argument("--python", default=None,
+                        help="the Python that builds (default: the one running this)")
+    parser.add_argument("--abi", default=None, help="override the detected ABI tag")
+    parser.add_argument("--platform", default=None, help="override the detected platform tag")
+    parser.add_argument("--max-retry-delay", type=float, default=60.0, metavar="SECONDS",
+                        help="longest wait between retries when the farm is unreachable, "
+                             "and the pace of retries when it refuses the token (default 60)")
+    parser.add_argument("-q", "--quiet", action="store_true", help="log warnings only")
+    args = parser.parse_args(argv)
+    if not args.server:
+        parser.error("give --server or set PIWHEELS_SERVER")
+    if not args.token:
+        parser.error("give --token or set PIWHEELS_TOKEN")
+    if not 0 <= args.wait <= 60:
+        parser.error("--wait must be between 0 and 60")
+    if args.work_dir is None:
+        base = os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache")
+        args.work_dir = os.path.join(base, "piwheels-builder")
+    return args
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    logging.basicConfig(
+        level=logging.WARNING if args.quiet else logging.INFO,
+        format="%(asctime)s %(levelname)s %(message)s",
+    )
+    logging.getLogger("urllib3").setLevel(logging.WARNING)
+    stop = threading.Event()
+    farm = Farm(
+        args.server, args.token, stop=stop, retry_cap=args.max_retry_delay,
+        refused_pace=args.max_retry_delay, exit_on_refusal=args.once,
+    )
+    try:
+        ident = identity.detect(args.abi, args.platform, args.python)
+    except Exception as exc:
+        log.error("cannot tell what this machine builds for: %s", exc)
+        return 2
+    agent = Agent(
+        farm, ident, work_dir=args.work_dir, build_timeout=args.build_timeout,
+        wait=args.wait, python=args.python, stop=stop,
+    )
+
+    def on_signal(signum, frame):
+        if not stop.is_set():
+            log.info("%s: stopping", signal.Signals(signum).name)
+        stop.set()
+        if agent.interruptible:
+            agent.interruptible = False
+            raise Stopped()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    try:
+        agent.run(once=args.once)
+    except TokenRefused as exc:
+        log.error("%s", exc)
+        return 3
+    except Stopped:
+        log.info("stopped")
+    finally:
+        farm.close()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,130 @@
+"""What the farm is told about each built wheel."""
+import hashlib
+import logging
+import os
+import re
+import shutil
+import subprocess
+import tempfile
+import zipfile
+from email.parser import HeaderParser
+from pathlib import Path
+
+log = logging.getLogger(__name__)
+
+# Every system has these; telling users to `apt install` them says nothing.
+BASE_PACKAGES = frozenset({"libc6"})
+
+_LDD_LINE = re.compile(r"^\s*(\S+)\s+=>\s+(\S+)\s+\(0x[0-9a-fA-F]+\)")
+_LDD_DIRECT = re.compile(r"^\s*(/\S+)\s+\(0x[0-9a-fA-F]+\)")
+
+
+def sha256_of(path, chunk=1 << 20):
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(chunk), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def metadata_text(path):
+    """The text of the wheel's ``*.dist-info/METADATA``."""
+    with zipfile.ZipFile(path) as zf:
+        names = [
+            n for n in zf.namelist()
+            if n.count("/") == 1 and n.split("/")[0].endswith(".dist-info")
+            and n.endswith("/METADATA")
+        ]
+        if not names:
+            raise ValueError(f"{Path(path).name} has no .dist-info/METADATA")
+        return zf.read(names[0]).decode("utf-8", errors="replace")
+
+
+def requires_python(metadata):
+    """The Requires-Python field of core metadata text, or ''."""
+    headers = HeaderParser().parsestr(metadata, headersonly=True)
+    return (headers.get("Requires-Python") or "").strip()
+
+
+def linked_libraries(so_path):
+    """Absolute paths of the shared libraries ``ldd`` says a module loads."""
+    try:
+        out = subprocess.run(
+            ["ldd", str(so_path)], capture_output=True, text=True, timeout=60
+        ).stdout
+    except (OSError, subprocess.TimeoutExpired):
+        return []
+    paths = []
+    for line in out.splitlines():
+        m = _LDD_LINE.match(line) or _LDD_DIRECT.match(line)
+        if m:
+            path = m.group(m.lastindex)
+            if path.startswith("/"):
+                paths.append(path)
+    return paths
+
+
+def debian_packages(paths):
+    """The Debian packages (``dpkg -S``) providing ``paths``; unknown paths are skipped."""
+    if not paths or not shutil.which("dpkg"):
+        return set()
+    # Ask for each path as ldd gave it and as resolved: with merged /usr, dpkg knows
+    # /lib/x86_64-linux-gnu/... under one of the two spellings only.
+    queries = set()
+    for path in paths:
+        queries.add(path)
+        queries.add(os.path.realpath(path))
+        if path.startswith("/lib"):
+            queries.add("/usr" + path)
+        elif path.startswith("/usr/lib"):
+            queries.add(path[len("/usr"):])
+    try:
+        out = subprocess.run(
+            ["dpkg", "-S", *sorted(queries)], capture_output=True, text=True, timeout=60
+        ).stdout
+    except (OSError, subprocess.TimeoutExpired):
+        return set()
+    packages = set()
+    for line in out.splitlines():
+        owners, sep, _ = line.partition(": ")
+        if not sep or owners.startswith("diversion by"):
+            continue
+        for owner in owners.split(","):
+            packages.add(owner.strip().split(":")[0])
+    return packages
+
+
+def system_dependencies(path):
+    """Sorted Debian packages the wheel's compiled modules link against (libc6 left out)."""
+    with zipfile.ZipFile(path) as zf:
+        modules = [n for n in zf.namelist() if _is_compiled(n)]
+        if not modules or not shutil.which("ldd"):
+            return []
+        tmp = tempfile.mkdtemp(prefix="piwheels-inspect-")
+        try:
+            libraries = []
+            for name in modules:
+                target = zf.extract(name, tmp)
+                libraries.extend(linked_libraries(target))
+            # Libraries shipped inside the wheel itself are not the system's.
+            libraries = [p for p in libraries if not p.startswith(tmp)]
+            return sorted(debian_packages(libraries) - BASE_PACKAGES)
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _is_compiled(name):
+    base = name.rsplit("/", 1)[-1]
+    return base.endswith(".so") or ".so." in base
+
+
+def inspect(path):
+    """The farm's per-wheel record: filename, size, sha256, requires_python, dependencies."""
+    path = Path(path)
+    return {
+        "filename": path.name,
+        "size": path.stat().st_size,
+        "sha256": sha256_of(path),
+        "requires_python": requires_python(metadata_text(path)),
+        "dependencies": system_dependencies(path),
+    }

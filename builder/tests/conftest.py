@@ -1,0 +1,84 @@
+"""Fixtures for the agent's own tests: a stand-in farm and a stand-in pip. No Django here."""
+import os
+import stat
+import sys
+import textwrap
+
+import pytest
+
+from farm_standin import StandinFarm
+
+# Stands in for `python -m pip wheel ...` (the agent's --python): behaves by project name.
+#   "broken-*": prints a compiler error and exits 1
+#   "hang-*":   starts a `sleep` grandchild, writes the pids to $FAKE_BUILD_PIDS, sleeps
+#   "slow-*":   sleeps $FAKE_BUILD_SECONDS, then builds
+#   anything else: writes a pure-Python wheel, output on stdout and stderr in turn
+FAKE_PYTHON = '''\
+#!{python}
+import hashlib, base64, os, subprocess, sys, time, zipfile
+args = sys.argv[1:]
+if args[:1] == ["-c"]:
+    os.execv(sys.executable, [sys.executable] + args)
+assert args[:3] == ["-m", "pip", "wheel"], args
+wheel_dir = args[args.index("--wheel-dir") + 1]
+name, version = args[-1].split("==")
+with open(os.environ.get("FAKE_BUILD_ARGS", os.devnull), "w") as f:
+    f.write(repr(dict(args=args, cwd=os.getcwd(), pip_env=sorted(
+        k for k in os.environ if k.startswith("PIP_")), env=dict(os.environ))))
+print("Collecting", name, flush=True)
+sys.stderr.write("warning: this goes to stderr\\n"); sys.stderr.flush()
+print("Building wheel for", name, flush=True)
+if name.startswith("broken"):
+    print("src/mod.c:1:10: fatal error: missing.h: No such file or directory", flush=True)
+    sys.stderr.write("error: command '/usr/bin/gcc' failed with exit code 1\\n")
+    print("ERROR: Failed building wheel for", name)
+    sys.exit(1)
+if name.startswith("hang"):
+    child = subprocess.Popen(["sleep", "300"])
+    with open(os.environ["FAKE_BUILD_PIDS"], "w") as f:
+        f.write("%d %d" % (os.getpid(), child.pid))
+    time.sleep(300)
+if name.startswith("slow"):
+    time.sleep(float(os.environ.get("FAKE_BUILD_SECONDS", "2")))
+dist = name.replace("-", "_")
+path = os.path.join(wheel_dir, "%s-%s-py3-none-any.whl" % (dist, version))
+info = "%s-%s.dist-info" % (dist, version)
+files = {{
+    dist + "/__init__.py": b"VALUE = 42\\n",
+    info + "/METADATA": ("Metadata-Version: 2.1\\nName: %s\\nVersion: %s\\n"
+                         "Requires-Python: >=3.9\\n\\nA test.\\n" % (name, version)).encode(),
+    info + "/WHEEL": b"Wheel-Version: 1.0\\nGenerator: fake\\nRoot-Is-Purelib: true\\nTag: py3-none-any\\n",
+}}
+record = []
+with zipfile.ZipFile(path, "w") as zf:
+    for arcname, data in files.items():
+        zf.writestr(arcname, data)
+        digest = base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b"=").decode()
+        record.append("%s,sha256=%s,%d" % (arcname, digest, len(data)))
+    record.append(info + "/RECORD,,")
+    zf.writestr(info + "/RECORD", "\\n".join(record) + "\\n")
+print("Saved", path, flush=True)
+'''
+
+
+@pytest.fixture
+def farm():
+    farm = StandinFarm().start()
+    yield farm
+    farm.stop()
+
+
+@pytest.fixture
+def fake_python(tmp_path):
+    path = tmp_path / "fake-python"
+    path.write_text(FAKE_PYTHON.format(python=sys.executable))
+    path.chmod(path.stat().st_mode | stat.S_IXUSR)
+    return str(path)
+
+
+@pytest.fixture
+def work_dir(tmp_path):
+    path = tmp_path / "work"
+    path.mkdir()
+    return path
+

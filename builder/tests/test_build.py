@@ -1,0 +1,115 @@
+import os
+import sys
+import threading
+import time
+
+from farm_standin import pid_alive
+from piwheels_builder import build
+
+JOB = {
+    "build_id": 17, "project": "Foo_Bar", "normalized_name": "foo-bar", "version": "1.0",
+    "abi": "cp311", "index_url": "http://upstream/simple/",
+    "extra_index_urls": ["http://farm/simple/", "http://mirror/simple/"],
+}
+
+
+def test_build_command_builds_exactly_the_job_from_its_sdist():
+    command = build.build_command(JOB, "/tmp/w", python="/usr/bin/python3.9")
+    assert command[:4] == ["/usr/bin/python3.9", "-m", "pip", "wheel"]
+    assert command[-1] == "foo-bar==1.0"
+    pairs = list(zip(command, command[1:]))
+    assert "--no-deps" in command
+    assert ("--no-binary", "foo-bar") in pairs
+    assert ("--wheel-dir", "/tmp/w") in pairs
+    assert ("--index-url", "http://upstream/simple/") in pairs
+    assert ("--extra-index-url", "http://farm/simple/") in pairs
+    assert ("--extra-index-url", "http://mirror/simple/") in pairs
+    assert build.build_command(JOB, "/tmp/w")[0] == sys.executable
+
+
+def test_build_environment_ignores_the_machines_pip_configuration():
+    base = {
+        "PATH": "/usr/bin", "HOME": "/home/pi", "PIP_FIND_LINKS": "/opt/wheels",
+        "PIP_INDEX_URL": "http://elsewhere/", "PIP_CONSTRAINT": "/etc/c.txt",
+        "PIP_CONFIG_FILE": "/etc/pip.conf", "PIP_PROXY": "http://proxy:3128",
+        "PYTHONPATH": "/somewhere",
+    }
+    env = build.build_environment(base, "/b/cache", "/b/tmp")
+    assert env["PIP_CONFIG_FILE"] == os.devnull
+    assert env["PIP_CACHE_DIR"] == "/b/cache"
+    assert env["TMPDIR"] == "/b/tmp"
+    assert env["PIP_PROXY"] == "http://proxy:3128"  # network settings stay
+    for gone in ("PIP_FIND_LINKS", "PIP_INDEX_URL", "PIP_CONSTRAINT", "PYTHONPATH"):
+        assert gone not in env
+    assert (env["PATH"], env["HOME"]) == ("/usr/bin", "/home/pi")
+
+
+def test_run_merges_stdout_and_stderr_in_order(tmp_path):
+    script = "; ".join(
+        f"print('out {i}', flush=True); sys.stderr.write('err {i}\\n'); sys.stderr.flush()"
+        for i in range(3)
+    )
+    outcome = build.run(
+        [sys.executable, "-c", "import sys; " + script + "; sys.exit(3)"],
+        cwd=tmp_path, env=dict(os.environ), log_path=tmp_path / "log", timeout=30,
+    )
+    assert outcome.returncode == 3
+    assert not outcome.timed_out
+    assert outcome.output.splitlines() == ["out 0", "err 0", "out 1", "err 1", "out 2", "err 2"]
+
+
+def test_timeout_kills_the_whole_process_tree(tmp_path):
+    pids = tmp_path / "pids"
+    script = (
+        f"sleep 300 & echo $$ $! > {pids}; echo started; "
+        "trap '' TERM; wait"  # the shell even ignores SIGTERM: SIGKILL must follow
+    )
+    start = time.monotonic()
+    outcome = build.run(["sh", "-c", script], cwd=tmp_path, env=dict(os.environ),
+                        log_path=tmp_path / "log", timeout=1)
+    elapsed = time.monotonic() - start
+    shell, sleeper = map(int, pids.read_text().split())
+    assert outcome.timed_out and outcome.returncode is None
+    assert outcome.output == "started\n"
+    assert not pid_alive(shell) and not pid_alive(sleeper)
+    assert 1 <= elapsed < 1 + build.KILL_GRACE + 3
+    reason = build.failure_reason(outcome, 1)
+    assert reason == "build timed out after 1s"
+
+
+def test_stop_event_kills_the_build_and_a_finished_builds_stragglers(tmp_path):
+    stop = threading.Event()
+    threading.Timer(0.5, stop.set).start()
+    outcome = build.run(["sh", "-c", "sleep 300"], cwd=tmp_path, env=dict(os.environ),
+                        log_path=tmp_path / "log", timeout=60, stop=stop)
+    assert outcome.stopped and outcome.duration < 10
+
+    # The command exits at once but leaves a daemon behind in its group.
+    pids = tmp_path / "pids"
+    outcome = build.run(["sh", "-c", f"(sleep 300 & echo $! > {pids}) ; exit 0"], cwd=tmp_path,
+                        env=dict(os.environ), log_path=tmp_path / "log", timeout=60)
+    assert outcome.returncode == 0
+    assert not pid_alive(int(pids.read_text()))
+
+
+def test_failure_reason_picks_the_tools_error_line():
+    outcome = build.Outcome(returncode=1, duration=1.0, output=(
+        "  src/mod.c:1:10: fatal error: missing.h: No such file or directory\n"
+        "  error: command '/usr/bin/gcc' failed with exit code 1\n"
+        "  ERROR: Failed building wheel for foo\n"
+        "Failed to build foo\n"
+        "ERROR: Failed to build one or more wheels\n"
+    ))
+    assert build.failure_reason(outcome, 60) == (
+        "error: command '/usr/bin/gcc' failed with exit code 1")
+    bare = build.Outcome(returncode=2, duration=1.0, output="nothing useful\n")
+    assert build.failure_reason(bare, 60) == "pip wheel exited with status 2"
+
+
+def test_long_output_keeps_head_and_tail(tmp_path):
+    path = tmp_path / "log"
+    path.write_bytes(b"HEAD\n" + b"x" * 5000 + b"\x00\nTAIL\n")
+    text = build.read_log(path, limit=1000)
+    assert text.startswith("HEAD\n") and text.endswith("\nTAIL\n")
+    assert "bytes of output left out" in text
+    assert len(text) < 1200 and "\x00" not in text

@@ -1,0 +1,56 @@
+import platform
+import sys
+
+import pytest
+
+from piwheels_builder import identity
+
+
+@pytest.mark.parametrize("sysconfig_platform, pointer_bytes, expected", [
+    ("linux-armv7l", 4, "linux_armv7l"),
+    ("linux-armv6l", 4, "linux_armv6l"),
+    ("linux-aarch64", 8, "linux_aarch64"),
+    ("linux-aarch64", 4, "linux_armv7l"),  # 32-bit Raspberry Pi OS on a 64-bit kernel
+    ("linux-x86_64", 8, "linux_x86_64"),
+    ("linux-x86_64", 4, "linux_i686"),
+    ("macosx-11.0-arm64", 8, "macosx_11_0_arm64"),
+])
+def test_platform_tag_is_normalised_like_wheel_tags(sysconfig_platform, pointer_bytes, expected):
+    assert identity.platform_tag(sysconfig_platform, pointer_bytes) == expected
+
+
+def test_abi_tag_of_this_cpython():
+    assert identity.abi_tag() == "cp%d%d" % sys.version_info[:2]
+
+
+def test_os_name_reads_pretty_name(tmp_path):
+    release = tmp_path / "os-release"
+    release.write_text(
+        'NAME="Raspbian GNU/Linux"\nPRETTY_NAME="Raspbian GNU/Linux 12 (bookworm)"\nID=raspbian\n'
+    )
+    assert identity.os_name(str(release)) == "Raspbian GNU/Linux 12 (bookworm)"
+
+
+def test_os_name_without_os_release_falls_back_to_platform(tmp_path):
+    assert identity.os_name(str(tmp_path / "missing")) == platform.platform()
+
+
+def test_detect_describes_this_machine_and_takes_overrides():
+    found = identity.detect()
+    assert found.abi == identity.abi_tag()
+    assert found.platform == identity.platform_tag()
+    assert found.python_version == platform.python_version()
+    assert found.os
+    forced = identity.detect(abi="cp39", plat="linux_armv7l")
+    assert (forced.abi, forced.platform) == ("cp39", "linux_armv7l")
+    assert forced.as_claim() == {
+        "abi": "cp39", "platform": "linux_armv7l",
+        "python_version": platform.python_version(), "os": found.os,
+    }
+
+
+def test_probe_of_another_python_agrees_with_packaging():
+    # The same interpreter seen from outside (as --python sees it) gives the same answers.
+    abi, plat, version = identity.probe(sys.executable)
+    assert (abi, plat, version) == (
+        identity.abi_tag(), identity.platform_tag(), platform.python_version())

@@ -1,0 +1,84 @@
+import hashlib
+import shutil
+import subprocess
+import zipfile
+
+import pytest
+
+from piwheels_builder import wheels
+
+METADATA = """\
+Metadata-Version: 2.1
+Name: foo
+Version: 1.0
+Requires-Python: >=3.9, <4
+Description-Content-Type: text/markdown
+
+# foo
+
+Requires-Python: not a header, part of the description
+"""
+
+
+def make_wheel(path, extra=None, metadata=METADATA):
+    with zipfile.ZipFile(path, "w") as zf:
+        zf.writestr("foo/__init__.py", "")
+        zf.writestr("foo-1.0.dist-info/METADATA", metadata)
+        zf.writestr("foo-1.0.dist-info/WHEEL", "Wheel-Version: 1.0\nTag: cp311-cp311-linux_x86_64\n")
+        for name, data in (extra or {}).items():
+            zf.writestr(name, data)
+    return path
+
+
+def test_requires_python_comes_from_the_headers_only():
+    assert wheels.requires_python(METADATA) == ">=3.9, <4"
+    assert wheels.requires_python("Metadata-Version: 2.1\nName: foo\n\nbody\n") == ""
+
+
+def test_inspect_a_pure_python_wheel(tmp_path):
+    path = make_wheel(tmp_path / "foo-1.0-py3-none-any.whl")
+    data = path.read_bytes()
+    assert wheels.inspect(path) == {
+        "filename": "foo-1.0-py3-none-any.whl",
+        "size": len(data),
+        "sha256": hashlib.sha256(data).hexdigest(),
+        "requires_python": ">=3.9, <4",
+        "dependencies": [],
+    }
+
+
+def test_wheel_without_metadata_is_refused(tmp_path):
+    path = tmp_path / "foo-1.0-py3-none-any.whl"
+    with zipfile.ZipFile(path, "w") as zf:
+        zf.writestr("foo/__init__.py", "")
+    with pytest.raises(ValueError, match="no .dist-info/METADATA"):
+        wheels.inspect(path)
+
+
+@pytest.mark.skipif(not (shutil.which("gcc") and shutil.which("dpkg") and shutil.which("ldd")),
+                    reason="needs gcc, ldd and dpkg")
+def test_compiled_module_dependencies_map_to_debian_packages(tmp_path):
+    source = tmp_path / "mod.c"
+    source.write_text('#include <zlib.h>\nconst char *v(void) { return zlibVersion(); }\n')
+    so = tmp_path / "_mod.cpython-311-x86_64-linux-gnu.so"
+    built = subprocess.run(["gcc", "-shared", "-fPIC", str(source), "-o", str(so), "-lz"],
+                           capture_output=True, text=True)
+    if built.returncode:
+        pytest.skip(f"cannot compile against zlib here: {built.stderr.strip()}")
+    path = make_wheel(tmp_path / "foo-1.0-cp311-cp311-linux_x86_64.whl",
+                      {"foo/_mod.cpython-311-x86_64-linux-gnu.so": so.read_bytes()})
+
+    # zlib1g provides libz.so.1; libc6 (libc.so.6) is on every system and left out.
+    assert wheels.inspect(path)["dependencies"] == ["zlib1g"]
+
+
+def test_libraries_ldd_cannot_find_are_skipped(tmp_path):
+    assert wheels.debian_packages(["/nonexistent/libnothing.so.1"]) == set()
+
+
+@pytest.mark.parametrize("size, text", [
+    (0, "0 bytes"), (999, "999 bytes"), (12_345, "12.3 kB"), (4_500_000, "4.5 MB"),
+])
+def test_human_size(size, text):
+    from piwheels_builder.farm import human_size
+    assert human_size(size) == text
