@@ -169,10 +169,14 @@ class Upstream:
         """ProjectState of one project; NotFound when upstream has no such project (a 404
         is asked again once, in case it was a stale cache)."""
         url = f"{self.base}/pypi/{name}/json"
+        not_found = []
 
         def once():
             response = self._send("GET", url)
             if response.status_code == 404:
+                not_found.append(1)
+                if len(not_found) > 1:
+                    raise NotFound(f"not found upstream (404 from {url})")
                 raise _Retry("not found (404)")
             if response.status_code != 200:
                 raise UpstreamError(f"HTTP {response.status_code} from {url}")
@@ -184,7 +188,7 @@ class Upstream:
         try:
             return self._call(name, once)
         except UpstreamError as exc:
-            if "not found (404)" in str(exc):
+            if not isinstance(exc, NotFound) and "not found (404)" in str(exc):
                 raise NotFound(f"not found upstream (404 from {url})")
             raise
 
