@@ -80,10 +80,10 @@ def parse_range(header, size):
         end = int(last) if last else size - 1
     except ValueError:
         return None
-    if start < 0 or end < start:
-        return None
     if start >= size:
         return "unsatisfiable"
+    if end < start:
+        return None
     return start, min(end, size - 1)
 
 
@@ -91,6 +91,7 @@ def _serve(request, path, etag, accel_path, content_type):
     """The response for the file at PATH: 304, 206, 416, 200, or an X-Accel-Redirect."""
     not_modified = get_conditional_response(request, etag=etag)
     if not_modified is not None:
+        not_modified["ETag"] = etag
         not_modified["Cache-Control"] = IMMUTABLE
         return not_modified
     if settings.PIWHEELS_ACCEL_REDIRECT:

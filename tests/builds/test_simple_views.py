@@ -1,0 +1,248 @@
+"""/simple/ and /simple/<name>/: negotiation, redirects, caching, conditional answers."""
+import gzip
+import json
+import warnings
+
+import pytest
+from pypi_simple import IndexPage, ProjectPage
+
+from builds import index
+from builds.simple_views import parse_accept
+from packages.models import Project
+from tests.builds.index_factories import data_dir, make_wheel, publish  # noqa: F401
+from tests.factories import make_project, make_version
+
+pytestmark = pytest.mark.django_db
+
+JSON = "application/vnd.pypi.simple.v1+json"
+V1_HTML = "application/vnd.pypi.simple.v1+html"
+PIP_ACCEPT = f"{JSON}, {V1_HTML}; q=0.1, text/html; q=0.01"
+
+
+@pytest.fixture
+def foo(data_dir):
+    project = make_project("foo")
+    publish(make_version(project, "1.0"), make_wheel("foo", "1.0"))
+    yanked = make_version(project, "2.0", yanked=True, yanked_reason='"broken" <build>')
+    publish(
+        yanked,
+        make_wheel("foo", "2.0", "cp311-cp311-linux_armv7l", requires_python=">=3.9,<4"),
+    )
+    project.refresh_from_db()
+    return project
+
+
+@pytest.mark.parametrize(
+    "accept, chosen",
+    [
+        (None, "text/html; charset=utf-8"),
+        ("*/*", "text/html; charset=utf-8"),
+        ("text/html", "text/html; charset=utf-8"),
+        (PIP_ACCEPT, JSON),
+        (f"{JSON}; q=0.2, {V1_HTML}; q=0.5", V1_HTML),
+        (f"{V1_HTML}; q=0.5, {JSON}; q=0.5", V1_HTML),
+        ("application/*", V1_HTML),
+        (f"text/html; q=0.1, {JSON}", JSON),
+        (f"*/*; q=0.1, {JSON}; q=0", "text/html; charset=utf-8"),
+        (f"{JSON};q=1.0", JSON),
+        (f"{JSON}; q=oops, text/html", "text/html; charset=utf-8"),
+    ],
+)
+def test_detail_negotiates_the_media_type(client, foo, accept, chosen):
+    headers = {"HTTP_ACCEPT": accept} if accept is not None else {}
+    response = client.get("/simple/foo/", **headers)
+    assert response.status_code == 200
+    assert response["Content-Type"] == chosen
+    assert response["Vary"] == "Accept"
+    if chosen == JSON:
+        assert json.loads(response.content)["name"] == "foo"
+    else:
+        assert b"<h1>Links for foo</h1>" in response.content
+
+
+@pytest.mark.parametrize("accept", ["application/json", "text/plain", f"{JSON}; q=0", "image/*"])
+def test_detail_refuses_what_it_cannot_serve_with_406(client, foo, accept):
+    response = client.get("/simple/foo/", HTTP_ACCEPT=accept)
+    assert response.status_code == 406
+    assert response["Vary"] == "Accept"
+
+
+@pytest.mark.parametrize(
+    "format_, chosen", [(JSON, JSON), (V1_HTML, V1_HTML), ("text/html", "text/html; charset=utf-8")]
+)
+def test_format_parameter_overrides_accept(client, foo, format_, chosen):
+    response = client.get("/simple/foo/", {"format": format_}, HTTP_ACCEPT="text/plain")
+    assert response.status_code == 200
+    assert response["Content-Type"] == chosen
+
+
+def test_unknown_format_parameter_is_406(client, foo):
+    response = client.get("/simple/foo/", {"format": "application/json"})
+    assert response.status_code == 406
+
+
+@pytest.mark.parametrize(
+    "path, location",
+    [
+        ("/simple/Foo/", "/simple/foo/"),
+        ("/simple/foo", "/simple/foo/"),
+        ("/simple/Foo.Bar_Baz", "/simple/foo-bar-baz/"),
+        (f"/simple/FOO/?format={JSON}", f"/simple/foo/?format={JSON}"),
+    ],
+)
+def test_non_normalised_names_and_missing_slash_redirect_permanently(client, foo, path, location):
+    response = client.get(path)
+    assert response.status_code == 301
+    assert response["Location"] == location
+
+
+def test_unknown_project_is_404_in_one_query(client, data_dir, django_assert_num_queries):
+    with django_assert_num_queries(1):
+        response = client.get("/simple/nonesuch/", HTTP_ACCEPT=PIP_ACCEPT)
+    assert response.status_code == 404
+
+
+def test_project_without_published_files_is_404(client, data_dir):
+    make_project("empty", versions=["1.0"])
+    assert client.get("/simple/empty/").status_code == 404
+
+
+def test_html_page_marks_each_file(client, foo):
+    html = client.get("/simple/foo/").content.decode()
+    one = foo.versions.get(version="1.0").builds.get().files.get()
+    two = foo.versions.get(version="2.0").builds.get().files.get()
+    assert '<meta name="pypi:repository-version" content="1.1">' in html
+    assert (
+        f'<a href="/files/foo/{one.filename}#sha256={one.sha256}" '
+        f'data-core-metadata="sha256={one.metadata_sha256}" '
+        f'data-dist-info-metadata="sha256={one.metadata_sha256}">{one.filename}</a>'
+    ) in html
+    assert (
+        f'<a href="/files/foo/{two.filename}#sha256={two.sha256}" '
+        f'data-requires-python="&gt;=3.9,&lt;4" '
+        f'data-core-metadata="sha256={two.metadata_sha256}" '
+        f'data-dist-info-metadata="sha256={two.metadata_sha256}" '
+        f'data-yanked="&quot;broken&quot; &lt;build&gt;">{two.filename}</a>'
+    ) in html
+    assert ">foo-2.0-cp311-cp311-linux_armv6l.whl</a>" in html
+
+
+def test_pages_carry_etag_and_cache_control_and_answer_304(client, foo, django_assert_num_queries):
+    first = client.get("/simple/foo/", HTTP_ACCEPT=PIP_ACCEPT)
+    etag = first["ETag"]
+    assert first["Cache-Control"] == "max-age=60, public, must-revalidate"
+    assert client.get("/simple/foo/")["ETag"] != etag  # HTML is another representation
+
+    with django_assert_num_queries(1):  # the project's index serial
+        again = client.get("/simple/foo/", HTTP_ACCEPT=PIP_ACCEPT, HTTP_IF_NONE_MATCH=etag)
+    assert again.status_code == 304
+    assert again.content == b""
+    assert again["ETag"] == etag
+    assert again["Vary"] == "Accept"
+    assert again["Cache-Control"] == "max-age=60, public, must-revalidate"
+
+
+def test_cached_page_costs_one_query_and_a_change_is_served_at_once(
+    client, foo, django_assert_num_queries
+):
+    with django_assert_num_queries(2):  # the project's serial; its files (render)
+        first = client.get("/simple/foo/", HTTP_ACCEPT=PIP_ACCEPT)
+    with django_assert_num_queries(1):  # the project's serial; the page is cached
+        assert client.get("/simple/foo/", HTTP_ACCEPT=PIP_ACCEPT).content == first.content
+
+    publish(make_version(foo, "3.0"), make_wheel("foo", "3.0"))  # a build completes
+
+    changed = client.get("/simple/foo/", HTTP_ACCEPT=PIP_ACCEPT, HTTP_IF_NONE_MATCH=first["ETag"])
+    assert changed.status_code == 200
+    assert json.loads(changed.content)["versions"] == ["1.0", "2.0", "3.0"]
+    assert changed["ETag"] != first["ETag"]
+
+
+def test_yank_and_removal_show_once_touched(client, foo):
+    version = foo.versions.get(version="1.0")
+    version.yanked, version.yanked_reason = True, "oops"
+    version.save()
+    Project.objects.filter(pk=foo.pk).touch_index()  # as the sync does
+    files = json.loads(client.get("/simple/foo/", HTTP_ACCEPT=JSON).content)["files"]
+    assert files[0]["yanked"] == "oops"
+
+    foo.versions.update(removed=True)
+    Project.objects.filter(pk=foo.pk).touch_index()
+    assert client.get("/simple/foo/", HTTP_ACCEPT=JSON).status_code == 404
+
+
+def test_pypi_simple_parses_both_forms_without_warnings(client, foo):
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        html = client.get("/simple/foo/", HTTP_ACCEPT=V1_HTML)
+        from_html = ProjectPage.from_html("foo", html.content.decode(), base_url="http://x/simple/foo/")
+        js = client.get("/simple/foo/", HTTP_ACCEPT=JSON)
+        from_json = ProjectPage.from_json_data(json.loads(js.content), base_url="http://x/simple/foo/")
+        root = client.get("/simple/", HTTP_ACCEPT="text/html")
+        root_page = IndexPage.from_html(b"".join(root.streaming_content).decode())
+
+    for page in (from_html, from_json):
+        assert page.repository_version == "1.1"
+        packages = {p.filename: p for p in page.packages}
+        assert set(packages) == {
+            "foo-1.0-py3-none-any.whl",
+            "foo-2.0-cp311-cp311-linux_armv7l.whl",
+            "foo-2.0-cp311-cp311-linux_armv6l.whl",
+        }
+        armv6l = packages["foo-2.0-cp311-cp311-linux_armv6l.whl"]
+        assert armv6l.url == "http://x/files/foo/foo-2.0-cp311-cp311-linux_armv6l.whl"
+        assert armv6l.requires_python == ">=3.9,<4"
+        assert armv6l.is_yanked and armv6l.yanked_reason == '"broken" <build>'
+        assert armv6l.has_metadata
+        assert not packages["foo-1.0-py3-none-any.whl"].is_yanked
+    assert from_json.versions == ["1.0", "2.0"]
+    assert from_json.packages[0].size == len(make_wheel("foo", "1.0").content)
+    assert from_json.packages[0].upload_time is not None
+    assert root_page.projects == ["foo"]
+
+
+def test_root_is_gzip_for_gzip_clients_and_plain_for_others(client, foo, django_assert_num_queries):
+    with django_assert_num_queries(2):  # the root serial; the project list (render)
+        zipped = client.get("/simple/", HTTP_ACCEPT_ENCODING="gzip, deflate")
+    assert zipped["Content-Encoding"] == "gzip"
+    assert zipped["Vary"] == "Accept-Encoding, Accept"
+    html = gzip.decompress(b"".join(zipped.streaming_content)).decode()
+    assert '<a href="foo/">foo</a>' in html
+
+    with django_assert_num_queries(1):  # the root serial: the rendering is on disk
+        plain = client.get("/simple/", HTTP_ACCEPT=JSON)
+    assert not plain.has_header("Content-Encoding")
+    assert json.loads(b"".join(plain.streaming_content)) == {
+        "meta": {"api-version": "1.1"}, "projects": [{"name": "foo"}]
+    }
+    assert zipped["ETag"] != plain["ETag"]
+
+
+def test_root_answers_304_and_moves_on_when_a_project_gains_files(client, foo):
+    first = client.get("/simple/")
+    assert first["Cache-Control"] == "max-age=60, public, must-revalidate"
+    assert client.get("/simple/", HTTP_IF_NONE_MATCH=first["ETag"]).status_code == 304
+
+    publish(make_version(make_project("bar"), "1.0"), make_wheel("bar", "1.0"))
+
+    fresh = client.get("/simple/", HTTP_IF_NONE_MATCH=first["ETag"])
+    assert fresh.status_code == 200
+    assert '<a href="bar/">bar</a>' in b"".join(fresh.streaming_content).decode()
+
+
+def test_root_without_serial_row_is_an_empty_index(client, data_dir):
+    response = client.get("/simple/", HTTP_ACCEPT=JSON)
+    assert response.status_code == 200
+    assert json.loads(b"".join(response.streaming_content))["projects"] == []
+    assert index.root_path(0, "json").exists()
+
+
+def test_index_refuses_writes(client, foo):
+    assert client.post("/simple/foo/").status_code == 405
+    assert client.post("/simple/").status_code == 405
+
+
+def test_parse_accept_reads_quality_values():
+    assert parse_accept("text/html;q=0.5, application/*, bogus, */*; q=2") == [
+        ("text", "html", 0.5), ("application", "*", 1.0), ("*", "*", 1.0)
+    ]
