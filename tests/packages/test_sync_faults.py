@@ -8,11 +8,10 @@ import time
 from pathlib import Path
 
 import pytest
-from django.conf import settings
 from django.db import connection, connections
 
 from packages.models import Project, Retry, Serial
-from packages.sync import run_pass
+from packages.sync import PASS_LOCK, run_pass
 from tests.packages.test_sync import catalogue
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -107,7 +106,7 @@ def run_killable_pass(fake_pypi, hang_after):
     code = ("import django; django.setup(); from django.conf import settings as s; "
             "s.PIWHEELS_SYNC_BATCH = 2; s.PIWHEELS_SYNC_EVENTS_BATCH = 3; "
             "s.PIWHEELS_SYNC_WORKERS = 1; s.PIWHEELS_SYNC_TIMEOUT = 60; "
-            "from packages.sync import run_pass; run_pass()")
+            "from packages.sync import PASS_LOCK, run_pass; run_pass()")
     proc = subprocess.Popen([sys.executable, "-c", code], cwd=ROOT, env=env)
     try:
         for _ in range(300):  # bounded wait for the hang (up to 30 s)
@@ -118,6 +117,14 @@ def run_killable_pass(fake_pypi, hang_after):
         proc.send_signal(signal.SIGKILL)
         proc.wait()
     fake_pypi.clear_faults()
+    with connection.cursor() as cursor:
+        for _ in range(100):  # the killed backend lets go of its advisory lock soon after
+            cursor.execute("SELECT count(*) FROM pg_locks l JOIN pg_database d ON "
+                           "d.oid = l.database WHERE l.locktype = 'advisory' AND "
+                           "l.objid = %s AND d.datname = current_database()", [PASS_LOCK])
+            if cursor.fetchone()[0] == 0:
+                break
+            time.sleep(0.05)
 
 
 def expected_catalogue(fake_pypi):
