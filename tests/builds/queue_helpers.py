@@ -1,0 +1,48 @@
+"""Fixtures and helpers shared by the queue tests (import the fixtures by name)."""
+import hashlib
+from datetime import datetime, timezone as tz
+
+import pytest
+
+from builds import publish, queue
+from tests.factories import make_builder, make_wheel
+
+T0 = datetime(2026, 1, 1, 12, 0, tzinfo=tz.utc)
+
+
+@pytest.fixture
+def data_dir(settings, tmp_path):
+    settings.PIWHEELS_DATA_DIR = tmp_path / "data"
+    return settings.PIWHEELS_DATA_DIR
+
+
+@pytest.fixture
+def builder(db):
+    return make_builder("pi1", abi="cp311")
+
+
+@pytest.fixture
+def other_builder(db):
+    return make_builder("pi2", abi="cp311")
+
+
+def upload(build, builder, path, now=T0):
+    """Upload the wheel at PATH for BUILD through the module, as the API does."""
+    data = path.read_bytes()
+    publish.receive_file(build.id, builder, path.name, [data], len(data),
+                         hashlib.sha256(data).hexdigest(), now)
+    return {"filename": path.name, "size": len(data),
+            "sha256": hashlib.sha256(data).hexdigest()}
+
+
+def build_and_publish(build, builder, tmp_path, now=T0, **wheel):
+    """Claim-free path to a succeeded build: BUILD must be held by BUILDER."""
+    version = build.version
+    path = make_wheel(tmp_path, version.project.name, version.version,
+                      tags=wheel.pop("tags", f"{build.abi.tag}-{build.abi.tag}-linux_armv7l"),
+                      **wheel)
+    decl = upload(build, builder, path, now)
+    return publish.finish(build.id, builder, True, 1.0, "ok", files=[decl], now=now)
+
+
+__all__ = ["T0", "data_dir", "builder", "other_builder", "upload", "build_and_publish", "queue"]
