@@ -1,0 +1,140 @@
+"""Times the pages for people at full scale: 700,000 projects.
+
+Usage (a database of your own; it is filled on the first run, reused after):
+    DATABASE_URL=postgres://postgres@127.0.0.1:5432/bench_pages \
+        .venv/bin/python bench/pages_bench.py
+
+Goals: search and the unknown-project suggestions under 50 ms; the project page of a
+big project (300 versions x 3 ABIs, 900 files) under 150 ms; home and stats pages
+under 20 ms once cached (the first, uncached hit is printed too).
+"""
+import os
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "piwheels_site.settings")
+os.environ.setdefault("ALLOWED_HOSTS", "testserver")
+
+import django  # noqa: E402
+
+django.setup()
+
+from django.core.cache import cache  # noqa: E402
+from django.core.management import call_command  # noqa: E402
+from django.db import connection  # noqa: E402
+from django.test import Client  # noqa: E402
+
+from packages.models import Project  # noqa: E402
+
+PROJECTS = 700_000
+
+
+def seed():
+    call_command("migrate", verbosity=0)
+    if Project.objects.filter(normalized_name="bigproject").exists():
+        return
+    print("seeding", PROJECTS, "projects ...", flush=True)
+    with connection.cursor() as c:
+        c.execute("""
+            INSERT INTO packages_project (name, normalized_name, summary, added, serial,
+                skip_reason, index_serial)
+            SELECT n, n, 'summary of ' || n, now(), 0, '', 0 FROM (
+                SELECT DISTINCT chr(97 + i %% 26) || substr(md5(i::text), 1, 3 + i %% 12) AS n
+                FROM generate_series(1, %s) AS i) names
+            ON CONFLICT DO NOTHING
+        """, [PROJECTS])
+        c.execute("INSERT INTO packages_project (name, normalized_name, summary, added, serial,"
+                  " skip_reason, index_serial) VALUES ('numpy','numpy','',now(),0,'',0),"
+                  " ('BigProject','bigproject','',now(),0,'',0)")
+        c.execute("INSERT INTO builds_abi (tag, active, added) VALUES ('cp39', true, now()),"
+                  " ('cp311', true, now()), ('cp313', true, now()) ON CONFLICT DO NOTHING")
+        # 50 versions for each of 20,000 projects (a million versions), 300 for bigproject
+        c.execute("""
+            INSERT INTO packages_version (project_id, version, released, yanked, yanked_reason,
+                requires_python, has_sdist, skip_reason, removed)
+            SELECT p.id, '1.' || v, now(), false, '', '', true, '', false
+            FROM (SELECT id FROM packages_project ORDER BY id LIMIT 20000) p,
+                 generate_series(1, 50) v
+        """)
+        c.execute("""
+            INSERT INTO packages_version (project_id, version, released, yanked, yanked_reason,
+                requires_python, has_sdist, skip_reason, removed)
+            SELECT p.id, '2.' || v, now(), false, '', '', true, '', false
+            FROM packages_project p, generate_series(1, 300) v WHERE p.normalized_name = 'bigproject'
+        """)
+        # a build per version per ABI: 3 million builds, a third failed, the rest succeeded
+        c.execute("""
+            INSERT INTO builds_build (version_id, abi_id, state, priority, attempt, created,
+                started, finished, duration, failure_reason, requested_by)
+            SELECT v.id, a.id, CASE WHEN v.id % 3 = 0 THEN 'failed' ELSE 'succeeded' END, 0, 1,
+                now() - (v.id % 30) * interval '1 day', now(), now() - (v.id % 30) * interval '1 day',
+                interval '1 minute', '', ''
+            FROM packages_version v, builds_abi a
+        """)
+        c.execute("""
+            INSERT INTO builds_file (build_id, filename, size, sha256, python_tag, abi_tag,
+                platform_tag, requires_python, dependencies, metadata_sha256, uploaded, downloads)
+            SELECT b.id, 'f' || b.id || '-1.0-cp311-cp311-linux_armv7l.whl', 100000,
+                md5(b.id::text) || md5(b.id::text), 'cp311', 'cp311', 'linux_armv7l', '',
+                '["libc6"]', '', now(), 3
+            FROM builds_build b WHERE b.state = 'succeeded'
+        """)
+        c.execute("""
+            INSERT INTO builds_buildlog (build_id, output, truncated)
+            SELECT b.id, 'log', false FROM builds_build b
+            JOIN packages_version v ON v.id = b.version_id
+            JOIN packages_project p ON p.id = v.project_id WHERE p.normalized_name = 'bigproject'
+        """)
+        c.execute("ANALYZE")
+
+
+def timed(label, fn, goal_ms, repeat=20):
+    fn()  # warm
+    best = float("inf")
+    total = 0
+    for _ in range(repeat):
+        t = time.perf_counter()
+        fn()
+        elapsed = time.perf_counter() - t
+        best = min(best, elapsed)
+        total += elapsed
+    mean = total / repeat * 1000
+    verdict = "ok" if mean <= goal_ms else "SLOWER THAN GOAL"
+    print(f"{label:45s} mean {mean:7.1f} ms  best {best * 1000:7.1f} ms  goal {goal_ms} ms  {verdict}")
+
+
+def main():
+    seed()
+    print("projects:", Project.objects.count())
+    client = Client()
+
+    def get(url, status=200):
+        def fn():
+            response = client.get(url)
+            assert response.status_code == status, (url, response.status_code)
+        return fn
+
+    timed("search ?q=p (about 27,000 matches)", get("/search/?q=p"), 50)
+    timed("search ?q=numpy (exact)", get("/search/?q=numpy"), 50)
+    timed("search ?q=zz9 (no match)", get("/search/?q=zz9"), 50)
+    timed("unknown project /project/nmupy/ (suggests)", get("/project/nmupy/", 404), 50)
+    timed("unknown project /project/q1234567/", get("/project/q1234567/", 404), 50)
+    timed("project page, 300 versions x 3 ABIs", get("/project/bigproject/"), 150, repeat=10)
+    timed("project JSON, 300 versions x 3 ABIs", get("/project/bigproject/json/"), 150, repeat=10)
+    timed("home page (cached)", get("/"), 20)
+    timed("stats page (cached)", get("/stats/"), 20)
+
+    def uncached(url):
+        def fn():
+            cache.clear()
+            client.get(url)
+        return fn
+
+    timed("home page, cache cleared each time", uncached("/"), 200, repeat=3)
+    timed("stats page, cache cleared each time", uncached("/stats/"), 2000, repeat=3)
+
+
+if __name__ == "__main__":
+    main()
