@@ -104,3 +104,16 @@ def test_cut_off_builder_may_still_finish_a_requeued_job(job, builder, data_dir)
     queue.requeue_expired(T0 + LEASE * 2)
     publish.finish(job.id, builder, False, 1.0, "log", "compile error", now=T0 + LEASE * 3)
     assert state(job) == ("failed", builder.id, 1)
+
+
+def test_the_task_worker_requeues_expired_leases_every_minute(job, builder):
+    from django_q.models import Schedule
+
+    from builds import tasks
+
+    schedule = Schedule.objects.get(name="requeue_expired")
+    assert (schedule.func, schedule.schedule_type, schedule.minutes) == (
+        "builds.tasks.requeue_expired", Schedule.MINUTES, 1)
+    queue.claim(builder, "cp311", T0)  # lease ran out long ago: T0 is in the past
+    assert tasks.requeue_expired() == {"requeued": 1, "failed": 0}
+    assert state(job) == ("queued", builder.id, 1)

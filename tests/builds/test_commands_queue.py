@@ -1,0 +1,105 @@
+import io
+
+import pytest
+from django.core.management import CommandError, call_command
+
+from builds import storage
+from builds.models import Abi, Build, Builder, File, hash_token
+from tests.builds.queue_helpers import data_dir  # noqa: F401 (fixture)
+from tests.factories import make_abi, make_build, make_project, make_version, make_wheel
+
+pytestmark = pytest.mark.django_db
+
+
+def run(*args):
+    out = io.StringIO()
+    call_command(*args, stdout=out)
+    return out.getvalue().strip()
+
+
+def test_create_builder_prints_a_token_stored_only_hashed():
+    line = run("create_builder", "pi4-1")
+    assert line.startswith("created builder pi4-1; its token (shown only now): ")
+    token = line.rsplit(" ", 1)[1]
+    builder = Builder.objects.get(name="pi4-1")
+    assert builder.token_hash == hash_token(token) != token
+    with pytest.raises(CommandError, match="a builder named 'pi4-1' exists already"):
+        run("create_builder", "pi4-1")
+
+
+def test_add_abi_queues_the_backlog():
+    make_project("foo", versions=["1.0", "2.0"])
+    assert run("add_abi", "cp313") == "building for cp313: queued 2 backlog builds"
+    assert Abi.objects.get(tag="cp313").active
+    assert Build.objects.filter(abi__tag="cp313", state="queued").count() == 2
+    with pytest.raises(CommandError, match="'py3' does not look like an interpreter ABI"):
+        run("add_abi", "py3")
+
+
+def test_rebuild_queues_requested_builds():
+    make_abi("cp311")
+    make_abi("cp39")
+    project = make_project("Foo", versions=["1.0", "2.0"])
+    assert run("rebuild", "foo") == "queued 4 builds of Foo for every active ABI"
+    assert run("rebuild", "FOO", "1.0", "--abi", "cp39") == "queued 1 builds of Foo 1.0 for cp39"
+    assert set(Build.objects.values_list("priority", "requested_by")) == {
+        (Build.Priority.REQUESTED, "manage.py rebuild")}
+    assert Build.objects.filter(version__project=project).count() == 4
+
+
+@pytest.mark.parametrize("args, error", [
+    (["nmupy"], "no project named 'nmupy'"),
+    (["foo", "9.9"], "foo has no version '9.9'"),
+    (["foo", "--abi", "cp99"], "the farm does not build for ABI 'cp99'"),
+])
+def test_rebuild_refuses_unknown_names(args, error):
+    make_project("foo", versions=["1.0"])
+    with pytest.raises(CommandError, match=error):
+        run("rebuild", *args)
+
+
+def test_import_wheels_publishes_them_as_succeeded_builds(data_dir, tmp_path):
+    make_abi("cp311")
+    version = make_version(make_project("foo"), "1.0")
+    queued = make_build(version, state=Build.State.QUEUED)
+    wheel = make_wheel(tmp_path)
+    line = run("import_wheels", str(wheel))
+    build = Build.objects.get(state="succeeded")
+    assert line == f"imported 1 wheels as builds {build.id}"
+    assert not Build.objects.filter(id=queued.id).exists()  # the job is done
+    assert (build.requested_by, build.log.output) == (
+        "import_wheels", f"imported by import_wheels from {wheel.name}\n")
+    assert File.objects.get().build_id == build.id
+    assert storage.file_path("foo", wheel.name).read_bytes() == wheel.read_bytes()
+    assert storage.metadata_path("foo", wheel.name).exists()
+
+
+def test_import_wheels_of_a_pure_wheel_needs_an_abi_it_can_find(data_dir, tmp_path):
+    make_abi("cp311")
+    make_version(make_project("foo"), "1.0")
+    wheel = make_wheel(tmp_path, tags="py3-none-any")
+    with pytest.raises(CommandError, match="no ABI of the farm matches"):
+        run("import_wheels", str(wheel))
+    assert run("import_wheels", "--abi", "cp311", str(wheel)).startswith("imported 1 wheels")
+
+
+@pytest.mark.parametrize("make, error", [
+    (lambda d: make_wheel(d, "bar"), "there is no project named 'bar'"),
+    (lambda d: make_wheel(d, "foo", "3.0"), "foo has no version 3.0"),
+    (lambda d: make_wheel(d, members={"x.py": b""}), "has 0 .dist-info directories"),
+    (lambda d: d / "missing.whl", "no file"),
+])
+def test_import_wheels_refuses_what_an_upload_would(data_dir, tmp_path, make, error):
+    make_abi("cp311")
+    make_version(make_project("foo"), "1.0")
+    with pytest.raises(CommandError, match=error):
+        run("import_wheels", str(make(tmp_path)))
+    assert not File.objects.exists() and not Build.objects.exists()
+
+
+@pytest.mark.parametrize("command", ["create_builder", "add_abi", "rebuild", "import_wheels"])
+def test_each_command_has_help(command, capsys):
+    with pytest.raises(SystemExit) as exit:
+        call_command(command, "--help")
+    assert exit.value.code == 0
+    assert "usage:" in capsys.readouterr().out
