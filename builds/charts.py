@@ -5,11 +5,11 @@ stays readable on a phone.
 """
 from django.utils.html import escape
 
-WIDTH = 600
-HEIGHT = 180
-LEFT = 44  # room for the axis labels
-BOTTOM = 22
-TOP = 8
+WIDTH = 400  # small, so that the text stays legible when scaled to a phone
+HEIGHT = 170
+LEFT = 40  # room for the axis labels
+BOTTOM = 26
+TOP = 10
 
 
 def _nice_max(value):
@@ -75,10 +75,12 @@ def bar_chart(labels, series, title, max_value=None, unit=""):
                 f'<rect class="{css}" x="{x:.1f}" y="{base:.1f}" width="{bar_w:.1f}" '
                 f'height="{h:.1f}"><title>{" · ".join(tip)}</title></rect>'
             )
-        if i % 7 == 0 or i == count - 1:
+        if (count - 1 - i) % 7 == 0:  # the last day, and every week before it
+            last = i == count - 1  # flush right, not cut off at the edge
             parts.append(
-                f'<text class="axis" x="{x + bar_w / 2:.1f}" y="{HEIGHT - 6}" '
-                f'text-anchor="middle">{escape(str(label))}</text>'
+                f'<text class="axis" x="{x + (bar_w if last else bar_w / 2):.1f}" '
+                f'y="{HEIGHT - 6}" text-anchor="{"end" if last else "middle"}">'
+                f"{escape(str(label))}</text>"
             )
     parts.append("</svg>")
     return "".join(parts)

@@ -10,6 +10,9 @@ from packaging.utils import canonicalize_name
 
 from builds import pages
 
+# The project page shows the newest versions; ?all=1 shows every one (the JSON has all).
+VERSIONS_SHOWN = 50
+
 
 @require_safe
 def home(request):
@@ -29,7 +32,12 @@ def project(request, name):
         return render(request, "builds/project_404.html", {
             "name": name, "suggestions": pages.suggestions(name),
         }, status=404)
-    return render(request, "builds/project.html", {"project": data})
+    versions = data["versions"]
+    if request.GET.get("all") != "1":
+        versions = versions[:VERSIONS_SHOWN]
+    return render(request, "builds/project.html", {
+        "project": data, "versions": versions, "hidden": len(data["versions"]) - len(versions),
+    })
 
 
 @require_safe

@@ -247,3 +247,17 @@ def test_unknown_page_uses_the_site_404(client, settings):
     response = client.get("/no/such/page/")
     assert response.status_code == 404
     assert "There is nothing at" in response.content.decode()
+
+
+@pytest.mark.django_db
+def test_project_page_shows_the_newest_versions_unless_asked_for_all(client):
+    project = make_project("many")
+    for n in range(55):
+        make_version(project, f"1.{n}")
+    response = client.get("/project/many/")
+    shown = [v["version"] for v in response.context["versions"]]
+    assert shown[0] == "1.54" and len(shown) == 50
+    assert "Show all 55 versions" in response.content.decode()
+    response = client.get("/project/many/", {"all": "1"})
+    assert len(response.context["versions"]) == 55
+    assert "Show all" not in response.content.decode()

@@ -1,0 +1,84 @@
+"""The statistics page: builds per day, success rate, queue, builders online, disk, downloads."""
+from datetime import date, datetime, timedelta, timezone as dt_timezone
+
+import pytest
+import time_machine
+from django.core.cache import cache
+
+from builds.models import Build, DailyDownloads
+from tests.factories import (
+    make_abi, make_build, make_builder, make_file, make_project, make_version,
+)
+
+NOW = datetime(2025, 6, 30, 12, 0, tzinfo=dt_timezone.utc)
+
+
+@pytest.fixture(autouse=True)
+def empty_cache():
+    cache.clear()
+
+
+@pytest.fixture
+def history():
+    make_abi("cp39")
+    make_abi("cp311")
+    project = make_project("foo")
+    v1, v2, v3 = (make_version(project, v) for v in ["1.0", "2.0", "3.0"])
+    yesterday = NOW - timedelta(days=1)
+    ok = make_build(v1, "cp311", finished=yesterday)
+    make_build(v2, "cp311", finished=yesterday)
+    make_build(v1, "cp39", state=Build.State.FAILED, finished=yesterday)
+    make_build(v2, "cp39", finished=NOW - timedelta(days=40))  # too old to show
+    make_build(v3, "cp311", state=Build.State.QUEUED)
+    pi = make_builder("pi1", abi="cp39", last_seen=NOW - timedelta(minutes=1))
+    make_builder("pi-gone", abi="cp39", last_seen=NOW - timedelta(hours=1))
+    make_build(v3, "cp39", state=Build.State.BUILDING, builder=pi, started=NOW)
+    wheel = make_file(ok, size=3 * 1024**2)
+    DailyDownloads.objects.create(file=wheel, day=date(2025, 6, 29), count=12)
+    DailyDownloads.objects.create(file=wheel, day=date(2025, 6, 30), count=5)
+
+
+@pytest.mark.django_db
+@time_machine.travel(NOW, tick=False)
+def test_stats_counts_builds_per_day_and_success_rate(client, history):
+    response = client.get("/stats/")
+    assert response.status_code == 200
+    days = response.context["stats"]["builds_per_day"]
+    assert len(days) == 30 and days[-1]["day"] == date(2025, 6, 30)
+    assert days[-2] == {"day": date(2025, 6, 29), "succeeded": 2, "failed": 1, "total": 3,
+                        "success_rate": 66.7}
+    assert sum(d["total"] for d in days) == 3
+    assert days[0]["success_rate"] is None
+    text = response.content.decode()
+    assert text.count('<svg class="chart"') == 3
+    assert "succeeded: 2 · failed: 1" in text  # the bar's tooltip
+
+
+@pytest.mark.django_db
+@time_machine.travel(NOW, tick=False)
+def test_stats_shows_queue_builders_disk_and_downloads(client, history):
+    response = client.get("/stats/")
+    stats = response.context["stats"]
+    assert stats["queue"] == [
+        {"abi": "cp39", "active": True, "queued": 0, "building": 1},
+        {"abi": "cp311", "active": True, "queued": 1, "building": 0},
+    ]
+    assert stats["disk_bytes"] == 3 * 1024**2
+    assert [d["downloads"] for d in stats["downloads_per_day"][-2:]] == [12, 5]
+    builders = response.context["builders"]
+    assert [b["name"] for b in builders] == ["pi1"]
+    assert builders[0]["building"][0]["version"] == "3.0"
+    text = response.content.decode()
+    assert "building <a href=\"/project/foo/\">foo 3.0</a> for cp39" in text
+    assert "3.0\xa0MB" in text
+    assert "pi-gone" not in text
+
+
+@pytest.mark.django_db
+@time_machine.travel(NOW, tick=False)
+def test_stats_are_cached_for_a_minute(client, history, django_assert_num_queries):
+    client.get("/stats/")
+    with django_assert_num_queries(2):  # builders online, what they build
+        response = client.get("/stats/")
+    assert response.status_code == 200
+    assert response["Cache-Control"] == "max-age=60"
