@@ -19,7 +19,7 @@ A release without an sdist is recorded with has_sdist=False and skip_reason
 """
 import logging
 from collections import defaultdict
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
@@ -251,6 +251,12 @@ def _write_batch(futures, result, now, serial=None):
             result.serial = serial
 
 
+def _done(value):
+    future = Future()
+    future.set_result(value)
+    return future
+
+
 def _fetch_all(pool, upstream, groups):
     """Submit fetches for [(norm, [names])] and return [(norm, display name, future)]."""
     return [(norm, names[-1], pool.submit(_fetch_group, upstream, names))
@@ -312,16 +318,23 @@ def _changelog_pass(upstream, result, since, now):
                 break
             for start in range(0, len(rows), batch):
                 chunk = rows[start:start + batch]
-                touched = {}  # normalised name -> [latest spelling, latest serial]
+                touched = {}  # normalised name -> (latest spelling, serial, action)
                 for name, _version, _when, action, serial in chunk:
                     if name and _is_relevant(action):
-                        touched[canonicalize_name(name)] = [name, serial]
+                        touched[canonicalize_name(name)] = (name, serial, action)
                 result.events += len(chunk)
                 done = dict(Project.objects.filter(normalized_name__in=touched)
                             .values_list("normalized_name", "serial"))
-                need = [(norm, [name]) for norm, (name, serial) in touched.items()
-                        if done.get(norm, -1) < serial]
-                _write_batch(_fetch_all(pool, upstream, need), result, now, serial=chunk[-1][4])
+                need, gone = [], []
+                for norm, (name, serial, action) in touched.items():
+                    if done.get(norm, -1) >= serial:
+                        continue  # already fetched at (or after) this change
+                    if action == "remove project":  # its last word: nothing to fetch
+                        gone.append((norm, name, _done(None)))
+                    else:
+                        need.append((norm, [name]))
+                _write_batch(_fetch_all(pool, upstream, need) + gone, result, now,
+                             serial=chunk[-1][4])
                 since = chunk[-1][4]
             rows = upstream.changelog_since(since)
     result.serial = since
