@@ -13,7 +13,10 @@ import sys
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+HERE = Path(__file__).resolve().parent
+# Not bench/ itself on the path: a bench/<name>.py could shadow a standard module.
+sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != HERE]
+sys.path.insert(0, str(HERE.parent))
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "piwheels_site.settings")
 os.environ.setdefault("ALLOWED_HOSTS", "testserver")
 
