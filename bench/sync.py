@@ -11,19 +11,22 @@ then times:
      the same client and thread pool, nothing written,
   3. a later pass over EVENTS changelog events (goal: < 30 s).
 """
-import argparse
-import json
-import os
-import resource
-import subprocess
 import sys
-import time
-import xmlrpc.client
-from concurrent.futures import ThreadPoolExecutor
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+if sys.path and Path(sys.path[0]).resolve() == ROOT / "bench":
+    sys.path[0] = str(ROOT)  # bench/ has scripts named like stdlib modules (queue.py)
+
+import argparse  # noqa: E402
+import os  # noqa: E402
+import resource  # noqa: E402
+import subprocess  # noqa: E402
+import time  # noqa: E402
+import xmlrpc.client  # noqa: E402
+from concurrent.futures import ThreadPoolExecutor  # noqa: E402
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer  # noqa: E402
+
 PG = os.environ.get("BENCH_PG", "postgres://postgres@127.0.0.1:5432").rstrip("/")
 DB = "bench_sync"
 

@@ -117,8 +117,10 @@ def test_removed_project_is_deleted_with_its_builds_and_files(fake_pypi):
     build = make_build(Version.objects.get(project__name="foo", version="1.0"))
     make_file(build)
     fake_pypi.remove_project("foo")
+    fetched = fake_pypi.count("/pypi/foo/json")
     result = run_pass()
     assert result.removed_project_names == ["foo"]
+    assert fake_pypi.count("/pypi/foo/json") == fetched  # its removal is the last word
     assert list(catalogue()) == ["Bar_Baz"]
     assert not Build.objects.exists() and not File.objects.exists()
     assert serial("index-root") == 1
