@@ -19,26 +19,26 @@ FIRST_PAUSE = 0.2
 MAX_PAUSE = 1.0
 EMPTY_FOR = 0.2  # seconds a "queue empty" answer is trusted by the other waiting threads
 
-_empty_at = {}  # abi tag -> time.monotonic() when a claim in this process found nothing
+_empty_at = {}  # abi id -> time.monotonic() when a claim in this process found nothing
 _lock = threading.Lock()
 
 
-def wait_for_job(builder, abi_tag, wait, now):
-    """queue.claim() until it hands out a job or WAIT seconds have passed; the first
-    try always asks the database (it also checks the ABI). NOW() gives the time."""
+def wait_for_job(builder, abi, wait, now):
+    """queue.claim() until it hands out a job for ABI (an active Abi) or WAIT seconds
+    have passed; the first try always asks the database. NOW() gives the time."""
     deadline = time.monotonic() + wait
     pause = FIRST_PAUSE
     first = True
     while True:
         started = time.monotonic()
         with _lock:
-            fresh = started - _empty_at.get(abi_tag, float("-inf")) < EMPTY_FOR
+            fresh = started - _empty_at.get(abi.id, float("-inf")) < EMPTY_FOR
         if first or not fresh:
-            build = queue.claim(builder, abi_tag, now())
+            build = queue.claim(builder, abi, now())
             if build is not None:
                 return build
             with _lock:
-                _empty_at[abi_tag] = time.monotonic()
+                _empty_at[abi.id] = time.monotonic()
         first = False
         left = deadline - time.monotonic()
         if left <= 0:

@@ -6,6 +6,8 @@ from django.utils import timezone
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework.exceptions import APIException
+from rest_framework.parsers import JSONParser
+from rest_framework.renderers import JSONRenderer
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
@@ -32,6 +34,8 @@ JOB_ERRORS = {
 class BuilderView(APIView):
     authentication_classes = [BuilderTokenAuthentication]
     permission_classes = [IsEnabledBuilder]
+    parser_classes = [JSONParser]
+    renderer_classes = [JSONRenderer]
 
 
 class Claim(BuilderView):
@@ -51,9 +55,10 @@ class Claim(BuilderView):
         body.is_valid(raise_exception=True)
         facts = body.validated_data
         builder = request.auth
-        queue.check_in(builder, timezone.now(), facts["abi"], facts["platform"],
+        abi = queue.find_abi(facts["abi"])
+        queue.check_in(builder, timezone.now(), abi, facts["platform"],
                        facts["python_version"], facts["os"])
-        build = wait_for_job(builder, facts["abi"], facts["wait"], timezone.now)
+        build = wait_for_job(builder, abi, facts["wait"], timezone.now)
         if build is None:
             return Response(status=204)
         version = build.version

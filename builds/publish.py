@@ -135,8 +135,9 @@ def keep_log(build, output):
     if truncated:
         note = f"[farm: the output was {len(text)} characters; only its end is kept]\n"
         text = note + text[len(text) - max(0, cap - len(note)):]
-    BuildLog.objects.update_or_create(
-        build=build, defaults={"output": text, "truncated": truncated}
+    BuildLog.objects.bulk_create(  # one INSERT ... ON CONFLICT DO UPDATE
+        [BuildLog(build=build, output=text, truncated=truncated)],
+        update_conflicts=True, unique_fields=["build"], update_fields=["output", "truncated"],
     )
 
 

@@ -92,11 +92,10 @@ def lease_length():
     return timedelta(seconds=settings.PIWHEELS_LEASE_SECONDS)
 
 
-def check_in(builder, now, abi_tag="", platform="", python_version="", os=""):
-    """Record what a builder said about itself; written at most every 30 s unless it
-    changed, so that a busy builder costs no extra write per claim."""
-    abi_id = Abi.objects.filter(tag=abi_tag).values_list("id", flat=True).first()
-    facts = {"abi_id": abi_id, "platform": platform[:100],
+def check_in(builder, now, abi=None, platform="", python_version="", os=""):
+    """Record what a builder said about itself (ABI an Abi or None); written at most
+    every 30 s unless it changed, so that a busy builder costs no extra write per claim."""
+    facts = {"abi_id": abi.id if abi else None, "platform": platform[:100],
              "python_version": python_version[:50], "os": os[:200]}
     fresh = builder.last_seen and now - builder.last_seen < timedelta(seconds=30)
     if fresh and all(getattr(builder, k) == v for k, v in facts.items()):
@@ -107,16 +106,24 @@ def check_in(builder, now, abi_tag="", platform="", python_version="", os=""):
     builder.last_seen = now
 
 
-def claim(builder, abi_tag, now):
-    """Hand BUILDER the most urgent queued job for ABI_TAG, or None if there is none.
+def find_abi(tag):
+    """The active Abi with this tag; UnknownAbi if the farm does not build for it."""
+    abi = Abi.objects.filter(tag=tag, active=True).first()
+    if abi is None:
+        raise UnknownAbi(f"the farm does not build for ABI {tag!r}")
+    return abi
+
+
+def claim(builder, abi, now):
+    """Hand BUILDER the most urgent queued job for ABI (a tag or an active Abi), or None.
 
     The row is taken with SELECT ... FOR UPDATE SKIP LOCKED, so concurrent claimers each
     get a different job and never wait on each other. A job whose version stopped being
     buildable since it was queued (skipped, yanked, removed) is dropped on the way.
     """
-    abi_id = Abi.objects.filter(tag=abi_tag, active=True).values_list("id", flat=True).first()
-    if abi_id is None:
-        raise UnknownAbi(f"the farm does not build for ABI {abi_tag!r}")
+    if not isinstance(abi, Abi):
+        abi = find_abi(abi)
+    abi_id = abi.id
     for _ in range(20):
         with transaction.atomic():
             build = (
@@ -143,7 +150,7 @@ def claim(builder, abi_tag, now):
             # A claimed job starts afresh: uploads left by an earlier holder do not count.
             transaction.on_commit(lambda d=storage.incoming_dir(build.id): _remove_dir(d))
         log.info("build %s: %s %s for %s claimed by %s (attempt %d)", build.id,
-                 build.version.project.name, build.version.version, abi_tag, builder,
+                 build.version.project.name, build.version.version, abi.tag, builder,
                  build.attempt)
         return build
     return None
