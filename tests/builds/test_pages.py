@@ -261,3 +261,13 @@ def test_project_page_shows_the_newest_versions_unless_asked_for_all(client):
     response = client.get("/project/many/", {"all": "1"})
     assert len(response.context["versions"]) == 55
     assert "Show all" not in response.content.decode()
+
+
+@pytest.mark.django_db
+def test_search_treats_like_wildcards_as_text(client):
+    make_project("abc")
+    make_project("axyz")
+    response = client.get("/search/", {"q": "a%"})
+    assert response.context["results"] == []
+    response = client.get("/search/", {"q": "a_c"})  # "_" normalises to "-"
+    assert response.context["results"] == []
