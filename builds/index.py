@@ -172,8 +172,8 @@ def project_page(project_id, normalized_name, index_serial):
 
 def root_serial():
     """The serial of the root page's current content (0 before anything was published)."""
-    value = Serial.objects.filter(name=ROOT_SERIAL).values_list("value", flat=True).first()
-    return value or 0
+    found = Serial.objects.filter(name=ROOT_SERIAL).values_list("value", flat=True)[:1]
+    return next(iter(found), 0)
 
 
 def root_dir():

@@ -124,11 +124,9 @@ def _detail_lookup(request, name):
         content_type = select_content_type(request)
         row = None
         if content_type and name == canonicalize_name(name) and request.path.endswith("/"):
-            row = (
-                Project.objects.filter(normalized_name=name)
-                .values_list("id", "index_serial")
-                .first()
-            )
+            # Not .first(): its ORDER BY id would make PostgreSQL walk the primary key.
+            found = Project.objects.filter(normalized_name=name).values_list("id", "index_serial")
+            row = next(iter(found[:1]), None)
         request._simple_detail = (content_type, row)
     return request._simple_detail
 
