@@ -5,6 +5,7 @@ ways to misbehave (answer 5xx, refuse the token, cut an upload short, go away an
 """
 import hashlib
 import json
+import socket
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -25,6 +26,7 @@ class StandinFarm:
         self.next_id = 1
         self.server = None
         self.port = 0
+        self.connections = set()  # open client sockets, cut when the farm stops
 
     # -- set-up -------------------------------------------------------------------------
 
@@ -87,14 +89,22 @@ class StandinFarm:
         self.server = ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
         self.server.daemon_threads = True
         self.port = self.server.server_address[1]
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        threading.Thread(target=self.server.serve_forever, args=(0.05,), daemon=True).start()
         return self
 
     def stop(self):
+        """Go away: stop listening and hang up on every open (keep-alive) connection."""
         if self.server:
             self.server.shutdown()
             self.server.server_close()
             self.server = None
+        with self.lock:
+            connections, self.connections = self.connections, set()
+        for sock in connections:
+            try:
+                sock.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
 
     # -- the protocol -------------------------------------------------------------------
 
@@ -198,7 +208,20 @@ class _Handler(BaseHTTPRequestHandler):
     def log_message(self, *args):
         pass
 
+    def setup(self):
+        super().setup()
+        with self.farm.lock:
+            self.farm.connections.add(self.connection)
+
+    def finish(self):
+        with self.farm.lock:
+            self.farm.connections.discard(self.connection)
+        super().finish()
+
     def _answer(self, status, body=None):
+        with self.farm.lock:  # logged first: the client may look as soon as it has the answer
+            self.farm.log.append((self.command, self.path, status))
+            self.farm.lock.notify_all()
         data = b"" if body is None else json.dumps(body).encode()
         self.send_response(status)
         if body is not None:
@@ -206,9 +229,6 @@ class _Handler(BaseHTTPRequestHandler):
         self.send_header("Content-Length", str(len(data)))
         self.end_headers()
         self.wfile.write(data)
-        with self.farm.lock:
-            self.farm.log.append((self.command, self.path, status))
-            self.farm.lock.notify_all()
 
     def _handle(self):
         farm = self.farm

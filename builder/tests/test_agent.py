@@ -1,0 +1,256 @@
+"""The whole agent against the stand-in farm, with a stand-in pip (see conftest.FAKE_PYTHON)."""
+import ast
+import logging
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+
+import pytest
+
+from farm_standin import pid_alive
+from piwheels_builder.farm import Farm
+from piwheels_builder.identity import Identity
+from piwheels_builder.main import Agent, parse_args
+
+ME = Identity(abi="cp311", platform="linux_armv7l", python_version="3.11.2", os="Test OS")
+
+
+def make_agent(farm, work_dir, fake_python, **kwargs):
+    api = Farm(farm.url, farm.token, retry_base=0.05, retry_cap=0.3, refused_pace=0.3)
+    kwargs.setdefault("wait", 0)
+    return Agent(api, ME, work_dir=work_dir, python=fake_python, **kwargs)
+
+
+def leftovers(work_dir):
+    return sorted(os.listdir(work_dir / "builds")) + sorted(os.listdir(work_dir / "spool"))
+
+
+def test_a_job_is_built_uploaded_and_finished(farm, work_dir, fake_python, tmp_path,
+                                               monkeypatch, caplog):
+    monkeypatch.setenv("PIP_FIND_LINKS", "/opt/wheels")  # the machine's pip config
+    monkeypatch.setenv("FAKE_BUILD_ARGS", str(tmp_path / "args"))
+    build_id = farm.add_job("Foo_Bar", "1.0")
+
+    with caplog.at_level(logging.INFO):
+        make_agent(farm, work_dir, fake_python).run(once=True)
+
+    build = farm.builds[build_id]
+    result = build["result"]
+    assert build["state"] == "succeeded" and build["finishes"] == 1
+    (record,) = result["files"]
+    assert record["filename"] == "foo_bar-1.0-py3-none-any.whl"
+    assert record["requires_python"] == ">=3.9" and record["dependencies"] == []
+    assert build["files"][record["filename"]].__len__() == record["size"]
+    assert result["success"] is True and result["failure_reason"] == ""
+    assert result["duration"] > 0
+    lines = result["output"].splitlines()
+    assert lines[:3] == ["Collecting foo-bar", "warning: this goes to stderr",
+                         "Building wheel for foo-bar"]
+    seen = ast.literal_eval((tmp_path / "args").read_text())
+    assert seen["args"][-1] == "foo-bar==1.0"
+    assert "PIP_FIND_LINKS" not in seen["pip_env"]
+    assert seen["env"]["PIP_CONFIG_FILE"] == os.devnull
+    assert seen["cwd"].startswith(str(work_dir / "builds"))
+    assert leftovers(work_dir) == []
+    assert "building Foo_Bar 1.0 for cp311 (build 1)" in caplog.text
+    assert "built Foo_Bar 1.0 in " in caplog.text and ": 1 wheel" in caplog.text
+    assert "uploaded foo_bar-1.0-py3-none-any.whl (" in caplog.text
+
+
+def test_a_failed_compile_is_reported_with_its_reason(farm, work_dir, fake_python):
+    build_id = farm.add_job("broken-ext")
+    make_agent(farm, work_dir, fake_python).run(once=True)
+    build = farm.builds[build_id]
+    assert build["state"] == "failed" and build["files"] == {}
+    assert build["result"]["failure_reason"] == (
+        "error: command '/usr/bin/gcc' failed with exit code 1")
+    assert "fatal error: missing.h" in build["result"]["output"]
+    assert leftovers(work_dir) == []
+
+
+def test_a_hanging_build_is_killed_at_the_timeout(farm, work_dir, fake_python, tmp_path,
+                                                   monkeypatch):
+    monkeypatch.setenv("FAKE_BUILD_PIDS", str(tmp_path / "pids"))
+    build_id = farm.add_job("hang-forever")
+    make_agent(farm, work_dir, fake_python, build_timeout=1.5).run(once=True)
+    result = farm.builds[build_id]["result"]
+    assert result["success"] is False
+    assert result["failure_reason"] == "build timed out after 1.5s"
+    assert "Building wheel for hang-forever" in result["output"]
+    pip, sleeper = map(int, (tmp_path / "pids").read_text().split())
+    assert not pid_alive(pip) and not pid_alive(sleeper)
+    assert leftovers(work_dir) == []
+
+
+def test_heartbeats_keep_the_lease_and_a_lost_job_stops_the_build(farm, work_dir, fake_python,
+                                                                   tmp_path, monkeypatch):
+    monkeypatch.setenv("FAKE_BUILD_PIDS", str(tmp_path / "pids"))
+    farm.lease_seconds = 3  # a heartbeat every second
+    build_id = farm.add_job("hang-forever")
+
+    def take_it_away():
+        farm.wait_for(lambda: farm.builds[build_id]["heartbeats"] >= 2)
+        farm.take_away(build_id)
+
+    threading.Thread(target=take_it_away, daemon=True).start()
+    start = time.monotonic()
+    make_agent(farm, work_dir, fake_python).run(once=True)
+
+    assert time.monotonic() - start < 10
+    assert farm.builds[build_id]["heartbeats"] >= 2
+    assert farm.builds[build_id]["finishes"] == 0 and farm.requests_to("/finish/") == []
+    pip, sleeper = map(int, (tmp_path / "pids").read_text().split())
+    assert not pid_alive(pip) and not pid_alive(sleeper)
+    assert leftovers(work_dir) == []
+
+
+def wait_for_file(path, timeout=20):
+    deadline = time.monotonic() + timeout
+    while not path.exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return path.exists()
+
+
+def test_a_finished_build_waits_on_disk_while_the_farm_is_away(farm, work_dir, fake_python,
+                                                               monkeypatch, tmp_path):
+    monkeypatch.setenv("FAKE_BUILD_SECONDS", "1")
+    monkeypatch.setenv("FAKE_BUILD_ARGS", str(tmp_path / "started"))
+    build_id = farm.add_job("slow-one")
+    spooled = work_dir / "spool" / str(build_id) / "result.json"
+    seen_spooled = []
+
+    def outage():
+        wait_for_file(tmp_path / "started")  # the build runs: the agent has its job
+        farm.stop()
+        seen_spooled.append(wait_for_file(spooled))
+        time.sleep(0.5)  # the agent keeps retrying meanwhile
+        farm.start()
+
+    threading.Thread(target=outage, daemon=True).start()
+    make_agent(farm, work_dir, fake_python).run(once=True)
+
+    assert seen_spooled == [True]
+    assert farm.builds[build_id]["state"] == "succeeded"
+    assert leftovers(work_dir) == []
+
+
+def test_an_upload_cut_midway_is_retried_and_counted_once(farm, work_dir, fake_python):
+    build_id = farm.add_job("foo")
+    farm.cut_uploads = 1
+    make_agent(farm, work_dir, fake_python).run(once=True)
+    assert [r[2] for r in farm.requests_to("/files/")] == ["cut", 201]
+    assert farm.builds[build_id]["state"] == "succeeded"
+
+
+def test_a_wheel_the_farm_refuses_turns_into_a_failed_build(farm, work_dir, fake_python):
+    build_id = farm.add_job("foo")
+    farm.fail("PUT", "/files/", 400)
+    make_agent(farm, work_dir, fake_python).run(once=True)
+    result = farm.builds[build_id]["result"]
+    assert result["success"] is False and result["files"] == []
+    assert result["failure_reason"] == "the farm refused the wheel: Injected 400."
+    assert leftovers(work_dir) == []
+
+
+# -- the command, as a process --------------------------------------------------------------
+
+def agent_process(farm, work_dir, fake_python, *args, token=None, env=None):
+    command = [
+        sys.executable, "-m", "piwheels_builder.main", "--server", farm.url,
+        "--token", token or farm.token, "--work-dir", str(work_dir), "--python", fake_python,
+        "--abi", "cp311", "--platform", "linux_armv7l", "--max-retry-delay", "0.3",
+        "--wait", "0", *args,
+    ]
+    return subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            text=True, env=dict(os.environ, **(env or {})))
+
+
+def test_sigterm_stops_the_build_releases_the_job_and_cleans_up(farm, work_dir, fake_python,
+                                                                tmp_path):
+    pids = tmp_path / "pids"
+    build_id = farm.add_job("hang-forever")
+    proc = agent_process(farm, work_dir, fake_python, env={"FAKE_BUILD_PIDS": str(pids)})
+    deadline = time.monotonic() + 20
+    while not pids.exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    time.sleep(0.1)
+
+    proc.send_signal(signal.SIGTERM)
+    output, _ = proc.communicate(timeout=20)
+
+    assert proc.returncode == 0, output
+    assert farm.builds[build_id]["releases"] == 1
+    assert farm.builds[build_id]["state"] == "queued"  # back in the queue for someone else
+    assert farm.requests_to("/finish/") == []
+    pip, sleeper = map(int, pids.read_text().split())
+    assert not pid_alive(pip) and not pid_alive(sleeper)
+    assert leftovers(work_dir) == []
+    assert "SIGTERM: stopping" in output and "released build 1 of hang-forever 1.0" in output
+
+
+def test_sigterm_while_waiting_for_a_job_exits_at_once(farm, work_dir, fake_python):
+    proc = agent_process(farm, work_dir, fake_python)  # --wait 0, loops on 204s
+    farm.wait_for(lambda: len(farm.claims) >= 2)
+    proc.send_signal(signal.SIGTERM)
+    output, _ = proc.communicate(timeout=10)
+    assert proc.returncode == 0, output
+
+
+def test_a_spooled_build_survives_an_agent_restart(farm, work_dir, fake_python, tmp_path):
+    build_id = farm.add_job("slow-one")
+    spooled = work_dir / "spool" / str(build_id) / "result.json"
+    proc = agent_process(farm, work_dir, fake_python, env={
+        "FAKE_BUILD_SECONDS": "1", "FAKE_BUILD_ARGS": str(tmp_path / "started")})
+    assert wait_for_file(tmp_path / "started")
+    farm.stop()  # the farm goes away while the agent builds
+    assert wait_for_file(spooled)
+    time.sleep(0.5)
+    proc.send_signal(signal.SIGTERM)  # and the agent is stopped while it retries
+    output, _ = proc.communicate(timeout=20)
+    assert proc.returncode == 0, output
+    assert "farm unreachable (connection refused), retrying in" in output
+    assert spooled.exists()
+
+    farm.start()
+    proc = agent_process(farm, work_dir, fake_python, "--once")
+    output, _ = proc.communicate(timeout=30)
+
+    assert proc.returncode == 0, output
+    assert "resending 1 finished build(s) kept from before" in output
+    assert farm.builds[build_id]["state"] == "succeeded"
+    assert list(farm.builds[build_id]["files"]) == ["slow_one-1.0-py3-none-any.whl"]
+    assert leftovers(work_dir) == []
+    assert "nothing to build" in output  # then it claimed once more, got 204, and exited 0
+
+
+def test_a_refused_token_with_once_exits_non_zero_in_one_line(farm, work_dir, fake_python):
+    proc = agent_process(farm, work_dir, fake_python, "--once", token="wrong")
+    output, _ = proc.communicate(timeout=20)
+    assert proc.returncode == 3
+    assert output.strip().splitlines()[-1].endswith(
+        "ERROR the farm refused the token: Invalid token.")
+    assert "Traceback" not in output
+
+
+@pytest.mark.parametrize("args, message", [
+    ([], "give --server or set PIWHEELS_SERVER"),
+    (["--server", "http://x"], "give --token or set PIWHEELS_TOKEN"),
+    (["--server", "http://x", "--token", "t", "--wait", "99"], "--wait must be between 0 and 60"),
+])
+def test_bad_command_lines_are_refused(args, message, monkeypatch, capsys):
+    monkeypatch.delenv("PIWHEELS_SERVER", raising=False)
+    monkeypatch.delenv("PIWHEELS_TOKEN", raising=False)
+    with pytest.raises(SystemExit) as exit:
+        parse_args(args)
+    assert exit.value.code == 2 and message in capsys.readouterr().err
+
+
+def test_server_and_token_may_come_from_the_environment(monkeypatch):
+    monkeypatch.setenv("PIWHEELS_SERVER", "http://farm:8000")
+    monkeypatch.setenv("PIWHEELS_TOKEN", "s3cret")
+    args = parse_args(["--once"])
+    assert (args.server, args.token, args.once) == ("http://farm:8000", "s3cret", True)
+    assert args.build_timeout == 3 * 60 * 60 and args.wait == 30
