@@ -205,57 +205,63 @@ _ROOT_HTML_HEAD = (
 _ROOT_HTML_TAIL = "  </body>\n</html>\n"
 
 
-def render_root(serial):
-    """Render the root page at SERIAL into its two gzip files (written to temporary
-    files and renamed, so readers see a whole page or none); older renderings are
-    removed. Safe to run concurrently and twice. Returns the number of projects."""
+def render_root_stream(serial, fmt):
+    """Render the root page at SERIAL into its two gzip files while yielding the FMT
+    rendering (uncompressed chunks) to a client that is waiting for it. The files are
+    written to temporary names and renamed at the end, so readers see a whole page or
+    none; older renderings are then removed. Safe to run concurrently."""
     directory = root_dir()
     directory.mkdir(parents=True, exist_ok=True)
-    tmp_html = tempfile.NamedTemporaryFile(dir=directory, suffix=".tmp", delete=False)
-    tmp_json = tempfile.NamedTemporaryFile(dir=directory, suffix=".tmp", delete=False)
-    count = 0
+    tmp = {
+        kind: tempfile.NamedTemporaryFile(dir=directory, suffix=".tmp", delete=False)
+        for kind in ("html", "json")
+    }
     try:
-        with gzip.GzipFile(fileobj=tmp_html, mode="wb", compresslevel=6, mtime=0) as html, \
-                gzip.GzipFile(fileobj=tmp_json, mode="wb", compresslevel=6, mtime=0) as js:
-            html.write(_ROOT_HTML_HEAD.encode())
-            js.write(b'{"meta":{"api-version":"%s"},"projects":[' % API_VERSION.encode())
-            html_lines, json_items = [], []
+        with gzip.GzipFile(fileobj=tmp["html"], mode="wb", compresslevel=6, mtime=0) as html, \
+                gzip.GzipFile(fileobj=tmp["json"], mode="wb", compresslevel=6, mtime=0) as js:
+            def write(html_part, json_part):
+                html.write(html_part)
+                js.write(json_part)
+                return html_part if fmt == "html" else json_part
+
+            yield write(
+                _ROOT_HTML_HEAD.encode(),
+                b'{"meta":{"api-version":"%s"},"projects":[' % API_VERSION.encode(),
+            )
+            count, html_lines, json_items = 0, [], []
             for name in listed_projects():
                 # Normalised names are [a-z0-9-] only; escape anyway, cheaply.
                 html_lines.append(f'    <a href="{escape(name)}/">{escape(name)}</a><br>\n')
                 json_items.append(json.dumps({"name": name}))
                 if len(html_lines) >= ROOT_CHUNK:
-                    html.write("".join(html_lines).encode())
-                    js.write((("," if count else "") + ",".join(json_items)).encode())
+                    yield write("".join(html_lines).encode(),
+                                (("," if count else "") + ",".join(json_items)).encode())
                     count += len(html_lines)
                     html_lines, json_items = [], []
             if html_lines:
-                html.write("".join(html_lines).encode())
-                js.write((("," if count else "") + ",".join(json_items)).encode())
+                yield write("".join(html_lines).encode(),
+                            (("," if count else "") + ",".join(json_items)).encode())
                 count += len(html_lines)
-            html.write(_ROOT_HTML_TAIL.encode())
-            js.write(b"]}")
-        tmp_html.close()
-        tmp_json.close()
-        os.replace(tmp_html.name, root_path(serial, "html"))
-        os.replace(tmp_json.name, root_path(serial, "json"))
+            yield write(_ROOT_HTML_TAIL.encode(), b"]}")
+        for kind, file in tmp.items():
+            file.close()
+            os.replace(file.name, root_path(serial, kind))
     finally:
-        for tmp in (tmp_html, tmp_json):
-            tmp.close()
-            if os.path.exists(tmp.name):
-                os.unlink(tmp.name)
+        for file in tmp.values():
+            file.close()
+            if os.path.exists(file.name):
+                os.unlink(file.name)
     for old in directory.glob("root-*.gz"):
         if old.name.split(".")[0] != f"root-{serial}":
             old.unlink(missing_ok=True)
+
+
+def render_root(serial):
+    """Render the root page at SERIAL into its two gzip files; the number of projects."""
+    count = 0
+    for chunk in render_root_stream(serial, "html"):
+        count += chunk.count(b"<a ")
     return count
-
-
-def root_page(serial, fmt):
-    """The path of the root page's gzip file in FMT at SERIAL, rendered if missing."""
-    path = root_path(serial, fmt)
-    if not path.exists():
-        render_root(serial)
-    return path
 
 
 def prerender_root():

@@ -189,6 +189,19 @@ def _gunzip(path, chunk_size=256 * 1024):
     yield decompressor.flush()
 
 
+def _gzip(chunks):
+    compressor = zlib.compressobj(6, wbits=31)
+    first = True
+    for chunk in chunks:
+        data = compressor.compress(chunk)
+        if first:  # send the head now rather than when zlib's buffer fills
+            data += compressor.flush(zlib.Z_SYNC_FLUSH)
+            first = False
+        if data:
+            yield data
+    yield compressor.flush()
+
+
 @require_safe
 @_index_headers
 @condition(etag_func=_root_etag)
@@ -196,14 +209,23 @@ def root(request):
     content_type, serial, gzipped = _root_lookup(request)
     if content_type is None:
         return _not_acceptable()
-    path = index.root_page(serial, FORMATS[content_type])
-    if gzipped:
+    fmt = FORMATS[content_type]
+    path = index.root_path(serial, fmt)
+    if not path.exists():
+        # First request since a change: render it (to disk, for everyone) while
+        # streaming it to this client, so the first byte leaves at once.
+        chunks = index.render_root_stream(serial, fmt)
+        response = StreamingHttpResponse(
+            _gzip(chunks) if gzipped else chunks, content_type=CONTENT_TYPES[content_type]
+        )
+    elif gzipped:
         response = FileResponse(open(path, "rb"), content_type=CONTENT_TYPES[content_type])
-        response["Content-Encoding"] = "gzip"
         del response["Content-Disposition"]  # FileResponse names the file on disk
     else:
         response = StreamingHttpResponse(
             _gunzip(path), content_type=CONTENT_TYPES[content_type]
         )
+    if gzipped:
+        response["Content-Encoding"] = "gzip"
     patch_vary_headers(response, ("Accept-Encoding",))
     return response
