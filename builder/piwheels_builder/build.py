@@ -1,6 +1,7 @@
 """Running ``pip wheel`` for one job: the command, its environment, the time limit."""
 import logging
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -172,12 +173,19 @@ _BOILERPLATE = (
 )
 
 
+_COMPILER_ERROR = re.compile(r":\d+(:\d+)?: (fatal )?error: ")
+
+
 def failure_reason(outcome, timeout):
-    """One line saying why a build failed."""
+    """One line saying why a build failed: the compiler's first error, else the last
+    ``error:`` line that is not pip's summary, else the exit status."""
     if outcome.timed_out:
         return f"build timed out after {timeout:g}s"
-    for line in reversed(outcome.output.splitlines()):
-        line = line.strip()
+    lines = [line.strip() for line in outcome.output.splitlines()]
+    for line in lines:
+        if _COMPILER_ERROR.search(line):
+            return line[:400]
+    for line in reversed(lines):
         lower = line.lower()
         if lower.startswith("error:") and not any(b in lower for b in _BOILERPLATE):
             return line[:400]

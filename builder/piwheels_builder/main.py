@@ -7,6 +7,7 @@ import signal
 import sys
 import tempfile
 import threading
+import time
 import zipfile
 from pathlib import Path
 
@@ -17,6 +18,8 @@ from .spool import Spool
 log = logging.getLogger("piwheels_builder")
 
 DEFAULT_TIMEOUT = 3 * 60 * 60
+# Least time between two claims that found nothing.
+IDLE_PAUSE = 1.0
 
 
 class Agent:
@@ -49,11 +52,16 @@ class Agent:
             while not self.stop.is_set():
                 try:
                     self.resend_spooled()
+                    asked = time.monotonic()
                     job = self.claim()
                     if job is None:
                         if once:
                             log.info("nothing to build")
                             return
+                        # A farm that answers "nothing" at once is not asked again at once.
+                        pause = IDLE_PAUSE - (time.monotonic() - asked)
+                        if pause > 0 and self.stop.wait(pause):
+                            break
                         continue
                     self.handle(job)
                     if once:

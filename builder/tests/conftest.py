@@ -29,7 +29,7 @@ print("Collecting", name, flush=True)
 sys.stderr.write("warning: this goes to stderr\\n"); sys.stderr.flush()
 print("Building wheel for", name, flush=True)
 if name.startswith("broken"):
-    print("src/mod.c:1:10: fatal error: missing.h: No such file or directory", flush=True)
+    print("gcc -c src/mod.c", flush=True)
     sys.stderr.write("error: command '/usr/bin/gcc' failed with exit code 1\\n")
     print("ERROR: Failed building wheel for", name)
     sys.exit(1)

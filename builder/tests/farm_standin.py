@@ -21,6 +21,7 @@ class StandinFarm:
         self.builds = {}  # build id -> dict(job=..., state=..., files=..., result=...)
         self.log = []  # (method, path, status) of every request answered
         self.claims = []  # bodies of claim calls
+        self.claim_times = []  # time.monotonic() of each
         self.faults = []  # [method, path fragment, status, times left]
         self.cut_uploads = 0  # uploads to cut short after half their body
         self.next_id = 1
@@ -121,6 +122,7 @@ class StandinFarm:
         deadline = time.monotonic() + wait
         with self.lock:
             self.claims.append(body)
+            self.claim_times.append(time.monotonic())
             while True:
                 for build_id in self.queue:
                     build = self.builds[build_id]

@@ -92,16 +92,27 @@ def test_stop_event_kills_the_build_and_a_finished_builds_stragglers(tmp_path):
     assert not pid_alive(int(pids.read_text()))
 
 
-def test_failure_reason_picks_the_tools_error_line():
+def test_failure_reason_picks_the_compilers_first_error():
     outcome = build.Outcome(returncode=1, duration=1.0, output=(
         "  src/mod.c:1:10: fatal error: missing.h: No such file or directory\n"
+        "  src/mod.c:7:3: error: unknown type name 'foo_t'\n"
         "  error: command '/usr/bin/gcc' failed with exit code 1\n"
+        "  error: subprocess-exited-with-error\n"
         "  ERROR: Failed building wheel for foo\n"
         "Failed to build foo\n"
         "ERROR: Failed to build one or more wheels\n"
     ))
     assert build.failure_reason(outcome, 60) == (
-        "error: command '/usr/bin/gcc' failed with exit code 1")
+        "src/mod.c:1:10: fatal error: missing.h: No such file or directory")
+
+
+def test_failure_reason_else_picks_the_last_error_line_that_is_not_pips_summary():
+    outcome = build.Outcome(returncode=1, duration=1.0, output=(
+        "ERROR: Could not find a version that satisfies the requirement foo==1.0\n"
+        "ERROR: No matching distribution found for foo==1.0\n"
+    ))
+    assert build.failure_reason(outcome, 60) == (
+        "ERROR: No matching distribution found for foo==1.0")
     bare = build.Outcome(returncode=2, duration=1.0, output="nothing useful\n")
     assert build.failure_reason(bare, 60) == "pip wheel exited with status 2"
 

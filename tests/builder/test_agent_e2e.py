@@ -1,0 +1,253 @@
+"""piwheels-builder, the real one, against the real farm and a fake upstream index.
+
+Each test queues jobs through builds.queue.refresh_jobs for sdists it made, runs the agent as
+a process (its real pip builds them), and checks the farm's database and files, and what
+pip installs from the farm's index.
+"""
+import base64
+import hashlib
+import os
+import shutil
+import subprocess
+import sys
+import textwrap
+import time
+
+import pytest
+
+from builds import storage
+from builds.models import Build, File
+from tests.builder.conftest import (
+    ABI, CuttingProxy, hermetic_pip_env, run_agent, start_agent, stop_process, wait_until,
+)
+
+pytestmark = [pytest.mark.slow]
+
+PURE = {
+    "pure_demo/__init__.py": "def answer():\n    return 42\n",
+}
+
+CEXT_SETUP = textwrap.dedent("""\
+    from setuptools import Extension, setup
+    setup(
+        packages=["cext_demo"],
+        ext_modules=[Extension("cext_demo._speed", ["src/speed.c"], libraries=["z"])],
+    )
+    """)
+CEXT = {
+    "cext_demo/__init__.py": "from cext_demo._speed import add, zversion\n",
+    "src/speed.c": textwrap.dedent("""\
+        #define PY_SSIZE_T_CLEAN
+        #include <Python.h>
+        #include <zlib.h>
+
+        static PyObject *add(PyObject *self, PyObject *args) {
+            long a, b;
+            if (!PyArg_ParseTuple(args, "ll", &a, &b)) return NULL;
+            return PyLong_FromLong(a + b);
+        }
+        static PyObject *zversion(PyObject *self, PyObject *args) {
+            return PyUnicode_FromString(zlibVersion());
+        }
+        static PyMethodDef methods[] = {
+            {"add", add, METH_VARARGS, "a + b"},
+            {"zversion", zversion, METH_NOARGS, "zlib's version"},
+            {NULL, NULL, 0, NULL},
+        };
+        static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "_speed", NULL, -1, methods};
+        PyMODINIT_FUNC PyInit__speed(void) { return PyModule_Create(&module); }
+        """),
+}
+BROKEN = {
+    "broken_demo/__init__.py": "",
+    "src/broken.c": "#include <no_such_header_for_the_farm.h>\nint x;\n",
+}
+BROKEN_SETUP = textwrap.dedent("""\
+    from setuptools import Extension, setup
+    setup(packages=["broken_demo"],
+          ext_modules=[Extension("broken_demo._broken", ["src/broken.c"])])
+    """)
+
+
+def build_of(name):
+    return Build.objects.select_related("log").get(
+        version__project__normalized_name=name, abi__tag=ABI)
+
+
+def test_builds_pure_c_and_broken_sdists_then_pip_installs_them_from_the_farm(
+        live_server, data_dir, publish_sdist, farm_builder, work_dir, tmp_path):
+    publish_sdist("pure-demo", "1.0", PURE)
+    publish_sdist("cext-demo", "2.0", CEXT, CEXT_SETUP)
+    publish_sdist("broken-demo", "0.1", BROKEN, BROKEN_SETUP)
+    agent = start_agent(live_server.url, farm_builder.token, work_dir,
+                        log_path=tmp_path / "agent.log")
+    try:
+        wait_until(lambda: not Build.objects.live().exists() and not os.listdir(
+            work_dir / "spool"), timeout=150, message="the agent to build all three")
+    finally:
+        assert stop_process(agent) == 0, (tmp_path / "agent.log").read_text()
+    output = (tmp_path / "agent.log").read_text()
+
+    pure = build_of("pure-demo")
+    assert pure.state == Build.State.SUCCEEDED, pure.log.output
+    (pure_file,) = pure.files.all()
+    assert pure_file.filename == "pure_demo-1.0-py3-none-any.whl"
+    assert pure_file.requires_python == ">=3.8" and pure_file.dependencies == []
+    path = storage.file_path("pure-demo", pure_file.filename)
+    assert hashlib.sha256(path.read_bytes()).hexdigest() == pure_file.sha256
+    assert "Building wheel for pure-demo" in pure.log.output
+
+    cext = build_of("cext-demo")
+    assert cext.state == Build.State.SUCCEEDED, cext.log.output
+    (cext_file,) = cext.files.all()
+    assert (cext_file.python_tag, cext_file.abi_tag) == (ABI, ABI)
+    assert cext_file.platform_tag.startswith("linux_")
+    if shutil.which("dpkg"):
+        assert cext_file.dependencies == ["zlib1g"]  # libz.so.1; libc6 left out
+    assert "src/speed.c" in cext.log.output  # the compiler's lines are in the log
+
+    broken = build_of("broken-demo")
+    assert broken.state == Build.State.FAILED
+    assert not broken.files.exists()
+    assert "no_such_header_for_the_farm.h" in broken.log.output
+    assert broken.failure_reason == (  # the compiler's first error: what a user needs
+        "src/broken.c:1:10: fatal error: no_such_header_for_the_farm.h: "
+        "No such file or directory")
+
+    assert f"building pure-demo 1.0 for {ABI}" in output
+    assert "built cext-demo 2.0 in" in output
+    assert f"uploaded {cext_file.filename} (" in output
+    assert os.listdir(work_dir / "builds") == [] and os.listdir(work_dir / "spool") == []
+
+    # What was built installs from the farm's index with pip, and works.
+    venv = tmp_path / "venv"
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)
+    python = str(venv / "bin" / "python")
+    subprocess.run(
+        [sys.executable, "-m", "pip", "--python", python, "install", "--no-input",
+         "--index-url", f"{live_server.url}/simple/", "pure-demo==1.0", "cext-demo==2.0"],
+        check=True, capture_output=True, text=True, env=hermetic_pip_env(
+            PIP_CACHE_DIR=str(tmp_path / "pip-cache")),
+    )
+    run = subprocess.run(
+        [python, "-c", "import pure_demo, cext_demo; "
+                       "print(pure_demo.answer(), cext_demo.add(2, 3), cext_demo.zversion())"],
+        check=True, capture_output=True, text=True,
+    )
+    answer, total, _zlib = run.stdout.split()
+    assert (answer, total) == ("42", "5")
+
+
+HANG_SETUP = textwrap.dedent("""\
+    import os, subprocess, time
+    from setuptools import setup
+    child = subprocess.Popen(["sleep", "300"])
+    with open(os.environ["E2E_PIDS"], "a") as f:
+        f.write("%d %d\\n" % (os.getpid(), child.pid))
+    time.sleep(300)
+    setup()
+    """)
+
+
+def test_a_build_that_hangs_is_killed_at_the_timeout(live_server, data_dir, publish_sdist,
+                                                      farm_builder, work_dir, tmp_path):
+    publish_sdist("hang-demo", "1.0", {"hang_demo/__init__.py": ""}, HANG_SETUP)
+    pids = tmp_path / "pids"
+
+    started = time.monotonic()
+    code, output = run_agent(live_server.url, farm_builder.token, work_dir, "--once",
+                             "--build-timeout", "8", env={"E2E_PIDS": str(pids)})
+
+    assert code == 0, output
+    assert time.monotonic() - started < 60
+    build = build_of("hang-demo")
+    assert build.state == Build.State.FAILED
+    assert build.failure_reason == "build timed out after 8s"
+    assert pids.exists(), build.log.output  # setup.py was running when the time ran out
+    for line in pids.read_text().splitlines():
+        for pid in map(int, line.split()):
+            assert not os.path.exists(f"/proc/{pid}") or _zombie(pid), f"{pid} still runs"
+    assert os.listdir(work_dir / "builds") == []
+
+
+def _zombie(pid):
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] == "Z"
+    except FileNotFoundError:
+        return True
+
+
+def big_module():
+    """~90 kB of base64 text that does not compress: a wheel too big to upload in one go."""
+    blob = b"".join(hashlib.sha256(b"%d" % i).digest() for i in range(2000))
+    return f"DATA = {base64.b64encode(blob).decode()!r}\n"
+
+
+def test_an_upload_cut_off_midway_is_sent_again_and_counted_once(
+        live_server, data_dir, publish_sdist, farm_builder, work_dir):
+    publish_sdist("cut-demo", "1.0", {"cut_demo/__init__.py": "", "cut_demo/blob.py": big_module()})
+    port = int(live_server.url.rsplit(":", 1)[1])
+    proxy = CuttingProxy(port, cut_after=20_000)
+    try:
+        code, output = run_agent(proxy.url, farm_builder.token, work_dir, "--once")
+    finally:
+        proxy.close()
+
+    assert code == 0, output
+    assert proxy.cuts == 1
+    assert "farm unreachable" in output  # the cut, then the retry
+    build = build_of("cut-demo")
+    assert build.state == Build.State.SUCCEEDED, build.log.output
+    (wheel,) = File.objects.filter(build__version__project__normalized_name="cut-demo")
+    data = storage.file_path("cut-demo", wheel.filename).read_bytes()
+    assert len(data) == wheel.size > 40_000
+    assert hashlib.sha256(data).hexdigest() == wheel.sha256
+    assert output.count(f"uploaded {wheel.filename}") == 1
+
+
+SLOW_SETUP = textwrap.dedent("""\
+    import os, time
+    from setuptools import setup
+    with open(os.environ["E2E_STARTED"], "a") as f:
+        f.write("%d\\n" % os.getpid())
+    time.sleep(1)
+    setup()
+    """)
+
+
+def test_nothing_is_lost_when_the_farm_dies_while_the_agent_holds_a_build(
+        publish_sdist, farm_builder, farm_process, work_dir, tmp_path):
+    publish_sdist("spool-demo", "1.0", {"spool_demo/__init__.py": "X = 1\n"}, SLOW_SETUP)
+    started = tmp_path / "started"
+    agent_log = tmp_path / "agent.log"
+    spooled = work_dir / "spool"
+    farm_process.start()
+    agent = start_agent(farm_process.url, farm_builder.token, work_dir,
+                        env={"E2E_STARTED": str(started)}, log_path=agent_log)
+    try:
+        wait_until(started.exists, timeout=60, message="the build to start")
+        farm_process.kill()  # the farm dies while the agent builds
+        wait_until(lambda: any(spooled.glob("*/result.json")), timeout=60,
+                   message="the finished build to be spooled")
+        wait_until(lambda: "farm unreachable" in agent_log.read_text(), timeout=30,
+                   message="the agent to find the farm gone")
+    finally:
+        assert stop_process(agent) == 0, agent_log.read_text()  # and the agent is stopped too
+    build = build_of("spool-demo")
+    assert build.state == Build.State.BUILDING and not build.files.exists()
+    assert len(list(spooled.glob("*/result.json"))) == 1
+
+    farm_process.start()  # both come back
+    code, output = run_agent(farm_process.url, farm_builder.token, work_dir, "--once")
+
+    assert code == 0, output
+    assert "resending 1 finished build(s) kept from before" in output
+    build = build_of("spool-demo")
+    assert build.state == Build.State.SUCCEEDED, output
+    (wheel,) = build.files.all()
+    assert wheel.filename == "spool_demo-1.0-py3-none-any.whl"
+    path = storage.file_path("spool-demo", wheel.filename)
+    assert hashlib.sha256(path.read_bytes()).hexdigest() == wheel.sha256
+    assert "Building wheel for spool-demo" in build.log.output
+    assert os.listdir(spooled) == []
