@@ -174,7 +174,8 @@ def project_page(normalized_name):
 
     Five queries: the project, the ABIs, its versions, their builds, their files.
     """
-    project = Project.objects.filter(normalized_name=normalized_name).first()
+    # Not .first(): its ORDER BY id can make PostgreSQL walk the primary key.
+    project = next(iter(Project.objects.filter(normalized_name=normalized_name)[:1]), None)
     if project is None:
         return None
     abis = {abi.id: abi for abi in Abi.objects.all()}
