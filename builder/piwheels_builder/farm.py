@@ -56,9 +56,10 @@ def human_size(size):
 
 def _detail(response):
     try:
-        detail = response.json().get("detail")
+        body = response.json()
     except ValueError:
-        detail = None
+        body = None
+    detail = body.get("detail") if isinstance(body, dict) else None
     if not detail:
         detail = (response.text or response.reason or "").strip().splitlines()[:1]
         detail = detail[0][:200] if detail else f"HTTP {response.status_code}"
@@ -98,7 +99,8 @@ class Farm:
         return response.json()
 
     def heartbeat(self, build_id, budget=None):
-        self.call("POST", f"/api/v1/builds/{build_id}/heartbeat/", budget=budget)
+        self.call("POST", f"/api/v1/builds/{build_id}/heartbeat/", budget=budget,
+                  read_timeout=min(60, budget or 60))
 
     def upload(self, build_id, path, filename, size, sha256):
         """PUT one wheel, streamed from ``path``; safe to repeat (the farm answers 200)."""

@@ -1,5 +1,7 @@
 """piwheels-builder: claim a job from the farm, build it, send back wheels and log; repeat."""
 import argparse
+import contextlib
+import fcntl
 import logging
 import os
 import shutil
@@ -35,7 +37,11 @@ class Agent:
         self.python = python
         self.stop = stop or farm.stop
         self.spool = Spool(self.work_dir / "spool")
-        (self.work_dir / "builds").mkdir(parents=True, exist_ok=True)
+        self._lock = _lock_work_dir(self.work_dir)
+        # Builds left by an agent that was killed outright: nothing in them can be used.
+        builds = self.work_dir / "builds"
+        shutil.rmtree(builds, ignore_errors=True)
+        builds.mkdir()
         # True while the main thread only waits on the farm, where SIGTERM may cut in.
         self.interruptible = False
 
@@ -120,28 +126,17 @@ class Agent:
         build_id = job["build_id"]
         log.info("building %s for %s (build %s)", label, job["abi"], build_id)
         tmp = Path(tempfile.mkdtemp(prefix=f"build-{build_id}-", dir=self.work_dir / "builds"))
-        beat_stop = threading.Event()
-        lost = threading.Event()
-        halt = _AnyEvent(self.stop, lost)
-        heart = threading.Thread(
-            target=self._heartbeat, args=(build_id, job.get("lease_seconds", 300), beat_stop, lost),
-            name=f"heartbeat-{build_id}", daemon=True,
-        )
         try:
             wheel_dir, cache_dir, tmp_dir = tmp / "wheels", tmp / "cache", tmp / "tmp"
             for d in (wheel_dir, cache_dir, tmp_dir):
                 d.mkdir()
             command = build.build_command(job, wheel_dir, self.python)
             env = build.build_environment(os.environ, cache_dir, tmp_dir)
-            heart.start()
-            try:
+            with self._heartbeats(job) as lost:
                 outcome = build.run(
                     command, cwd=tmp, env=env, log_path=tmp / "build.log",
-                    timeout=self.build_timeout, stop=halt,
+                    timeout=self.build_timeout, stop=_AnyEvent(self.stop, lost),
                 )
-            finally:
-                beat_stop.set()
-                heart.join()
             if lost.is_set():
                 raise LeaseLost(f"the farm gave build {build_id} to another builder")
             if outcome.stopped:
@@ -179,6 +174,22 @@ class Agent:
                      result["failure_reason"])
         return result
 
+    @contextlib.contextmanager
+    def _heartbeats(self, job):
+        """Keep the job's lease alive meanwhile; yields an event set when the job is lost."""
+        done, lost = threading.Event(), threading.Event()
+        heart = threading.Thread(
+            target=self._heartbeat,
+            args=(job["build_id"], job.get("lease_seconds") or 300, done, lost),
+            name=f"heartbeat-{job['build_id']}", daemon=True,
+        )
+        heart.start()
+        try:
+            yield lost
+        finally:
+            done.set()
+            heart.join(timeout=5)  # a heartbeat stuck on the network finishes on its own
+
     def _heartbeat(self, build_id, lease_seconds, done, lost):
         interval = max(1.0, lease_seconds / 3)
         while not done.wait(interval):
@@ -203,12 +214,14 @@ class Agent:
         self.interruptible = True
         try:
             try:
-                for record in result["files"]:
-                    self.farm.upload(
-                        build_id, entry.wheel_path(record["filename"]), record["filename"],
-                        record["size"], record["sha256"],
-                    )
-                    log.info("uploaded %s (%s)", record["filename"], human_size(record["size"]))
+                with self._heartbeats(job):
+                    for record in result["files"]:
+                        self.farm.upload(
+                            build_id, entry.wheel_path(record["filename"]),
+                            record["filename"], record["size"], record["sha256"],
+                        )
+                        log.info("uploaded %s (%s)", record["filename"],
+                                 human_size(record["size"]))
             except Rejected as exc:
                 log.error("build %s: the farm refused a wheel: %s", build_id, exc)
                 result = dict(result, success=False, files=[],
@@ -235,6 +248,22 @@ class Agent:
                      job["version"])
         except (LeaseLost, Rejected, GaveUp, TokenRefused) as exc:
             log.warning("could not release build %s: %s", job["build_id"], exc)
+
+
+def _lock_work_dir(work_dir):
+    """Hold an exclusive lock on the work dir for the agent's life: one agent per spool."""
+    work_dir.mkdir(parents=True, exist_ok=True)
+    handle = open(work_dir / "lock", "w")
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        handle.close()
+        raise WorkDirBusy(f"another piwheels-builder is using {work_dir}") from None
+    return handle
+
+
+class WorkDirBusy(Exception):
+    pass
 
 
 class _AnyEvent:
@@ -305,10 +334,14 @@ def main(argv=None):
     except Exception as exc:
         log.error("cannot tell what this machine builds for: %s", exc)
         return 2
-    agent = Agent(
-        farm, ident, work_dir=args.work_dir, build_timeout=args.build_timeout,
-        wait=args.wait, python=args.python, stop=stop,
-    )
+    try:
+        agent = Agent(
+            farm, ident, work_dir=args.work_dir, build_timeout=args.build_timeout,
+            wait=args.wait, python=args.python, stop=stop,
+        )
+    except WorkDirBusy as exc:
+        log.error("%s", exc)
+        return 2
 
     def on_signal(signum, frame):
         if not stop.is_set():

@@ -259,3 +259,20 @@ def test_server_and_token_may_come_from_the_environment(monkeypatch):
     args = parse_args(["--once"])
     assert (args.server, args.token, args.once) == ("http://farm:8000", "s3cret", True)
     assert args.build_timeout == 3 * 60 * 60 and args.wait == 30
+
+
+def test_one_work_dir_serves_one_agent_and_a_killed_agents_builds_are_cleared(
+        farm, work_dir, fake_python):
+    stale = work_dir / "builds" / "build-9-abc"
+    stale.mkdir(parents=True)
+    (stale / "half.whl").write_bytes(b"x")
+    proc = agent_process(farm, work_dir, fake_python)
+    farm.wait_for(lambda: len(farm.claims) >= 1)
+    assert not stale.exists()
+
+    second = agent_process(farm, work_dir, fake_python, "--once")
+    output, _ = second.communicate(timeout=20)
+    assert second.returncode == 2
+    assert f"another piwheels-builder is using {work_dir}" in output
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(timeout=10) == 0
