@@ -74,6 +74,13 @@ class Agent:
                         return
                 except (Stopped, TokenRefused):
                     raise
+                except Rejected as exc:  # e.g. the farm does not build for this ABI
+                    if once:
+                        raise
+                    log.error("the farm refused the claim: %s; asking again in %.0fs",
+                              exc, self.farm.refused_pace)
+                    if self.stop.wait(self.farm.refused_pace):
+                        break
                 except Exception:
                     if once:
                         raise
@@ -108,8 +115,7 @@ class Agent:
             if self.stop.wait(self.farm.retry_cap):
                 raise Stopped() from None
             return
-        if entry is not None:
-            self.deliver(entry)
+        self.deliver(entry)
 
     def resend_spooled(self):
         entries = self.spool.pending()
@@ -121,7 +127,7 @@ class Agent:
     # -- one build ----------------------------------------------------------------------
 
     def build(self, job):
-        """Build the job into a spool entry (None when the build was stopped)."""
+        """Build the job into a spool entry; raises Stopped or LeaseLost when it was cut short."""
         label = f"{job['project']} {job['version']}"
         build_id = job["build_id"]
         log.info("building %s for %s (build %s)", label, job["abi"], build_id)
@@ -358,6 +364,9 @@ def main(argv=None):
     except TokenRefused as exc:
         log.error("%s", exc)
         return 3
+    except Rejected as exc:
+        log.error("the farm refused the claim: %s", exc)
+        return 4
     except Stopped:
         log.info("stopped")
     finally:

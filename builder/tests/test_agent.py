@@ -276,3 +276,13 @@ def test_one_work_dir_serves_one_agent_and_a_killed_agents_builds_are_cleared(
     assert f"another piwheels-builder is using {work_dir}" in output
     proc.send_signal(signal.SIGTERM)
     assert proc.wait(timeout=10) == 0
+
+
+def test_a_claim_for_an_abi_the_farm_does_not_build_is_reported_in_one_line(
+        farm, work_dir, fake_python):
+    farm.fail("POST", "/claim/", 400)
+    proc = agent_process(farm, work_dir, fake_python, "--once")
+    output, _ = proc.communicate(timeout=20)
+    assert proc.returncode == 4
+    assert output.strip().splitlines()[-1].endswith(
+        "ERROR the farm refused the claim: Injected 400.")
