@@ -1,44 +1,43 @@
 """Waiting for a job without tying up the web server.
 
 A claim that finds nothing waits up to `wait` seconds in its gunicorn thread (gthread
-workers, many threads: a sleeping thread costs memory, not CPU). Between polls it holds
-no database connection (closed before sleeping), so 100 waiting builders do not hold 100
-of PostgreSQL's connections, and it polls with backoff (0.2 s doubling to 1 s). Threads of
-one process waiting for the same ABI share what they learn: when one of them found that
-ABI's queue empty less than EMPTY_FOR seconds ago, the others skip the database. So the
-polling load is a few queries per second per ABI and process, whatever the builders.
+workers with many threads: a sleeping thread costs memory, not CPU). While it waits it
+holds no database connection of its own (closed before the first sleep), so 100 waiting
+builders do not hold 100 of PostgreSQL's connections. Instead the waiting threads of one
+process share one connection and one answer per ABI: "is anything queued for it?" is
+asked at most every EMPTY_FOR seconds per ABI and process (an index-only probe), and only
+when the answer is yes does a waiting thread reconnect and try queue.claim(). Each thread
+looks again after a backoff of 0.2 s doubling to 1 s. The polling load is therefore a few
+tiny queries per second per process, whatever the number of waiting builders.
 """
 import threading
 import time
 
-from django.db import connection
+from django.db import DEFAULT_DB_ALIAS, DatabaseError, connection, connections
 
 from builds import queue
+from builds.models import Build
 
 FIRST_PAUSE = 0.2
 MAX_PAUSE = 1.0
-EMPTY_FOR = 0.2  # seconds a "queue empty" answer is trusted by the other waiting threads
+EMPTY_FOR = 0.2  # seconds one probe's answer serves all the waiting threads of a process
 
-_empty_at = {}  # abi id -> time.monotonic() when a claim in this process found nothing
 _lock = threading.Lock()
+_answers = {}  # abi id -> (time.monotonic() of the probe, anything queued?)
+_shared = None  # the probing connection of this process
 
 
 def wait_for_job(builder, abi, wait, now):
     """queue.claim() until it hands out a job for ABI (an active Abi) or WAIT seconds
-    have passed; the first try always asks the database. NOW() gives the time."""
+    have passed; the first try always claims. NOW() gives the time."""
     deadline = time.monotonic() + wait
     pause = FIRST_PAUSE
     first = True
     while True:
-        started = time.monotonic()
-        with _lock:
-            fresh = started - _empty_at.get(abi.id, float("-inf")) < EMPTY_FOR
-        if first or not fresh:
+        if first or anything_queued(abi.id):
             build = queue.claim(builder, abi, now())
             if build is not None:
                 return build
-            with _lock:
-                _empty_at[abi.id] = time.monotonic()
         first = False
         left = deadline - time.monotonic()
         if left <= 0:
@@ -47,3 +46,38 @@ def wait_for_job(builder, abi, wait, now):
             connection.close()
         time.sleep(min(pause, left))
         pause = min(pause * 2, MAX_PAUSE)
+
+
+def anything_queued(abi_id):
+    """Whether a job for this ABI is queued, as seen at most EMPTY_FOR seconds ago."""
+    global _shared
+    with _lock:
+        asked, answer = _answers.get(abi_id, (float("-inf"), True))
+        if time.monotonic() - asked < EMPTY_FOR:
+            return answer
+        try:
+            if _shared is None:
+                _shared = connections.create_connection(DEFAULT_DB_ALIAS)
+                _shared.inc_thread_sharing()
+            with _shared.cursor() as cursor:
+                cursor.execute(
+                    f"SELECT 1 FROM {Build._meta.db_table}"
+                    " WHERE abi_id = %s AND state = %s LIMIT 1",
+                    [abi_id, Build.State.QUEUED],
+                )
+                answer = cursor.fetchone() is not None
+        except DatabaseError:
+            _shared.close()  # reconnects next time; meanwhile let the claim decide
+            answer = True
+        _answers[abi_id] = (time.monotonic(), answer)
+        return answer
+
+
+def close_shared():
+    """Close the probing connection (tests call this before dropping the database)."""
+    global _shared
+    with _lock:
+        if _shared is not None:
+            _shared.close()
+            _shared = None
+        _answers.clear()

@@ -3,6 +3,7 @@ import hashlib
 import pytest
 from django.test import Client
 
+from api import longpoll
 from builds.models import Build
 from tests.factories import make_build, make_builder, make_project, make_version
 
@@ -36,6 +37,13 @@ class BuilderClient:
             content_type="application/octet-stream", HTTP_X_SHA256=sha256,
             **self.auth, **headers,
         )
+
+
+@pytest.fixture(autouse=True)
+def close_probe_connection():
+    """The long-poll's shared probing connection must not outlive the test database."""
+    yield
+    longpoll.close_shared()
 
 
 @pytest.fixture
