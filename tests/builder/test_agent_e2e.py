@@ -5,6 +5,7 @@ a process (its real pip builds them), and checks the farm's database and files, 
 pip installs from the farm's index.
 """
 import base64
+import glob
 import hashlib
 import os
 import shutil
@@ -15,11 +16,14 @@ import time
 
 import pytest
 
-from builds import storage
+from builds import queue, storage
 from builds.models import Build, File
+from piwheels_builder.identity import probe
 from tests.builder.conftest import (
-    ABI, CuttingProxy, hermetic_pip_env, run_agent, start_agent, stop_process, wait_until,
+    ABI, CuttingProxy, hermetic_pip_env, make_sdist, run_agent, start_agent, stop_process,
+    wait_until,
 )
+from tests.factories import make_abi, make_builder, make_project
 
 pytestmark = [pytest.mark.slow]
 
@@ -251,3 +255,47 @@ def test_nothing_is_lost_when_the_farm_dies_while_the_agent_holds_a_build(
     assert hashlib.sha256(path.read_bytes()).hexdigest() == wheel.sha256
     assert "Building wheel for spool-demo" in build.log.output
     assert os.listdir(spooled) == []
+
+
+def _other_python():
+    """A CPython other than this one, to build with (--python), as a Pi running the agent
+    under one Python and building for another would."""
+    candidates = [shutil.which(f"python3.{minor}") for minor in (9, 13, 12, 10)]
+    candidates += sorted(glob.glob(os.path.expanduser("~/.pyenv/versions/3.*/bin/python3")))
+    for path in filter(None, candidates):
+        real = subprocess.run(
+            [path, "-c", "import sys; print(sys.version_info[:2] >= (3, 9), sys.executable)"],
+            capture_output=True, text=True)
+        if real.returncode == 0:
+            recent, executable = real.stdout.split()
+            if recent == "True" and not os.path.samefile(executable, sys.executable) \
+                    and f"{sys.version_info[0]}.{sys.version_info[1]}" not in executable:
+                return executable
+    return None
+
+
+OTHER_PYTHON = _other_python()
+
+
+@pytest.mark.skipif(OTHER_PYTHON is None, reason="no other CPython on this machine")
+def test_an_agent_building_with_another_python_claims_for_its_abi(
+        live_server, data_dir, upstream, transactional_db, work_dir):
+    abi, platform, version = probe(OTHER_PYTHON)
+    make_abi(ABI)
+    make_abi(abi)
+    builder = make_builder("pi-other", abi=abi)
+    sdist = make_sdist("other-demo", "1.0", {"other_demo/__init__.py": "X = 1\n"})
+    upstream.add_release("other-demo", "1.0", [sdist])
+    project = make_project("other-demo", versions=["1.0"])
+    queue.refresh_jobs([v.id for v in project.versions.all()])
+
+    code, output = run_agent(live_server.url, builder.token, work_dir, "--once",
+                             "--python", OTHER_PYTHON)
+
+    assert code == 0, output
+    assert f"builder for {abi} on {platform} (Python {version}" in output
+    build = Build.objects.get(version__project__normalized_name="other-demo", abi__tag=abi)
+    assert build.state == Build.State.SUCCEEDED, build.log.output
+    assert build.files.get().filename == "other_demo-1.0-py3-none-any.whl"
+    builder.refresh_from_db()
+    assert (builder.abi.tag, builder.python_version) == (abi, version)
