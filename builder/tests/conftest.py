@@ -1,8 +1,6 @@
 """Fixtures for the agent's own tests: a stand-in farm and a stand-in pip. No Django here."""
-import os
 import stat
 import sys
-import textwrap
 
 import pytest
 
