@@ -78,6 +78,8 @@ def build_of(name):
         version__project__normalized_name=name, abi__tag=ABI)
 
 
+@pytest.mark.skipif(not (shutil.which("gcc") and os.path.exists("/usr/include/zlib.h")),
+                    reason="needs gcc and zlib's headers to build the C extension")
 def test_builds_pure_c_and_broken_sdists_then_pip_installs_them_from_the_farm(
         live_server, data_dir, publish_sdist, farm_builder, work_dir, tmp_path):
     publish_sdist("pure-demo", "1.0", PURE)
