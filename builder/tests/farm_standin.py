@@ -87,7 +87,7 @@ class StandinFarm:
             pass
 
         Handler.farm = farm
-        self.server = ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
+        self.server = _QuietServer(("127.0.0.1", self.port), Handler)
         self.server.daemon_threads = True
         self.port = self.server.server_address[1]
         threading.Thread(target=self.server.serve_forever, args=(0.05,), daemon=True).start()
@@ -201,6 +201,11 @@ class StandinFarm:
                 self.queue.append(build_id)
             self.lock.notify_all()
             return 204, None
+
+
+class _QuietServer(ThreadingHTTPServer):
+    def handle_error(self, request, client_address):
+        pass  # a client hanging up (the agent stopped, a cut upload) is not news
 
 
 class _Handler(BaseHTTPRequestHandler):
