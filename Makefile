@@ -31,6 +31,7 @@ run: migrate
 	wait
 
 test: venv
+	mkdir -p var/static
 	DATABASE_URL=$$(scripts/test-database) $(PY) -m pytest -n 2 -q $(PYTEST_ARGS)
 
 bench: venv
