@@ -299,7 +299,7 @@ class BuildAdmin(ScaleSafeAdmin):
         ))
         with transaction.atomic():
             queryset.delete()
-            Project.objects.filter(id__in={pid for _, _, pid in files}).touch_index()
+            Project.objects.filter(id__in={pid for _, _, pid in files}).touch_index(root=True)
             transaction.on_commit(lambda: delete_stored_files(
                 [(name, filename) for filename, name, _ in files if filename]
             ))
@@ -344,7 +344,7 @@ class FileAdmin(ScaleSafeAdmin):
         ))
         with transaction.atomic():
             queryset.delete()
-            Project.objects.filter(id__in={pid for _, _, pid in files}).touch_index()
+            Project.objects.filter(id__in={pid for _, _, pid in files}).touch_index(root=True)
             transaction.on_commit(lambda: delete_stored_files(
                 [(name, filename) for filename, name, _ in files]
             ))

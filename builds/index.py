@@ -22,13 +22,13 @@ from django.template.loader import render_to_string
 from django.utils.html import escape
 
 from builds.models import Build, File
-from packages.models import Project, Serial, version_sort_key
+from packages.models import INDEX_ROOT, Project, Serial, version_sort_key
 
 API_VERSION = "1.1"
 JSON_TYPE = "application/vnd.pypi.simple.v1+json"
 HTML_TYPE = "application/vnd.pypi.simple.v1+html"
 TEXT_HTML_TYPE = "text/html"
-ROOT_SERIAL = "index-root"
+
 CACHE_ALIAS = "index"
 ROOT_CHUNK = 5000  # projects per write while rendering the root page
 
@@ -172,7 +172,7 @@ def project_page(project_id, normalized_name, index_serial):
 
 def root_serial():
     """The serial of the root page's current content (0 before anything was published)."""
-    found = Serial.objects.filter(name=ROOT_SERIAL).values_list("value", flat=True)[:1]
+    found = Serial.objects.filter(name=INDEX_ROOT).values_list("value", flat=True)[:1]
     return next(iter(found), 0)
 
 

@@ -18,14 +18,13 @@ from pathlib import Path
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import F
 from django.utils import timezone
 from packaging.utils import canonicalize_version
 
 from builds import storage, wheels
 from builds.models import FINISHED_STATES, Abi, Build, BuildLog, File
 from builds.queue import LeaseLost, NoSuchBuild, hold
-from packages.models import Project, Serial
+from packages.models import Project
 
 log = logging.getLogger(__name__)
 
@@ -256,10 +255,7 @@ def _publish(build, published, now):
     File.objects.filter(build_id__in=replaced, filename__in=gone).delete()
     if all(info.abi_tag == "none" for _, info in published):
         _cover_other_abis(build, now)
-    Project.objects.filter(id=project.id).touch_index()
-    if not had_files and moves:
-        serial, _ = Serial.objects.get_or_create(name="index-root")
-        Serial.objects.filter(id=serial.id).update(value=F("value") + 1, updated=now)
+    Project.objects.filter(id=project.id).touch_index(root=not had_files and bool(moves), now=now)
     for filename in moves:  # last, so that a failure above leaves the disk untouched
         target = storage.file_path(project.normalized_name, filename)
         target.parent.mkdir(parents=True, exist_ok=True)

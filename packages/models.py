@@ -11,9 +11,17 @@ class ProjectQuerySet(models.QuerySet):
         """The project whose normalised name matches NAME (any spelling)."""
         return self.filter(normalized_name=canonicalize_name(name))
 
-    def touch_index(self):
-        """Mark these projects' index pages as changed (their cache keys move on)."""
-        return self.update(index_serial=F("index_serial") + 1)
+    def touch_index(self, root=False, now=None):
+        """Mark these projects' index pages as changed (their cache keys move on).
+
+        ROOT: the change may also add or drop a project on the index root (its first file
+        published, its last one removed), so the root's serial moves on too. Call it in
+        the transaction of the change, so that no stale page outlives the commit.
+        """
+        changed = self.update(index_serial=F("index_serial") + 1)
+        if root:
+            touch_index_root(now)
+        return changed
 
 
 class Project(models.Model):
@@ -116,6 +124,16 @@ class Version(models.Model):
             or not self.has_sdist
             or self.project.skip_reason
         )
+
+
+INDEX_ROOT = "index-root"
+
+
+def touch_index_root(now=None):
+    """Move the index root's serial on: its list of projects may have changed."""
+    now = now or timezone.now()
+    if not Serial.objects.filter(name=INDEX_ROOT).update(value=F("value") + 1, updated=now):
+        Serial.objects.get_or_create(name=INDEX_ROOT, defaults={"value": 1, "updated": now})
 
 
 class Serial(models.Model):

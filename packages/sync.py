@@ -30,7 +30,7 @@ from django.db.models import F
 from django.utils import timezone
 from packaging.utils import canonicalize_name
 
-from packages.models import Project, Retry, Serial, Version
+from packages.models import Project, Retry, Serial, Version, touch_index_root
 from packages.upstream import NotFound, Upstream, UpstreamError, merge_states
 
 log = logging.getLogger(__name__)
@@ -112,12 +112,6 @@ def _writing():
         yield
 
 
-def _bump_root(now):
-    """The index root lists projects: move its serial (same transaction as the change)."""
-    if not Serial.objects.filter(name="index-root").update(value=F("value") + 1, updated=now):
-        Serial.objects.get_or_create(name="index-root", defaults={"value": 1, "updated": now})
-
-
 def _set_serial(value, now):
     Serial.objects.update_or_create(name="pypi", defaults={"value": value, "updated": now})
 
@@ -154,7 +148,7 @@ def _apply(states, result, now, only_versions=None):
     if gone:
         Project.objects.filter(id__in=[p.id for p in gone.values()]).delete()
         result.removed_project_names.extend(gone)
-        _bump_root(now)
+        touch_index_root(now)
     live = {n: s for n, s in states.items() if s is not None}
     new_projects, changed_projects = [], []
     for norm, state in live.items():
@@ -187,6 +181,7 @@ def _apply(states, result, now, only_versions=None):
     ):
         have[version.project_id][version.version] = version
     creates, updates, index_changed = [], [], set()
+    root_changed = False
     for norm, state in live.items():
         project = projects[norm]
         known = have.pop(project.id, {})
@@ -218,18 +213,21 @@ def _apply(states, result, now, only_versions=None):
                 updates.append(version)
                 if changed & INDEX_FIELDS:
                     index_changed.add(project.id)
+                # a version's files coming or going may add or drop the project on the root
+                root_changed |= "removed" in changed
         if only_versions is None:
             for version in known.values():  # no longer upstream
                 if not version.removed:
                     version.removed = True
                     updates.append(version)
                     index_changed.add(project.id)
+                    root_changed = True
     _insert(Version, creates, ["project_id", "version", *UPSTREAM_FIELDS, "skip_reason",
                                "removed"])
     Version.objects.bulk_update(updates, [*UPSTREAM_FIELDS, "skip_reason", "removed"],
                                 batch_size=2000)
     if index_changed:
-        Project.objects.filter(id__in=index_changed).touch_index()
+        Project.objects.filter(id__in=index_changed).touch_index(root=root_changed, now=now)
     result.versions_created += len(creates)
     result.versions_updated += len(updates)
     result.new_version_ids.extend(v.id for v in creates)
@@ -442,12 +440,12 @@ def remove_package(name, version=None, now=None):
         if version is None:
             ids = list(project.versions.values_list("id", flat=True))
             project.delete()
-            _bump_root(now)
+            touch_index_root(now)
             return ids
         found = _version(project, version)
         found.builds.all().delete()
         Version.objects.filter(id=found.id).update(removed=True, skip_reason=REMOVED_BY_OPERATOR)
-        Project.objects.filter(id=project.id).touch_index()
+        Project.objects.filter(id=project.id).touch_index(root=True, now=now)
         return [found.id]
 
 
