@@ -103,6 +103,15 @@ def test_removed_release_is_marked_removed(fake_pypi):
     run_pass()
     assert catalogue()["foo"][0] == ("1.0", False, "", True, True, "", ">=3.8")
     assert Project.objects.get(name="foo").index_serial == 1
+    # its files may have been the project's only ones: the root's list moves on too
+    assert serial("index-root") == 1
+
+
+def test_a_yank_leaves_the_root_alone(fake_pypi):
+    first_import(fake_pypi)
+    fake_pypi.yank("foo", "1.0", "oops")
+    run_pass()
+    assert serial("index-root") is None
 
 
 def test_removed_file_updates_the_release(fake_pypi):
