@@ -208,7 +208,7 @@ def main():
         from packages.upstream import Upstream
 
         call_command("migrate", verbosity=0)
-        workers = getattr(settings, "PIWHEELS_SYNC_WORKERS", 8)
+        workers = settings.PIWHEELS_SYNC_WORKERS
         print(f"upstream: {args.projects:,} projects x {args.versions} versions at {url}; "
               f"{workers} fetch threads")
         rss_before = peak_rss_mb()

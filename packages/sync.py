@@ -81,10 +81,6 @@ class SyncResult:
         return text
 
 
-def _setting(name, default):
-    return getattr(settings, name, default)
-
-
 @contextmanager
 def _pass_lock():
     """True when this process may run a pass (session advisory lock on PostgreSQL)."""
@@ -296,8 +292,8 @@ def _first_pass(upstream, result, now):
     del listing
     groups = sorted(by_norm.items())
     del by_norm
-    batch = _setting("PIWHEELS_SYNC_BATCH", 500)
-    with ThreadPoolExecutor(_setting("PIWHEELS_SYNC_WORKERS", 8)) as pool:
+    batch = settings.PIWHEELS_SYNC_BATCH
+    with ThreadPoolExecutor(settings.PIWHEELS_SYNC_WORKERS) as pool:
         previous = None
         for start in range(0, len(groups), batch):
             chunk = groups[start:start + batch]
@@ -331,8 +327,8 @@ def _is_relevant(action):
 
 def _changelog_pass(upstream, result, since, now):
     rows = upstream.changelog_since(since)  # fails cleanly, before any change, if unreachable
-    batch = _setting("PIWHEELS_SYNC_EVENTS_BATCH", 2000)
-    with ThreadPoolExecutor(_setting("PIWHEELS_SYNC_WORKERS", 8)) as pool:
+    batch = settings.PIWHEELS_SYNC_EVENTS_BATCH
+    with ThreadPoolExecutor(settings.PIWHEELS_SYNC_WORKERS) as pool:
         retries = list(Retry.objects.order_by("since").values_list("normalized_name", "name")[:1000])
         if retries:
             _write_batch(_fetch_all(pool, upstream, [(n, [name]) for n, name in retries]),

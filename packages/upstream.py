@@ -58,10 +58,6 @@ class ProjectState:
     releases: dict = field(default_factory=dict)  # version string -> ReleaseState
 
 
-def _setting(name, default):
-    return getattr(settings, name, default)
-
-
 def _clean(text, limit=None):
     text = (text or "").replace("\x00", "")
     return text[:limit] if limit else text
@@ -113,10 +109,10 @@ def merge_states(states):
 class Upstream:
     def __init__(self, base=None):
         self.base = (base or settings.PIWHEELS_PYPI_URL).rstrip("/")
-        self.timeout = _setting("PIWHEELS_SYNC_TIMEOUT", 30)
-        self.retries = _setting("PIWHEELS_SYNC_RETRIES", 4)
-        self.backoff = _setting("PIWHEELS_SYNC_BACKOFF", 1.0)
-        self.max_wait = _setting("PIWHEELS_SYNC_MAX_WAIT", 120)
+        self.timeout = settings.PIWHEELS_SYNC_TIMEOUT
+        self.retries = settings.PIWHEELS_SYNC_RETRIES
+        self.backoff = settings.PIWHEELS_SYNC_BACKOFF
+        self.max_wait = settings.PIWHEELS_SYNC_MAX_WAIT
         self._local = threading.local()
 
     @property

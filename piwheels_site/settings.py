@@ -29,6 +29,14 @@ def envint(name, default):
         raise ImproperlyConfigured(f"{name} must be an integer, not {value!r}") from None
 
 
+def envfloat(name, default):
+    value = os.environ.get(name, str(default))
+    try:
+        return float(value)
+    except ValueError:
+        raise ImproperlyConfigured(f"{name} must be a number, not {value!r}") from None
+
+
 def envsecret(name, default):
     """The value of NAME, or the contents of the file NAME_FILE names."""
     path = os.environ.get(f"{name}_FILE")
@@ -48,6 +56,16 @@ PIWHEELS_DATA_DIR = Path(os.environ.get("PIWHEELS_DATA_DIR", BASE_DIR / "var"))
 PIWHEELS_PYPI_URL = os.environ.get("PIWHEELS_PYPI_URL", "https://pypi.org").rstrip("/")
 # Seconds between catalogue sync passes run by the task worker's schedule.
 PIWHEELS_SYNC_INTERVAL = envint("PIWHEELS_SYNC_INTERVAL", 60)
+# Upstream requests of the sync: timeout (s), retries, first backoff (s, doubled each
+# retry), longest wait honoured for Retry-After (s), fetch threads, projects per
+# transaction of a first pass, changelog events per transaction of a later pass.
+PIWHEELS_SYNC_TIMEOUT = envfloat("PIWHEELS_SYNC_TIMEOUT", 30)
+PIWHEELS_SYNC_RETRIES = envint("PIWHEELS_SYNC_RETRIES", 4)
+PIWHEELS_SYNC_BACKOFF = envfloat("PIWHEELS_SYNC_BACKOFF", 1.0)
+PIWHEELS_SYNC_MAX_WAIT = envfloat("PIWHEELS_SYNC_MAX_WAIT", 120)
+PIWHEELS_SYNC_WORKERS = envint("PIWHEELS_SYNC_WORKERS", 8)
+PIWHEELS_SYNC_BATCH = envint("PIWHEELS_SYNC_BATCH", 500)
+PIWHEELS_SYNC_EVENTS_BATCH = envint("PIWHEELS_SYNC_EVENTS_BATCH", 2000)
 # Largest wheel a builder may upload, in bytes.
 PIWHEELS_MAX_UPLOAD = envint("PIWHEELS_MAX_UPLOAD", 1024**3)
 # Build output kept in full up to this many characters; past it the tail is kept.
