@@ -1,21 +1,38 @@
 """Benchmark of the build queue over HTTP, as in production.
 
-    .venv/bin/python bench/queue.py [--seconds 20] [--builders 50] [--pollers 100]
+    .venv/bin/python bench/queue.py [--seconds 15] [--builders 50] [--pollers 100]
+        [--workers 2] [--threads 128] [--rate 200] [--skip-fill]
 
 1. Fills PostgreSQL database `bench_queue` (dropped and re-created) with 1,000,000 queued
    jobs over 3 ABIs (333,334 versions of 100,000 projects; INSERT ... SELECT over
    generate_series, so it takes seconds).
-2. Runs the farm under gunicorn as `make run` does (gthread, 2 workers, WEB_THREADS
-   threads) on 127.0.0.1, and 50 simulated builders over HTTP (4 processes of threads,
-   one requests.Session each) doing claim (wait=0) + finish(success=false, a 2 KiB log:
-   no upload) for a fixed time. Prints cycles/s and claim latency p50/p99 against the goals
-   (>= 200 cycles/s, p99 < 50 ms).
+2. Runs the farm under gunicorn as production does (gthread, DEBUG=false) on 127.0.0.1,
+   and 50 simulated builders over HTTP (2 processes of threads, one keep-alive
+   http.client connection each: the cheapest honest client, because the load generator
+   shares the machine's 2 cores with gunicorn and PostgreSQL) doing claim (wait=0) +
+   finish(success=false, a 2 KiB log, no upload). Two measurements:
+
+   a. SATURATION (closed loop, zero think time): every builder claims again as soon as
+      its finish is answered. This gives the most cycles/s the machine can do. Claim
+      latency here is NOT a service figure: by Little's law 50 builders always in the
+      system make latency = 50 / throughput (50 ms at 1,000 cycles/s), so it is printed
+      only as a check of that.
+   b. LATENCY AT 200 cycles/s OFFERED (open loop): each builder is paced on a fixed
+      schedule (one cycle every 50/200 = 0.25 s, the builders staggered evenly), and
+      claim latency is measured from the *scheduled* start of the cycle, not from when
+      the request was sent, so time spent behind schedule counts (no coordinated
+      omission). Prints p50/p99 against the goal (< 50 ms) and whether 200/s was
+      sustained (completed cycles / scheduled cycles >= 0.98).
+
+   Real builders take minutes per job, so 200 cycles/s is far beyond any real farm; the
+   goal is about keeping per-cycle cost low.
 3. Measures a database-backed page (/project/<name>/, else /simple/<name>/, else /) with
    8 client threads, alone and then with 100 builders long-polling on an ABI with nothing
    queued, and prints the ratio (goal > 0.9).
 
 The machine has 2 cores shared by PostgreSQL, gunicorn and this load generator: the
-figures are what that gives, not what the farm does on its own machine.
+figures are what that gives, not what the farm does on its own machine. CPU per cycle
+(gunicorn, PostgreSQL, load generator) is printed, as that is the real budget.
 """
 import sys
 from pathlib import Path
@@ -24,8 +41,11 @@ from pathlib import Path
 sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
 
 import argparse  # noqa: E402
+import http.client  # noqa: E402
+import json  # noqa: E402
 import multiprocessing  # noqa: E402
 import os  # noqa: E402
+import resource  # noqa: E402
 import signal  # noqa: E402
 import socket  # noqa: E402
 import statistics  # noqa: E402
@@ -129,110 +149,214 @@ def free_port():
         return s.getsockname()[1]
 
 
-def start_gunicorn(port, threads, data_dir, conn_max_age=60):
+def start_gunicorn(port, workers, threads, data_dir, conn_max_age=60):
     env = dict(os.environ, DATABASE_URL=DATABASE_URL, DEBUG="false", LOG_LEVEL="WARNING",
                DATABASE_CONN_MAX_AGE=str(conn_max_age),
                PIWHEELS_DATA_DIR=str(data_dir), ALLOWED_HOSTS="127.0.0.1")
     proc = subprocess.Popen(
         [str(ROOT / ".venv/bin/gunicorn"), "piwheels_site.wsgi", "-b", f"127.0.0.1:{port}",
-         "-w", "2", "-k", "gthread", "--threads", str(threads), "--log-level", "warning"],
+         "-w", str(workers), "-k", "gthread", "--threads", str(threads),
+         "--log-level", "warning"],
         cwd=ROOT, env=env, start_new_session=True,
     )
-    import requests
-
     for _ in range(100):
         try:
-            requests.get(f"http://127.0.0.1:{port}/api/schema/", timeout=2)
-            return proc
-        except requests.ConnectionError:
-            time.sleep(0.2)
+            if get(port, "/api/schema/") == 200:
+                return proc
+        except OSError:
+            pass
+        time.sleep(0.2)
     proc.kill()
     raise SystemExit("gunicorn did not start")
 
 
-def builder_process(url, names, seconds, results):
-    """One process of simulated builders: a thread per builder, claim + finish in a loop."""
-    import requests
+def get(port, path):
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    try:
+        conn.request("GET", path)
+        response = conn.getresponse()
+        response.read()
+        return response.status
+    finally:
+        conn.close()
 
-    deadline = time.monotonic() + seconds
-    latencies, cycles, errors = [], [0], [0]
+
+class Client:
+    """One builder: a keep-alive HTTP connection with its token; bodies encoded once."""
+
+    def __init__(self, port, name, abi, wait=0):
+        self.conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+        self.headers = {"Authorization": f"Token token-{name}",
+                        "Content-Type": "application/json"}
+        self.claim_body = json.dumps({"abi": abi, "platform": "linux_armv7l",
+                                      "python_version": "3.11", "os": "bench",
+                                      "wait": wait}).encode()
+
+    def post(self, path, body):
+        self.conn.request("POST", path, body, self.headers)
+        response = self.conn.getresponse()
+        return response.status, response.read()
+
+    def claim(self):
+        """The build id handed out, or None."""
+        status, data = self.post("/api/v1/claim/", self.claim_body)
+        return json.loads(data)["build_id"] if status == 200 else None
+
+    def finish(self, build_id):
+        status, _ = self.post(f"/api/v1/builds/{build_id}/finish/", FINISH_BODY)
+        return status == 200
+
+
+FINISH_BODY = json.dumps({"success": False, "duration": 1.0, "output": "x" * 2048,
+                          "failure_reason": "bench"}).encode()
+
+
+def builder_process(port, names, start, seconds, period, results):
+    """One process of simulated builders, a thread each, from monotonic time START for
+    SECONDS. PERIOD None: closed loop (claim again at once). Else open loop: builder i of
+    this process starts cycle k at START + offset_i + k * PERIOD, and claim latency is
+    counted from that scheduled time."""
+    latencies, counts = [], {"cycles": 0, "errors": 0, "scheduled": 0}
     lock = threading.Lock()
+    end = start + seconds
 
-    def run(name, abi):
-        session = requests.Session()
-        session.headers["Authorization"] = f"Token token-{name}"
-        body = {"abi": abi, "platform": "linux_armv7l", "python_version": "3.11",
-                "os": "bench", "wait": 0}
-        mine, done, failed = [], 0, 0
-        while time.monotonic() < deadline:
-            t = time.perf_counter()
-            r = session.post(f"{url}/api/v1/claim/", json=body)
-            mine.append(time.perf_counter() - t)
-            if r.status_code != 200:
-                failed += 1
-                continue
-            r = session.post(f"{url}/api/v1/builds/{r.json()['build_id']}/finish/", json={
-                "success": False, "duration": 1.0, "output": "x" * 2048,
-                "failure_reason": "bench"})
-            if r.status_code == 200:
-                done += 1
+    def run(name, abi, offset):
+        client = Client(port, name, abi)
+        mine, done, failed, scheduled, k = [], 0, 0, 0, 0
+        while True:
+            if period is None:
+                due = time.monotonic()
+                if due >= end:
+                    break
             else:
+                due = start + offset + k * period
+                if due >= end:
+                    break
+                k += 1
+                scheduled += 1
+                pause = due - time.monotonic()
+                if pause > 0:
+                    time.sleep(pause)
+            build_id = client.claim()
+            mine.append(time.monotonic() - due)
+            if build_id is None or not client.finish(build_id):
                 failed += 1
+            else:
+                done += 1
         with lock:
             latencies.extend(mine)
-            cycles[0] += done
-            errors[0] += failed
+            counts["cycles"] += done
+            counts["errors"] += failed
+            counts["scheduled"] += scheduled
 
-    threads = [threading.Thread(target=run, args=(name, abi)) for name, abi in names]
+    threads = [threading.Thread(target=run, args=spec) for spec in names]
+    while time.monotonic() < start - 0.05:  # connect at the start, not before
+        time.sleep(0.01)
     for t in threads:
         t.start()
     for t in threads:
         t.join()
-    results.put((latencies, cycles[0], errors[0]))
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    results.put((latencies, counts, usage.ru_utime + usage.ru_stime))
 
 
-def bench_cycles(url, builders, seconds, procs=4):
-    names = [(f"b{i}", ABIS[i % len(ABIS)]) for i in range(builders)]
+def run_builders(port, builders, seconds, period=None, procs=2):
+    """Run BUILDERS simulated builders in PROCS processes; returns (elapsed, sorted claim
+    latencies, counts, load generator CPU s)."""
+    specs = [(f"b{i}", ABIS[i % len(ABIS)], (period or 0) * i / builders)
+             for i in range(builders)]
     results = multiprocessing.Queue()
+    start = time.monotonic() + 1.0  # every process ready before the clock starts
     workers = [
         multiprocessing.Process(target=builder_process,
-                                args=(url, names[i::procs], seconds, results))
+                                args=(port, specs[i::procs], start, seconds, period,
+                                      results))
         for i in range(procs)
     ]
-    started = time.monotonic()
     for w in workers:
         w.start()
-    latencies, cycles, errors = [], 0, 0
+    latencies, counts, cpu = [], {}, 0.0
     for _ in workers:
-        lat, done, failed = results.get()
+        lat, c, used = results.get()
         latencies += lat
-        cycles += done
-        errors += failed
+        cpu += used
+        for key, value in c.items():
+            counts[key] = counts.get(key, 0) + value
+    elapsed = time.monotonic() - start
     for w in workers:
         w.join()
-    elapsed = time.monotonic() - started
     latencies.sort()
-    p50 = statistics.median(latencies) * 1000
-    p99 = latencies[int(len(latencies) * 0.99)] * 1000
-    rate = cycles / elapsed
-    print(f"{builders} builders, {elapsed:.1f} s: {cycles:,} claim+finish cycles, "
-          f"{errors} errors")
-    print(f"  cycles/s       {rate:8.1f}   goal >= 200   {'OK' if rate >= 200 else 'MISSED'}")
-    print(f"  claim p50 (ms) {p50:8.1f}")
+    return elapsed, latencies, counts, cpu
+
+
+def percentile(sorted_values, fraction):
+    return sorted_values[min(len(sorted_values) - 1, int(len(sorted_values) * fraction))]
+
+
+def cpu_now(master_pid):
+    """(gunicorn workers, PostgreSQL) CPU seconds used so far."""
+    return server_cpu(master_pid), postgres_cpu()
+
+
+def postgres_cpu():
+    """CPU seconds used so far by every PostgreSQL process (the bench runs alone)."""
+    total = 0
+    for comm in Path("/proc").glob("[0-9]*/comm"):
+        try:
+            if comm.read_text().strip() != "postgres":
+                continue
+            fields = (comm.parent / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += int(fields[11]) + int(fields[12])
+    return total / os.sysconf("SC_CLK_TCK")
+
+
+def bench_cycles(port, master_pid, builders, seconds, rate):
+    # a. saturation: closed loop
+    before = cpu_now(master_pid)
+    elapsed, lat, counts, gen_cpu = run_builders(port, builders, seconds)
+    web, db = (b - a for a, b in zip(before, cpu_now(master_pid)))
+    rate_done = counts["cycles"] / elapsed
+    n = max(1, counts["cycles"])
+    print(f"a. SATURATION: {builders} builders, closed loop, zero think time, "
+          f"{elapsed:.1f} s: {counts['cycles']:,} claim+finish cycles, "
+          f"{counts['errors']} errors")
+    print(f"  cycles/s       {rate_done:8.1f}   goal >= {rate}   "
+          f"{'OK' if rate_done >= rate else 'MISSED'}")
+    print(f"  CPU ms/cycle   gunicorn {web / n * 1000:.2f}, PostgreSQL {db / n * 1000:.2f}, "
+          f"load generator {gen_cpu / n * 1000:.2f} (2 cores = "
+          f"{2000 / rate_done if rate_done else 0:.2f} ms of CPU per cycle available)")
+    print(f"  claim p50/p99 (ms) {percentile(lat, 0.5) * 1000:.1f} / "
+          f"{percentile(lat, 0.99) * 1000:.1f}   (closed loop: Little's law makes the mean "
+          f"~ {builders}/throughput = {builders / rate_done * 1000 if rate_done else 0:.0f} "
+          f"ms; not a service figure)")
+
+    # b. latency at the offered load: open loop
+    period = builders / rate
+    elapsed, lat, counts, _ = run_builders(port, builders, seconds, period=period)
+    done_rate = counts["cycles"] / elapsed  # elapsed runs on while builders catch up
+    p50, p99 = percentile(lat, 0.5) * 1000, percentile(lat, 0.99) * 1000
+    print(f"b. OFFERED LOAD {rate} cycles/s: {builders} builders each paced at one cycle "
+          f"every {period * 1000:.0f} ms (open loop), {elapsed:.1f} s")
+    print(f"  completed      {counts['cycles']:,} of {counts['scheduled']:,} scheduled "
+          f"cycles in {elapsed:.1f} s = {done_rate:.1f}/s, {counts['errors']} errors; "
+          f"{rate}/s sustained: {'YES' if done_rate >= 0.98 * rate else 'NO'}")
+    print(f"  claim p50 (ms) {p50:8.1f}   (from the scheduled start of the cycle)")
     print(f"  claim p99 (ms) {p99:8.1f}   goal < 50     {'OK' if p99 < 50 else 'MISSED'}")
 
 
-def page_process(url, seconds, threads, results):
-    import requests
-
+def page_process(port, path, seconds, threads, results):
     deadline = time.monotonic() + seconds
     counts = []
 
     def run():
-        session, n = requests.Session(), 0
+        conn, n = http.client.HTTPConnection("127.0.0.1", port, timeout=60), 0
         while time.monotonic() < deadline:
-            r = session.get(url)
-            assert r.status_code == 200, r.status_code
+            conn.request("GET", path)
+            response = conn.getresponse()
+            response.read()
+            assert response.status == 200, response.status
             n += 1
         counts.append(n)
 
@@ -244,10 +368,10 @@ def page_process(url, seconds, threads, results):
     results.put(sum(counts))
 
 
-def page_rate(url, seconds, threads=8, procs=2):
+def page_rate(port, path, seconds, threads=8, procs=2):
     results = multiprocessing.Queue()
     workers = [multiprocessing.Process(target=page_process,
-                                       args=(url, seconds, threads // procs, results))
+                                       args=(port, path, seconds, threads // procs, results))
                for _ in range(procs)]
     started = time.monotonic()
     for w in workers:
@@ -258,21 +382,15 @@ def page_rate(url, seconds, threads=8, procs=2):
     return total / (time.monotonic() - started)
 
 
-def poller_process(url, count, stop):
+def poller_process(port, count, stop):
     """COUNT builders long-polling on the idle ABI until STOP is set."""
-    import requests
-
-    answered = [0]
 
     def run(i):
-        session = requests.Session()
-        session.headers["Authorization"] = f"Token token-w{i}"
+        client = Client(port, f"w{i}", IDLE_ABI, wait=POLL_WAIT)
         time.sleep(POLL_WAIT * i / count)  # real builders are not in step with each other
         while not stop.is_set():
-            r = session.post(f"{url}/api/v1/claim/", json={"abi": IDLE_ABI, "wait": POLL_WAIT},
-                             timeout=60)
-            assert r.status_code == 204, r.status_code
-            answered[0] += 1
+            status, _ = client.post("/api/v1/claim/", client.claim_body)
+            assert status == 204, status
 
     for i in range(count):
         threading.Thread(target=run, args=(i,), daemon=True).start()
@@ -313,23 +431,24 @@ def idle_cost(master_pid, seconds=10):
     return cpu / seconds, db[0] / seconds, db[1] / seconds, db[2] / seconds / 1000
 
 
-def pick_page(base):
-    import requests
-
+def pick_page(port):
     for path in ("/project/p1/", "/simple/p1/", "/"):
-        if requests.get(base + path).status_code == 200:
+        if get(port, path) == 200:
             return path
     raise SystemExit("no page to measure")
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--seconds", type=float, default=20)
+    parser.add_argument("--seconds", type=float, default=15)
     parser.add_argument("--builders", type=int, default=50)
+    parser.add_argument("--rate", type=int, default=200, help="offered cycles/s in (b)")
     parser.add_argument("--pollers", type=int, default=100)
+    parser.add_argument("--workers", type=int, default=2, help="gunicorn workers")
     parser.add_argument("--threads", type=int, default=128, help="gunicorn threads/worker")
     parser.add_argument("--rounds", type=int, default=3, help="page measurement rounds")
     parser.add_argument("--skip-fill", action="store_true", help="reuse bench_queue as is")
+    parser.add_argument("--skip-pages", action="store_true", help="cycles only")
     args = parser.parse_args()
 
     if not args.skip_fill:
@@ -341,33 +460,34 @@ def main():
 
     data_dir = Path(tempfile.mkdtemp(prefix="bench-queue-"))
     port = free_port()
-    server = start_gunicorn(port, args.threads, data_dir)
-    base = f"http://127.0.0.1:{port}"
+    server = start_gunicorn(port, args.workers, args.threads, data_dir)
     try:
-        print(f"gunicorn: 2 workers x {args.threads} threads (gthread) on {base}; "
-              f"{os.cpu_count()} CPUs shared with PostgreSQL and the load generator")
-        bench_cycles(base, args.builders, args.seconds)
+        print(f"gunicorn: {args.workers} workers x {args.threads} threads (gthread) on "
+              f"127.0.0.1:{port}; {os.cpu_count()} CPUs shared with PostgreSQL and the "
+              "load generator")
+        bench_cycles(port, server.pid, args.builders, args.seconds, args.rate)
+        if args.skip_pages:
+            return
 
         # Every gunicorn thread keeps its own connection for CONN_MAX_AGE, and page requests
-        # rotate over all 2 x 128 threads: on this shared server (max_connections=100) the
+        # rotate over all the threads: on this shared server (max_connections=100) the
         # page phase runs with DATABASE_CONN_MAX_AGE=0, alone and with the pollers alike.
         stop_gunicorn(server)
         port = free_port()
-        server = start_gunicorn(port, args.threads, data_dir, conn_max_age=0)
-        base = f"http://127.0.0.1:{port}"
-        page = pick_page(base)
-        seconds = max(5.0, args.seconds / 4)
+        server = start_gunicorn(port, args.workers, args.threads, data_dir, conn_max_age=0)
+        page = pick_page(port)
+        seconds = max(5.0, args.seconds / 3)
         alone, busy = [], []
         for round in range(args.rounds):  # interleaved: the machine's load drifts
-            alone.append(page_rate(base + page, seconds))
+            alone.append(page_rate(port, page, seconds))
             stop = multiprocessing.Event()
             pollers = multiprocessing.Process(target=poller_process,
-                                              args=(base, args.pollers, stop))
+                                              args=(port, args.pollers, stop))
             pollers.start()
             time.sleep(POLL_WAIT + 1)  # let every poller get its request in
             if round == 0:
                 cpu, sessions, xacts, active = idle_cost(server.pid)
-            busy.append(page_rate(base + page, seconds))
+            busy.append(page_rate(port, page, seconds))
             stop.set()
             pollers.terminate()
             pollers.join()

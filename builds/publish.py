@@ -17,14 +17,14 @@ from datetime import timedelta
 from pathlib import Path
 
 from django.conf import settings
-from django.db import transaction
+from django.db import connection, transaction
 from django.utils import timezone
 from packaging.utils import canonicalize_version
 
-from builds import storage, wheels
+from builds import queue, storage, wheels
 from builds.models import FINISHED_STATES, Abi, Build, BuildLog, File
 from builds.queue import LeaseLost, NoSuchBuild, hold
-from packages.models import Project
+from packages.models import Project, Version
 
 log = logging.getLogger(__name__)
 
@@ -97,6 +97,13 @@ def finish(build_id, builder, success, duration, output, failure_reason="", file
     with filename, size, sha256, and optionally requires_python and dependencies), which
     must all have been uploaded. Posting the same result again changes nothing."""
     now = now or timezone.now()
+    if not success and connection.vendor == "postgresql":
+        build = _fail_one_statement(build_id, builder, duration, output, failure_reason, now)
+        if build is not None:
+            log.info("build %s: %s %s for %s %s by %s", build.id, build.version.project.name,
+                     build.version.version, build.abi.tag, build.state, builder)
+            return build
+        # not this builder's, unknown, or finished already: the general path says which
     with transaction.atomic():
         build = (
             Build.objects.select_related("version__project", "abi")
@@ -125,8 +132,53 @@ def finish(build_id, builder, success, duration, output, failure_reason="", file
     return build
 
 
-def keep_log(build, output):
-    """Store OUTPUT as the build's log: NULs stripped, in full up to PIWHEELS_MAX_LOG
+def _fail_sql():
+    """Record a failure and its log in one statement (finish() on PostgreSQL): the
+    conditional UPDATE of the build (this builder's, not finished) and the INSERT ... ON
+    CONFLICT of its log, answering the build, version, project and ABI tag, or nothing
+    when the build was not this builder's live job."""
+    b, v, p = Build._meta.db_table, Version._meta.db_table, Project._meta.db_table
+    columns = ", ".join(
+        queue._columns(Build, "d") + queue._columns(Version, "v") + queue._columns(Project, "p")
+    )
+    return f"""
+        WITH done AS (
+            UPDATE {b} SET state = 'failed', finished = %(now)s, duration = %(duration)s,
+                lease_until = NULL, failure_reason = %(reason)s
+            WHERE id = %(id)s AND builder_id = %(builder)s AND state IN ('queued', 'building')
+            RETURNING *
+        ), logged AS (
+            INSERT INTO {BuildLog._meta.db_table} (build_id, output, truncated)
+            SELECT id, %(output)s, %(truncated)s FROM done
+            ON CONFLICT (build_id) DO UPDATE
+            SET output = EXCLUDED.output, truncated = EXCLUDED.truncated
+        )
+        SELECT {columns}, a.tag
+        FROM done d JOIN {v} v ON v.id = d.version_id JOIN {p} p ON p.id = v.project_id
+        JOIN {Abi._meta.db_table} a ON a.id = d.abi_id
+    """
+
+
+def _fail_one_statement(build_id, builder, duration, output, failure_reason, now):
+    """The failed build, or None when it is not BUILDER's live job (nothing changed)."""
+    text, truncated = _log_text(output)
+    row = queue.execute_prepared("builds_fail", _fail_sql, {
+        "id": build_id, "builder": builder.id, "now": now,
+        "duration": timedelta(seconds=max(0.0, float(duration or 0))),
+        "reason": (failure_reason or "build failed")[:400],
+        "output": text, "truncated": truncated,
+    })
+    if row is None:
+        return None
+    build = queue.build_from_row(row[:-1])
+    build.abi = Abi(id=build.abi_id, tag=row[-1])
+    build.builder = builder
+    transaction.on_commit(lambda d=storage.incoming_dir(build_id): _remove_dir(d))
+    return build
+
+
+def _log_text(output):
+    """(text, truncated): OUTPUT with NULs stripped, in full up to PIWHEELS_MAX_LOG
     characters, else a note and the tail."""
     text = (output or "").replace("\x00", "")
     cap = settings.PIWHEELS_MAX_LOG
@@ -134,6 +186,13 @@ def keep_log(build, output):
     if truncated:
         note = f"[farm: the output was {len(text)} characters; only its end is kept]\n"
         text = note + text[len(text) - max(0, cap - len(note)):]
+    return text, truncated
+
+
+def keep_log(build, output):
+    """Store OUTPUT as the build's log: NULs stripped, in full up to PIWHEELS_MAX_LOG
+    characters, else a note and the tail."""
+    text, truncated = _log_text(output)
     BuildLog.objects.bulk_create(  # one INSERT ... ON CONFLICT DO UPDATE
         [BuildLog(build=build, output=text, truncated=truncated)],
         update_conflicts=True, unique_fields=["build"], update_fields=["output", "truncated"],
