@@ -102,3 +102,32 @@ def test_concurrent_claimers_never_get_the_same_job():
     held = dict(Build.objects.values_list("id", "builder_id"))
     assert all(held[build_id] == builder_id for build_id, builder_id in got)
     assert set(Build.objects.values_list("state", "attempt")) == {("building", 1)}
+
+
+@pytest.mark.parametrize("take", [queue._claim_orm, queue._claim_one_statement],
+                         ids=["orm", "one-statement"])
+def test_both_claim_paths_take_the_most_urgent_job_and_drop_unbuildable_ones(builder, take):
+    """The ORM path (SQLite) and the one-statement path (PostgreSQL) agree."""
+    abi = make_abi("cp311")
+    project = make_project("foo")
+    good = queued(make_version(project, "1.0"))
+    gone = make_version(project, "2.0", yanked=True)
+    bad = queued(gone)
+    assert take(builder, abi, T0) == (None, bad)
+    assert not Build.objects.filter(id=bad.id).exists()
+    build, dropped = take(builder, abi, T0)
+    assert (build.id, dropped) == (good.id, None)
+    assert (build.version.project.name, build.abi.tag, build.attempt) == ("foo", "cp311", 1)
+    good.refresh_from_db()
+    assert (good.state, good.builder_id, good.started) == ("building", builder.id, T0)
+    assert take(builder, abi, T0) == (None, None)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_claim_prepares_its_statement_again_on_a_new_connection(builder):
+    project = make_project("foo")
+    jobs = [queued(make_version(project, f"1.{i}")).id for i in range(2)]
+    first = queue.claim(builder, "cp311", T0)
+    connection.close()
+    second = queue.claim(builder, "cp311", T0)
+    assert sorted([first.id, second.id]) == sorted(jobs)
