@@ -9,3 +9,28 @@ def fake_pypi(settings):
     with FakePyPI() as pypi:
         settings.PIWHEELS_PYPI_URL = pypi.url
         yield pypi
+
+
+@pytest.fixture
+def data_dir(settings, tmp_path):
+    """A fresh PIWHEELS_DATA_DIR, files served by Django, empty index caches."""
+    from django.core.cache import caches
+
+    settings.PIWHEELS_DATA_DIR = tmp_path / "data"
+    settings.PIWHEELS_ACCEL_REDIRECT = ""
+    caches["index"].clear()
+    return settings.PIWHEELS_DATA_DIR
+
+
+@pytest.fixture
+def builder(db):
+    from tests.factories import make_builder
+
+    return make_builder("pi1", abi="cp311")
+
+
+@pytest.fixture
+def other_builder(db):
+    from tests.factories import make_builder
+
+    return make_builder("pi2", abi="cp311")

@@ -5,7 +5,7 @@ from django.test import Client
 
 from api import longpoll
 from builds.models import Build
-from tests.factories import make_build, make_builder, make_project, make_version
+from tests.factories import make_build, make_project, make_version
 
 
 class BuilderClient:
@@ -44,22 +44,6 @@ def close_probe_connection():
     """The long-poll's shared probing connection must not outlive the test database."""
     yield
     longpoll.close_shared()
-
-
-@pytest.fixture
-def data_dir(settings, tmp_path):
-    settings.PIWHEELS_DATA_DIR = tmp_path / "data"
-    return settings.PIWHEELS_DATA_DIR
-
-
-@pytest.fixture
-def builder(db):
-    return make_builder("pi1", abi="cp311")
-
-
-@pytest.fixture
-def other_builder(db):
-    return make_builder("pi2", abi="cp311")
 
 
 @pytest.fixture

@@ -90,12 +90,6 @@ def upstream(fake_pypi, setuptools_wheel):
 
 
 @pytest.fixture
-def data_dir(settings, tmp_path):
-    settings.PIWHEELS_DATA_DIR = tmp_path / "data"
-    return settings.PIWHEELS_DATA_DIR
-
-
-@pytest.fixture
 def farm_builder(transactional_db):
     make_abi(ABI)
     return make_builder("pi-e2e", abi=ABI)

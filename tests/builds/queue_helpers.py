@@ -1,29 +1,12 @@
-"""Fixtures and helpers shared by the queue tests (import the fixtures by name)."""
+"""Helpers shared by the queue tests (the fixtures are in tests/conftest.py)."""
 import hashlib
 from datetime import datetime, timezone as tz
 
-import pytest
 
 from builds import publish, queue
-from tests.factories import make_builder, make_wheel
+from tests.factories import make_wheel
 
 T0 = datetime(2026, 1, 1, 12, 0, tzinfo=tz.utc)
-
-
-@pytest.fixture
-def data_dir(settings, tmp_path):
-    settings.PIWHEELS_DATA_DIR = tmp_path / "data"
-    return settings.PIWHEELS_DATA_DIR
-
-
-@pytest.fixture
-def builder(db):
-    return make_builder("pi1", abi="cp311")
-
-
-@pytest.fixture
-def other_builder(db):
-    return make_builder("pi2", abi="cp311")
 
 
 def upload(build, builder, path, now=T0):

@@ -5,7 +5,6 @@ from django.core.management import CommandError, call_command
 
 from builds import storage
 from builds.models import Abi, Build, Builder, File, hash_token
-from tests.builds.queue_helpers import data_dir  # noqa: F401 (fixture)
 from tests.factories import make_abi, make_build, make_project, make_version, make_wheel
 
 pytestmark = pytest.mark.django_db

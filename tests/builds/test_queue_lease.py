@@ -5,7 +5,7 @@ import pytest
 from builds import publish, queue
 from builds.models import Build
 from builds.queue import refresh_jobs
-from tests.builds.queue_helpers import T0, builder, data_dir, other_builder  # noqa: F401
+from tests.builds.queue_helpers import T0
 from tests.factories import make_build, make_project, make_version
 
 pytestmark = pytest.mark.django_db

@@ -5,9 +5,7 @@ import pytest
 from builds import publish, queue, storage
 from builds.models import Build, BuildLog, File
 from packages.models import Project, Serial
-from tests.builds.queue_helpers import (  # noqa: F401 (fixtures)
-    T0, build_and_publish, builder, data_dir, other_builder, upload,
-)
+from tests.builds.queue_helpers import T0, build_and_publish, upload
 from tests.factories import make_build, make_project, make_version, make_wheel
 
 pytestmark = pytest.mark.django_db

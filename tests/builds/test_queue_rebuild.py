@@ -2,9 +2,7 @@ import pytest
 
 from builds import publish, queue, storage
 from builds.models import Abi, Build, File
-from tests.builds.queue_helpers import (  # noqa: F401 (fixtures)
-    T0, build_and_publish, builder, data_dir, upload,
-)
+from tests.builds.queue_helpers import T0, build_and_publish, upload
 from tests.factories import make_abi, make_build, make_project, make_version, make_wheel
 
 pytestmark = pytest.mark.django_db
