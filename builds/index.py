@@ -149,21 +149,61 @@ def render_detail(detail):
     return body_json, body_html
 
 
+def page_dir(project_id):
+    """Where the renderings of a project's page are kept, shared by every web worker."""
+    return root_dir() / "pages" / str(project_id % 1000)
+
+
+def _read_page(project_id, index_serial):
+    directory = page_dir(project_id)
+    try:
+        return {
+            fmt: (directory / f"{project_id}-{index_serial}.{fmt}").read_bytes()
+            for fmt in ("json", "html")
+        }
+    except FileNotFoundError:
+        return None
+
+
+def _write_page(project_id, index_serial, page):
+    """Store PAGE for every worker: temporary names renamed into place (readers see a
+    whole file or none; the HTML lands last, and a reader needs both), then renderings
+    of older serials removed."""
+    directory = page_dir(project_id)
+    directory.mkdir(parents=True, exist_ok=True)
+    keep = {f"{project_id}-{index_serial}.{fmt}" for fmt in ("json", "html")}
+    for fmt in ("json", "html"):
+        with tempfile.NamedTemporaryFile(dir=directory, suffix=".tmp", delete=False) as tmp:
+            tmp.write(page[fmt])
+        os.replace(tmp.name, directory / f"{project_id}-{index_serial}.{fmt}")
+    for old in directory.glob(f"{project_id}-*"):
+        if old.name not in keep and not old.name.endswith(".tmp"):
+            old.unlink(missing_ok=True)
+
+
 def project_page(project_id, normalized_name, index_serial):
-    """The cached renderings {"json": bytes, "html": bytes} of a project's page at
-    INDEX_SERIAL, rendering them on a miss; None when the project has no files (the
-    index then answers 404, so that pip and uv look for it on the other indexes)."""
+    """The renderings {"json": bytes, "html": bytes} of a project's page at
+    INDEX_SERIAL, or None when the project has no files (the index then answers 404,
+    so that pip and uv look for it on the other indexes).
+
+    Three levels, all keyed by the serial, so a committed change (which moves the
+    serial on) is never answered from an older rendering: this worker's memory, then
+    the files under PIWHEELS_DATA_DIR that every worker shares and that outlive worker
+    restarts (gunicorn's --max-requests), then a render (one query) stored in both."""
     cache = caches[CACHE_ALIAS]
     key = f"simple:{project_id}:{index_serial}"
     page = cache.get(key)
     if page is None:
-        project = Project(id=project_id, normalized_name=normalized_name)
-        detail = simple_detail(project)
-        if detail["files"]:
-            body_json, body_html = render_detail(detail)
-            page = {"json": body_json, "html": body_html}
-        else:
-            page = {}
+        page = _read_page(project_id, index_serial)
+        if page is None:
+            project = Project(id=project_id, normalized_name=normalized_name)
+            detail = simple_detail(project)
+            if detail["files"]:
+                body_json, body_html = render_detail(detail)
+                page = {"json": body_json, "html": body_html}
+                _write_page(project_id, index_serial, page)
+            else:
+                page = {}
         cache.set(key, page, timeout=None)
     return page or None
 

@@ -178,3 +178,40 @@ def test_prerender_root_renders_the_current_serial_once(data_dir):
     bump_root()
     assert index.prerender_root() == 1
     assert index.root_path(serial + 1, "json").exists()
+
+
+def test_project_page_is_shared_by_workers_through_files(data_dir, django_assert_num_queries):
+    project = make_project("foo")
+    publish(make_version(project, "1.0"), make_wheel("foo", "1.0"))
+    project.refresh_from_db()
+    page = index.project_page(project.id, "foo", project.index_serial)
+
+    caches["index"].clear()  # another worker, or this one restarted
+    with django_assert_num_queries(0):
+        assert index.project_page(project.id, "foo", project.index_serial) == page
+    files = sorted(p.name for p in index.page_dir(project.id).iterdir())
+    assert files == [f"{project.id}-{project.index_serial}.html",
+                     f"{project.id}-{project.index_serial}.json"]
+
+
+def test_project_page_on_disk_moves_on_with_the_serial(data_dir):
+    project = make_project("foo")
+    publish(make_version(project, "1.0"), make_wheel("foo", "1.0"))
+    project.refresh_from_db()
+    index.project_page(project.id, "foo", project.index_serial)
+    publish(make_version(project, "2.0"), make_wheel("foo", "2.0"))
+    project.refresh_from_db()
+    caches["index"].clear()
+
+    page = index.project_page(project.id, "foo", project.index_serial)
+
+    assert json.loads(page["json"])["versions"] == ["1.0", "2.0"]
+    assert sorted(p.name for p in index.page_dir(project.id).iterdir()) == [
+        f"{project.id}-{project.index_serial}.html", f"{project.id}-{project.index_serial}.json"
+    ]
+
+
+def test_project_page_without_files_writes_nothing(data_dir):
+    project = make_project("foo", versions=["1.0"])
+    assert index.project_page(project.id, "foo", 0) is None
+    assert not index.page_dir(project.id).exists()

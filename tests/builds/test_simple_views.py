@@ -4,6 +4,7 @@ import json
 import warnings
 
 import pytest
+from django.test import Client
 from pypi_simple import IndexPage, ProjectPage
 
 from builds import index
@@ -250,3 +251,65 @@ def test_parse_accept_reads_quality_values():
     assert parse_accept("text/html;q=0.5, application/*, bogus, */*; q=2") == [
         ("text", "html", 0.5), ("application", "*", 1.0), ("*", "*", 1.0)
     ]
+
+
+def test_detail_is_answered_before_the_other_middleware_with_their_headers(
+    client, foo, django_assert_num_queries
+):
+    with django_assert_num_queries(2):  # the project's serial; its files (render)
+        response = client.get("/simple/foo/", HTTP_ACCEPT=PIP_ACCEPT)
+    assert response.status_code == 200
+    assert response["Content-Length"] == str(len(response.content))
+    assert not hasattr(response.wsgi_request, "session")  # sessions, auth skipped
+    full_stack = client.get("/project/foo/")  # a page that goes through every middleware
+    for header in ("X-Content-Type-Options", "Referrer-Policy", "Cross-Origin-Opener-Policy",
+                   "X-Frame-Options"):
+        assert response[header] == full_stack[header]
+
+
+def test_other_pages_keep_sessions_csrf_and_auth(admin_user):
+    client = Client(enforce_csrf_checks=True)
+    login = client.get("/admin/login/")
+    assert login.status_code == 200
+    assert "csrftoken" in login.cookies
+    refused = client.post("/admin/login/", {"username": "admin", "password": "password"})
+    assert refused.status_code == 403  # no CSRF token
+    token = login.cookies["csrftoken"].value
+    client.post("/admin/login/", {"username": "admin", "password": "password",
+                                  "csrfmiddlewaretoken": token})
+    assert client.get("/admin/").status_code == 200
+    assert client.get("/admin/")["X-Frame-Options"] == "DENY"
+
+
+def test_head_takes_the_full_path_to_the_same_answer(client, foo):
+    get = client.get("/simple/foo/", HTTP_ACCEPT=JSON)
+    head = client.head("/simple/foo/", HTTP_ACCEPT=JSON)
+    assert head.status_code == 200
+    assert head["ETag"] == get["ETag"]
+    assert head["Cache-Control"] == get["Cache-Control"]
+    assert head.content == b""
+    assert hasattr(head.wsgi_request, "session")  # went through every middleware
+
+
+@pytest.mark.parametrize("etag", ["{}", "W/{}", '"other", {}', "*"])
+def test_if_none_match_lists_and_weak_tags_answer_304(client, foo, etag):
+    current = client.get("/simple/foo/", HTTP_ACCEPT=JSON)["ETag"]
+    again = client.get("/simple/foo/", HTTP_ACCEPT=JSON, HTTP_IF_NONE_MATCH=etag.format(current))
+    assert again.status_code == 304
+    assert again["ETag"] == current
+
+
+def test_unknown_project_404_is_not_logged_as_a_warning(client, data_dir, caplog):
+    with caplog.at_level("WARNING", logger="django.request"):
+        response = client.get("/simple/nonesuch/", HTTP_ACCEPT=PIP_ACCEPT)
+    assert response.status_code == 404
+    assert response["Vary"] == "Accept"
+    assert caplog.records == []
+
+
+def test_a_change_is_served_at_once_by_a_worker_holding_the_older_page(client, foo):
+    old = client.get("/simple/foo/", HTTP_ACCEPT=JSON)  # now in memory and on disk
+    publish(make_version(foo, "3.0"), make_wheel("foo", "3.0"))
+    new = client.get("/simple/foo/", HTTP_ACCEPT=JSON, HTTP_IF_NONE_MATCH=old["ETag"])
+    assert new.status_code == 200
+    assert json.loads(new.content)["versions"] == ["1.0", "2.0", "3.0"]
