@@ -2,11 +2,13 @@
 
 Usage (PostgreSQL on 127.0.0.1:5432; the database is filled on the first run, reused
 after; `--refill` starts it again):
-    .venv/bin/python bench/index.py [--seconds 10] [--refill]
+    flock /tmp/bench.lock .venv/bin/python bench/index.py [--seconds 10] [--refill]
+        [--workers 2 --threads 8] [--quick]
+(--quick: only the cached 200s, 304s and 404s and nginx, to compare settings.)
 
 Fills database `bench_index` with 100,000 projects x 5 versions x 2 ABIs = 1,000,000
 files (armv7l wheels, so every page also lists their armv6l aliases: 20 links), starts
-the farm under gunicorn as in production (gthread, 2 workers, DEBUG=false) and measures
+the farm under gunicorn as in production (gthread, 2x8 by default, DEBUG=false) and measures
 with wrk (16 connections, a Lua script rotating over project names):
   - /simple/<name>/ 200s over 2,000 names (cached after a warm-up), pip's Accept header
   - the same as 304s (If-None-Match with each page's ETag)
@@ -16,6 +18,8 @@ then serves the same pages as static files with nginx and a 1% sample of the whe
 (1,000 projects, 10,000 files: empty files with the real names) with pypiserver, and
 prints our rates as ratios of theirs against the goals:
   >= 1/20 of nginx, >= 100x pypiserver, p99 < 25 ms, root < 1 s to first byte.
+wrk, gunicorn and PostgreSQL share the machine's cores (in production the database is
+elsewhere): the load average before the run is printed, since other work skews it.
 """
 import sys
 from pathlib import Path
