@@ -46,7 +46,16 @@ def envsecret(name, default):
 
 
 DEBUG = envbool("DEBUG", "true")
-SECRET_KEY = envsecret("SECRET_KEY", "dev-only-secret-key-change-me-in-production")
+DEV_SECRET_KEY = "dev-only-secret-key-change-me-in-production"
+SECRET_KEY = envsecret("SECRET_KEY", DEV_SECRET_KEY)
+if not DEBUG and SECRET_KEY == DEV_SECRET_KEY:
+    # Sessions and the admin would be forgeable by anyone who has read this file.
+    raise ImproperlyConfigured("set SECRET_KEY (or SECRET_KEY_FILE) when DEBUG is false")
+# Behind TLS (the default when DEBUG is off): cookies only over HTTPS, and the proxy's
+# X-Forwarded-Proto says whether the request came in over HTTPS.
+SECURE_COOKIES = envbool("SECURE_COOKIES", "false" if DEBUG else "true")
+SESSION_COOKIE_SECURE = CSRF_COOKIE_SECURE = SECURE_COOKIES
+SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 ALLOWED_HOSTS = [h for h in os.environ.get("ALLOWED_HOSTS", "*").split(",") if h]
 CSRF_TRUSTED_ORIGINS = [
     o for o in os.environ.get("CSRF_TRUSTED_ORIGINS", "").split(",") if o

@@ -174,7 +174,7 @@ class FarmProcess:
         self.url = f"http://127.0.0.1:{self.port}"
         self.env = dict(
             os.environ, DATABASE_URL=database_url(), PIWHEELS_DATA_DIR=str(data_dir),
-            PIWHEELS_PYPI_URL=pypi_url, DEBUG="false", DATABASE_CONN_MAX_AGE="0",
+            PIWHEELS_PYPI_URL=pypi_url, DEBUG="false", SECRET_KEY="test-" * 10, DATABASE_CONN_MAX_AGE="0",
         )
         self.log_path = log_path
         self.proc = None
