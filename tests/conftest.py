@@ -19,7 +19,8 @@ def data_dir(settings, tmp_path):
     settings.PIWHEELS_DATA_DIR = tmp_path / "data"
     settings.PIWHEELS_ACCEL_REDIRECT = ""
     caches["index"].clear()
-    return settings.PIWHEELS_DATA_DIR
+    yield settings.PIWHEELS_DATA_DIR
+    caches["index"].clear()
 
 
 @pytest.fixture

@@ -1,6 +1,11 @@
 """Small factory functions with explicit defaults: no random data."""
+import base64
 import hashlib
+import io
+import zipfile
+from collections import namedtuple
 from datetime import timedelta
+from pathlib import Path
 
 from django.utils import timezone
 from packaging.utils import canonicalize_name
@@ -66,28 +71,55 @@ def make_file(build, filename=None, content=b"wheel", **fields):
     )
 
 
+Wheel = namedtuple("Wheel", "filename content metadata requires_python")
+
+
+def _record_hash(data):
+    digest = base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b"=")
+    return f"sha256={digest.decode()}"
+
+
+def wheel_archive(name, version, tag="py3-none-any", requires_python="", requires_dist=(),
+                  dist=None):
+    """An installable wheel of one module DIST (NAME normalised, underscored) holding
+    VERSION, as a Wheel of its filename, bytes and core metadata."""
+    dist = dist or canonicalize_name(name).replace("-", "_")
+    filename = f"{dist}-{version}-{tag}.whl"
+    dist_info = f"{dist}-{version}.dist-info"
+    metadata = f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n"
+    if requires_python:
+        metadata += f"Requires-Python: {requires_python}\n"
+    for requirement in requires_dist:
+        metadata += f"Requires-Dist: {requirement}\n"
+    pure = "true" if tag.endswith("-any") else "false"
+    members = {
+        f"{dist}/__init__.py": f"VERSION = {version!r}\n".encode(),
+        f"{dist_info}/METADATA": metadata.encode(),
+        f"{dist_info}/WHEEL": (
+            f"Wheel-Version: 1.0\nGenerator: piwheels-tests\nRoot-Is-Purelib: {pure}\n"
+            f"Tag: {tag}\n"
+        ).encode(),
+    }
+    record = "".join(f"{path},{_record_hash(data)},{len(data)}\n" for path, data in members.items())
+    record += f"{dist_info}/RECORD,,\n"
+    members[f"{dist_info}/RECORD"] = record.encode()
+    return Wheel(filename, _zip(members), metadata.encode(), requires_python)
+
+
+def _zip(members):
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+        for path, data in members.items():
+            archive.writestr(zipfile.ZipInfo(path, date_time=(2024, 1, 1, 0, 0, 0)), data)
+    return buffer.getvalue()
+
+
 def make_wheel(directory, name="foo", version="1.0", tags="cp311-cp311-linux_armv7l",
                requires_python="", members=None, filename=None):
     """Write a small valid wheel into DIRECTORY and return its path. MEMBERS (a dict of
-    archive name -> bytes) replaces the default .dist-info files, to make broken ones."""
-    import zipfile
-    from pathlib import Path
-
-    dist = f"{name.replace('-', '_')}-{version}"
-    filename = filename or f"{dist}-{tags}.whl"
-    if members is None:
-        metadata = f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n"
-        if requires_python:
-            metadata += f"Requires-Python: {requires_python}\n"
-        members = {
-            f"{name.replace('-', '_')}/__init__.py": b"",
-            f"{dist}.dist-info/METADATA": metadata.encode(),
-            f"{dist}.dist-info/WHEEL": b"Wheel-Version: 1.0\nGenerator: tests\n"
-                                       b"Root-Is-Purelib: false\n",
-            f"{dist}.dist-info/RECORD": b"",
-        }
-    path = Path(directory) / filename
-    with zipfile.ZipFile(path, "w") as zf:
-        for member, data in members.items():
-            zf.writestr(member, data)
+    archive name -> bytes) replaces the whole archive, to make broken ones."""
+    dist = name.replace("-", "_")
+    built = wheel_archive(name, version, tags, requires_python, dist=dist)
+    path = Path(directory) / (filename or built.filename)
+    path.write_bytes(built.content if members is None else _zip(members))
     return path

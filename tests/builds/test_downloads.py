@@ -1,12 +1,13 @@
 """builds/downloads.py: counting in memory, logs on disk, folding into the database."""
-from datetime import date, datetime, timedelta, timezone as tz
+from datetime import date, datetime, timedelta
+from datetime import timezone as tz
 
 import pytest
 
 from builds import downloads
 from builds.models import DailyDownloads, File
-from tests.builds.index_factories import data_dir, make_wheel, publish  # noqa: F401
-from tests.factories import make_project, make_version
+from tests.builds.index_factories import publish
+from tests.factories import make_project, make_version, wheel_archive
 
 pytestmark = pytest.mark.django_db
 
@@ -20,7 +21,7 @@ def files(data_dir, monkeypatch):
     monkeypatch.setattr(downloads, "FLUSH_EVERY", 3)
     project = make_project("foo")
     yield [
-        publish(make_version(project, v), make_wheel("foo", v)) for v in ("1.0", "2.0")
+        publish(make_version(project, v), wheel_archive("foo", v)) for v in ("1.0", "2.0")
     ]
     downloads._counts.clear()
 

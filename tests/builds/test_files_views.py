@@ -3,8 +3,14 @@ import pytest
 
 from builds import downloads, storage
 from builds.models import Build
-from tests.builds.index_factories import data_dir, make_wheel, publish  # noqa: F401
-from tests.factories import make_build, make_file, make_project, make_version
+from tests.builds.index_factories import publish
+from tests.factories import (
+    make_build,
+    make_file,
+    make_project,
+    make_version,
+    wheel_archive,
+)
 
 pytestmark = pytest.mark.django_db
 
@@ -12,7 +18,7 @@ pytestmark = pytest.mark.django_db
 @pytest.fixture
 def wheel_file(data_dir):
     project = make_project("Foo")
-    wheel = make_wheel("Foo", "1.0", "cp311-cp311-linux_armv7l", requires_python=">=3.9")
+    wheel = wheel_archive("Foo", "1.0", "cp311-cp311-linux_armv7l", requires_python=">=3.9")
     file = publish(make_version(project, "1.0"), wheel)
     file.wheel = wheel
     return file
@@ -116,14 +122,14 @@ def test_metadata_is_served_with_its_own_hash(client, wheel_file):
 
 
 def test_metadata_of_a_file_without_one_is_404(client, data_dir):
-    wheel = make_wheel("foo", "1.0")
+    wheel = wheel_archive("foo", "1.0")
     publish(make_version(make_project("foo"), "1.0"), wheel, with_metadata=False)
     assert client.get(f"/files/foo/{wheel.filename}.metadata").status_code == 404
 
 
 def test_unpublished_files_are_404_even_with_bytes_on_disk(client, data_dir, counts):
     project = make_project("foo")
-    wheel = make_wheel("foo", "1.0")
+    wheel = wheel_archive("foo", "1.0")
     build = make_build(make_version(project, "1.0"), state=Build.State.BUILDING)
     publish(build.version, wheel, build=build)
     assert storage.file_path("foo", wheel.filename).exists()
@@ -131,7 +137,7 @@ def test_unpublished_files_are_404_even_with_bytes_on_disk(client, data_dir, cou
     assert client.get(f"/files/foo/{wheel.filename}.metadata").status_code == 404
 
     removed = make_version(project, "2.0", removed=True)
-    gone = make_wheel("foo", "2.0")
+    gone = wheel_archive("foo", "2.0")
     publish(removed, gone)
     assert client.get(f"/files/foo/{gone.filename}").status_code == 404
     assert sum(counts.values()) == 0

@@ -7,9 +7,15 @@ from django.core.cache import caches
 
 from builds import index
 from builds.models import Build
-from packages.models import Project
-from tests.builds.index_factories import bump_root, data_dir, make_wheel, publish  # noqa: F401
-from tests.factories import make_build, make_file, make_project, make_version
+from packages.models import touch_index_root
+from tests.builds.index_factories import publish
+from tests.factories import (
+    make_build,
+    make_file,
+    make_project,
+    make_version,
+    wheel_archive,
+)
 
 pytestmark = pytest.mark.django_db
 
@@ -37,11 +43,11 @@ def test_armv6l_alias_names_only_armv7l_wheels(filename, alias):
 def test_detail_lists_published_files_in_version_order(data_dir):
     project = make_project("Foo.Bar")
     for text in ["10.0", "9.0", "1.0rc1"]:
-        publish(make_version(project, text), make_wheel("Foo.Bar", text))
+        publish(make_version(project, text), wheel_archive("Foo.Bar", text))
     queued = make_build(make_version(project, "11.0"), state=Build.State.QUEUED)
     make_file(queued, "foo_bar-11.0-py3-none-any.whl")  # bytes uploaded, build unfinished
     removed = make_version(project, "0.1", removed=True)
-    publish(removed, make_wheel("Foo.Bar", "0.1"))
+    publish(removed, wheel_archive("Foo.Bar", "0.1"))
 
     detail = index.simple_detail(project)
 
@@ -58,7 +64,7 @@ def test_detail_lists_published_files_in_version_order(data_dir):
 def test_detail_file_entry_carries_every_pep_field(data_dir):
     project = make_project("foo")
     version = make_version(project, "1.0", yanked=True, yanked_reason="broken <build>")
-    wheel = make_wheel("foo", "1.0", "cp311-cp311-linux_armv7l", requires_python=">=3.9")
+    wheel = wheel_archive("foo", "1.0", "cp311-cp311-linux_armv7l", requires_python=">=3.9")
     file = publish(version, wheel)
 
     first, alias = index.simple_detail(project)["files"]
@@ -81,7 +87,7 @@ def test_detail_file_entry_carries_every_pep_field(data_dir):
 
 def test_yanked_without_reason_is_true_and_no_metadata_is_false(data_dir):
     project = make_project("foo")
-    publish(make_version(project, "1.0", yanked=True), make_wheel("foo", "1.0"),
+    publish(make_version(project, "1.0", yanked=True), wheel_archive("foo", "1.0"),
             with_metadata=False)
 
     (entry,) = index.simple_detail(project)["files"]
@@ -94,8 +100,8 @@ def test_yanked_without_reason_is_true_and_no_metadata_is_false(data_dir):
 def test_real_armv6l_file_is_not_shadowed_by_an_alias(data_dir):
     project = make_project("foo")
     version = make_version(project, "1.0")
-    seven = publish(version, make_wheel("foo", "1.0", "cp311-cp311-linux_armv7l"))
-    six = publish(version, make_wheel("foo", "1.0", "cp311-cp311-linux_armv6l", ) ._replace(
+    seven = publish(version, wheel_archive("foo", "1.0", "cp311-cp311-linux_armv7l"))
+    six = publish(version, wheel_archive("foo", "1.0", "cp311-cp311-linux_armv6l", ) ._replace(
         content=b"other bytes"))
 
     files = index.simple_detail(project)["files"]
@@ -107,7 +113,7 @@ def test_real_armv6l_file_is_not_shadowed_by_an_alias(data_dir):
 
 def test_project_page_follows_the_index_serial(data_dir, django_assert_num_queries):
     project = make_project("foo")
-    publish(make_version(project, "1.0"), make_wheel("foo", "1.0"))
+    publish(make_version(project, "1.0"), wheel_archive("foo", "1.0"))
     project.refresh_from_db()
 
     with django_assert_num_queries(1):  # the files
@@ -116,7 +122,7 @@ def test_project_page_follows_the_index_serial(data_dir, django_assert_num_queri
         assert index.project_page(project.id, "foo", project.index_serial) == page
     assert b"foo-1.0-py3-none-any.whl" in page["html"]
 
-    publish(make_version(project, "2.0"), make_wheel("foo", "2.0"))
+    publish(make_version(project, "2.0"), wheel_archive("foo", "2.0"))
     project.refresh_from_db()
     newer = index.project_page(project.id, "foo", project.index_serial)
     assert b"foo-2.0-py3-none-any.whl" in newer["html"]
@@ -133,10 +139,10 @@ def test_render_root_lists_projects_with_files_once_each(data_dir):
     for name in ["b-proj", "A_Proj"]:
         project = make_project(name)
         for text in ["1.0", "2.0"]:
-            publish(make_version(project, text), make_wheel(name, text))
+            publish(make_version(project, text), wheel_archive(name, text))
     make_project("empty", versions=["1.0"])
     gone = make_project("gone")
-    publish(make_version(gone, "1.0", removed=True), make_wheel("gone", "1.0"))
+    publish(make_version(gone, "1.0", removed=True), wheel_archive("gone", "1.0"))
 
     assert index.render_root(7) == 2
 
@@ -154,7 +160,7 @@ def test_render_root_streams_in_chunks_and_removes_old_renderings(data_dir, monk
     monkeypatch.setattr(index, "ROOT_CHUNK", 2)
     names = [f"p{i}" for i in range(5)]
     for name in names:
-        publish(make_version(make_project(name), "1.0"), make_wheel(name, "1.0"))
+        publish(make_version(make_project(name), "1.0"), wheel_archive(name, "1.0"))
     index.render_root(1)
 
     assert index.render_root(2) == 5
@@ -168,21 +174,21 @@ def test_render_root_streams_in_chunks_and_removes_old_renderings(data_dir, monk
 
 
 def test_prerender_root_renders_the_current_serial_once(data_dir):
-    publish(make_version(make_project("foo"), "1.0"), make_wheel("foo", "1.0"))
+    publish(make_version(make_project("foo"), "1.0"), wheel_archive("foo", "1.0"))
     serial = index.root_serial()
 
     assert index.prerender_root() == 1
     assert index.root_path(serial, "html").exists()
     assert index.prerender_root() is None
 
-    bump_root()
+    touch_index_root()
     assert index.prerender_root() == 1
     assert index.root_path(serial + 1, "json").exists()
 
 
 def test_project_page_is_shared_by_workers_through_files(data_dir, django_assert_num_queries):
     project = make_project("foo")
-    publish(make_version(project, "1.0"), make_wheel("foo", "1.0"))
+    publish(make_version(project, "1.0"), wheel_archive("foo", "1.0"))
     project.refresh_from_db()
     page = index.project_page(project.id, "foo", project.index_serial)
 
@@ -196,10 +202,10 @@ def test_project_page_is_shared_by_workers_through_files(data_dir, django_assert
 
 def test_project_page_on_disk_moves_on_with_the_serial(data_dir):
     project = make_project("foo")
-    publish(make_version(project, "1.0"), make_wheel("foo", "1.0"))
+    publish(make_version(project, "1.0"), wheel_archive("foo", "1.0"))
     project.refresh_from_db()
     index.project_page(project.id, "foo", project.index_serial)
-    publish(make_version(project, "2.0"), make_wheel("foo", "2.0"))
+    publish(make_version(project, "2.0"), wheel_archive("foo", "2.0"))
     project.refresh_from_db()
     caches["index"].clear()
 

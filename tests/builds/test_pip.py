@@ -15,8 +15,8 @@ import pytest
 from django.core.signals import request_started
 from packaging.utils import parse_wheel_filename
 
-from tests.builds.index_factories import data_dir, make_wheel, publish  # noqa: F401
-from tests.factories import make_project, make_version
+from tests.builds.index_factories import publish
+from tests.factories import make_project, make_version, wheel_archive
 
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 
@@ -40,12 +40,12 @@ def requests_seen():
 def farm(live_server, data_dir, requests_seen):
     """demo 1.0; demo 2.0 yanked; demo 3.0 for Python >= 3.99; armdemo 1.0 for armv7l."""
     demo = make_project("demo")
-    publish(make_version(demo, "1.0"), make_wheel("demo", "1.0"))
+    publish(make_version(demo, "1.0"), wheel_archive("demo", "1.0"))
     publish(make_version(demo, "2.0", yanked=True, yanked_reason="broken"),
-            make_wheel("demo", "2.0"))
-    publish(make_version(demo, "3.0"), make_wheel("demo", "3.0", requires_python=">=3.99"))
+            wheel_archive("demo", "2.0"))
+    publish(make_version(demo, "3.0"), wheel_archive("demo", "3.0", requires_python=">=3.99"))
     arm = make_project("armdemo")
-    publish(make_version(arm, "1.0"), make_wheel("armdemo", "1.0", "cp311-cp311-linux_armv7l"))
+    publish(make_version(arm, "1.0"), wheel_archive("armdemo", "1.0", "cp311-cp311-linux_armv7l"))
     return f"{live_server.url}/simple/"
 
 
@@ -53,7 +53,7 @@ def farm(live_server, data_dir, requests_seen):
 def other_index(tmp_path):
     """A second, static index over HTTP: helper 1.0, which requires demo."""
     root = tmp_path / "other"
-    wheel = make_wheel("helper", "1.0", requires_dist=["demo"])
+    wheel = wheel_archive("helper", "1.0", requires_dist=["demo"])
     (root / "files").mkdir(parents=True)
     (root / "files" / wheel.filename).write_bytes(wheel.content)
     sha = hashlib.sha256(wheel.content).hexdigest()

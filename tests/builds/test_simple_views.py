@@ -10,8 +10,8 @@ from pypi_simple import IndexPage, ProjectPage
 from builds import index
 from builds.simple_views import parse_accept
 from packages.models import Project
-from tests.builds.index_factories import data_dir, make_wheel, publish  # noqa: F401
-from tests.factories import make_project, make_version
+from tests.builds.index_factories import publish
+from tests.factories import make_project, make_version, wheel_archive
 
 pytestmark = pytest.mark.django_db
 
@@ -23,11 +23,11 @@ PIP_ACCEPT = f"{JSON}, {V1_HTML}; q=0.1, text/html; q=0.01"
 @pytest.fixture
 def foo(data_dir):
     project = make_project("foo")
-    publish(make_version(project, "1.0"), make_wheel("foo", "1.0"))
+    publish(make_version(project, "1.0"), wheel_archive("foo", "1.0"))
     yanked = make_version(project, "2.0", yanked=True, yanked_reason='"broken" <build>')
     publish(
         yanked,
-        make_wheel("foo", "2.0", "cp311-cp311-linux_armv7l", requires_python=">=3.9,<4"),
+        wheel_archive("foo", "2.0", "cp311-cp311-linux_armv7l", requires_python=">=3.9,<4"),
     )
     project.refresh_from_db()
     return project
@@ -151,7 +151,7 @@ def test_cached_page_costs_one_query_and_a_change_is_served_at_once(
     with django_assert_num_queries(1):  # the project's serial; the page is cached
         assert client.get("/simple/foo/", HTTP_ACCEPT=PIP_ACCEPT).content == first.content
 
-    publish(make_version(foo, "3.0"), make_wheel("foo", "3.0"))  # a build completes
+    publish(make_version(foo, "3.0"), wheel_archive("foo", "3.0"))  # a build completes
 
     changed = client.get("/simple/foo/", HTTP_ACCEPT=PIP_ACCEPT, HTTP_IF_NONE_MATCH=first["ETag"])
     assert changed.status_code == 200
@@ -197,7 +197,7 @@ def test_pypi_simple_parses_both_forms_without_warnings(client, foo):
         assert armv6l.has_metadata
         assert not packages["foo-1.0-py3-none-any.whl"].is_yanked
     assert from_json.versions == ["1.0", "2.0"]
-    assert from_json.packages[0].size == len(make_wheel("foo", "1.0").content)
+    assert from_json.packages[0].size == len(wheel_archive("foo", "1.0").content)
     assert from_json.packages[0].upload_time is not None
     assert root_page.projects == ["foo"]
 
@@ -228,7 +228,7 @@ def test_root_answers_304_and_moves_on_when_a_project_gains_files(client, foo):
     assert first["Cache-Control"] == "max-age=60, public, must-revalidate"
     assert client.get("/simple/", HTTP_IF_NONE_MATCH=first["ETag"]).status_code == 304
 
-    publish(make_version(make_project("bar"), "1.0"), make_wheel("bar", "1.0"))
+    publish(make_version(make_project("bar"), "1.0"), wheel_archive("bar", "1.0"))
 
     fresh = client.get("/simple/", HTTP_IF_NONE_MATCH=first["ETag"])
     assert fresh.status_code == 200
@@ -309,7 +309,7 @@ def test_unknown_project_404_is_not_logged_as_a_warning(client, data_dir, caplog
 
 def test_a_change_is_served_at_once_by_a_worker_holding_the_older_page(client, foo):
     old = client.get("/simple/foo/", HTTP_ACCEPT=JSON)  # now in memory and on disk
-    publish(make_version(foo, "3.0"), make_wheel("foo", "3.0"))
+    publish(make_version(foo, "3.0"), wheel_archive("foo", "3.0"))
     new = client.get("/simple/foo/", HTTP_ACCEPT=JSON, HTTP_IF_NONE_MATCH=old["ETag"])
     assert new.status_code == 200
     assert json.loads(new.content)["versions"] == ["1.0", "2.0", "3.0"]
