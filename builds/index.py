@@ -43,26 +43,26 @@ def _split_platform(filename):
     return head, platform
 
 
-def armv6l_alias(filename):
-    """The `linux_armv6l` name under which an armv7l wheel is also offered, or None."""
+def _swap_platform(filename, have, want):
+    """FILENAME with platform tag HAVE replaced by WANT, or None if it has no HAVE (or
+    already has WANT)."""
     head, platform = _split_platform(filename)
     if head is None:
         return None
     tags = platform.split(".")
-    if "linux_armv7l" not in tags or "linux_armv6l" in tags:
+    if have not in tags or want in tags:
         return None
-    return f"{head}-{platform.replace('linux_armv7l', 'linux_armv6l')}.whl"
+    return f"{head}-{platform.replace(have, want)}.whl"
+
+
+def armv6l_alias(filename):
+    """The `linux_armv6l` name under which an armv7l wheel is also offered, or None."""
+    return _swap_platform(filename, "linux_armv7l", "linux_armv6l")
 
 
 def armv7l_original(filename):
     """The armv7l wheel whose alias FILENAME would be, or None (inverse of armv6l_alias)."""
-    head, platform = _split_platform(filename)
-    if head is None:
-        return None
-    tags = platform.split(".")
-    if "linux_armv6l" not in tags or "linux_armv7l" in tags:
-        return None
-    return f"{head}-{platform.replace('linux_armv6l', 'linux_armv7l')}.whl"
+    return _swap_platform(filename, "linux_armv6l", "linux_armv7l")
 
 
 def file_url(normalized_name, filename):
