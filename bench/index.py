@@ -305,7 +305,7 @@ def main():
     WORK.mkdir(parents=True, exist_ok=True)
     data = WORK / "data"
     shutil.rmtree(data / "index", ignore_errors=True)
-    env = dict(os.environ, DATABASE_URL=f"{DSN}/{DB}", DEBUG="false", SECRET_KEY="bench-" * 10, ALLOWED_HOSTS="*",
+    env = dict(os.environ, DATABASE_URL=f"{DSN}/{DB}", DEBUG="false", ALLOWED_HOSTS="*",
                SECRET_KEY="bench-only", PIWHEELS_DATA_DIR=str(data), LOG_LEVEL="WARNING")
     seed(env, args.refill)
 

@@ -150,7 +150,8 @@ def free_port():
 
 
 def start_gunicorn(port, workers, threads, data_dir, conn_max_age=60):
-    env = dict(os.environ, DATABASE_URL=DATABASE_URL, DEBUG="false", SECRET_KEY="bench-" * 10, LOG_LEVEL="WARNING",
+    env = dict(os.environ, DATABASE_URL=DATABASE_URL, DEBUG="false", SECRET_KEY="bench-only",
+               LOG_LEVEL="WARNING",
                DATABASE_CONN_MAX_AGE=str(conn_max_age),
                PIWHEELS_DATA_DIR=str(data_dir), ALLOWED_HOSTS="127.0.0.1")
     proc = subprocess.Popen(
