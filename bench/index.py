@@ -3,12 +3,14 @@
 Usage (PostgreSQL on 127.0.0.1:5432; the database is filled on the first run, reused
 after; `--refill` starts it again):
     flock /tmp/bench.lock .venv/bin/python bench/index.py [--seconds 10] [--refill]
-        [--workers 2 --threads 8] [--quick]
+        [--workers 3 --threads 4] [--quick]
 (--quick: only the cached 200s, 304s and 404s and nginx, to compare settings.)
 
 Fills database `bench_index` with 100,000 projects x 5 versions x 2 ABIs = 1,000,000
 files (armv7l wheels, so every page also lists their armv6l aliases: 20 links), starts
-the farm under gunicorn as in production (gthread, 2x8 by default, DEBUG=false) and measures
+the farm under gunicorn as in production (gthread, 3 workers x 4 threads by default: one
+more process than cores, since /simple/ is answered in a few Python calls per request and
+threads of one process share its GIL; DEBUG=false) and measures
 with wrk (16 connections, a Lua script rotating over project names):
   - /simple/<name>/ 200s over 2,000 names (cached after a warm-up), pip's Accept header
   - the same as 304s (If-None-Match with each page's ETag)
@@ -293,8 +295,8 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--seconds", type=int, default=10)
     parser.add_argument("--refill", action="store_true")
-    parser.add_argument("--workers", type=int, default=2, help="gunicorn workers")
-    parser.add_argument("--threads", type=int, default=8, help="gunicorn threads per worker")
+    parser.add_argument("--workers", type=int, default=3, help="gunicorn workers")
+    parser.add_argument("--threads", type=int, default=4, help="gunicorn threads per worker")
     parser.add_argument("--quick", action="store_true",
                         help="only the cached 200s, 304s and 404s against nginx")
     args = parser.parse_args()

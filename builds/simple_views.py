@@ -8,16 +8,14 @@ import re
 import zlib
 
 from django.conf import settings
-from django.db import connection
+from django.db import DEFAULT_DB_ALIAS, connection, connections
 from django.http import (
     FileResponse,
     HttpResponse,
-    HttpResponseNotFound,
-    HttpResponseNotModified,
     HttpResponsePermanentRedirect,
     StreamingHttpResponse,
 )
-from django.urls import get_script_prefix, reverse
+from django.urls import reverse
 from django.utils.cache import patch_vary_headers
 from django.utils.http import parse_etags
 from django.views.decorators.http import condition, require_safe
@@ -80,7 +78,11 @@ def select_content_type(request):
     wanted = request.GET.get("format")
     if wanted is not None:
         return wanted if wanted in OFFERS else None
-    ranges = parse_accept(request.headers.get("Accept") or "*/*")
+    return _best_offer(request.headers.get("Accept"))
+
+
+def _best_offer(accept):
+    ranges = parse_accept(accept or "*/*")
     best, best_score = None, (0.0, -1)
     for offer in OFFERS:
         score = _quality(offer, ranges)
@@ -130,15 +132,12 @@ _NEGOTIATED = {}
 _NEGOTIATED_MAX = 256
 
 
-def negotiate(request):
-    """select_content_type(REQUEST), remembered per Accept header when no ?format=."""
-    if request.META.get("QUERY_STRING"):
-        return select_content_type(request)
-    accept = request.META.get("HTTP_ACCEPT")
+def negotiate(accept):
+    """_best_offer(ACCEPT), remembered per Accept header."""
     try:
         return _NEGOTIATED[accept]
     except KeyError:
-        chosen = select_content_type(request)
+        chosen = _best_offer(accept)
         if len(_NEGOTIATED) < _NEGOTIATED_MAX:
             _NEGOTIATED[accept] = chosen
         return chosen
@@ -151,24 +150,16 @@ def _project_serial(name):
         return cursor.fetchone()
 
 
+def _cache_control():
+    return f"max-age={settings.PIWHEELS_INDEX_MAX_AGE}, public, must-revalidate"
+
+
 def _index_response(response):
     """What _index_headers adds, set directly (detail_response runs without decorators)."""
     response["Vary"] = "Accept"
     if response.status_code in (200, 304):
-        response["Cache-Control"] = (
-            f"max-age={settings.PIWHEELS_INDEX_MAX_AGE}, public, must-revalidate"
-        )
+        response["Cache-Control"] = _cache_control()
     return response
-
-
-def _not_found(name):
-    response = HttpResponseNotFound(
-        f"No files for {name}\n", content_type="text/plain; charset=utf-8"
-    )
-    # pip asks for every dependency with --extra-index-url: do not log each miss
-    # as a warning (django.request skips responses marked as logged).
-    response._has_been_logged = True
-    return _index_response(response)
 
 
 def _etag_matches(etag, header):
@@ -179,29 +170,50 @@ def _etag_matches(etag, header):
     return "*" in etags or etag in (e.removeprefix("W/") for e in etags)
 
 
-def detail_response(request, name):
-    """The answer to GET /simple/NAME/ for a normalised NAME: one query (the project's
-    index serial), then the cached rendering, a 304 or a 404."""
-    content_type = negotiate(request)
+def detail_answer(name, accept, if_none_match):
+    """(status, headers, body) of GET /simple/NAME/ for a normalised NAME: one query
+    (the project's index serial), then the cached rendering, a 304, a 404 or a 406.
+    Plain values, so that the Django view and the WSGI fast path give the same answer."""
+    content_type = negotiate(accept)
     if content_type is None:
-        return _index_response(_not_acceptable())
+        body = ("Not Acceptable: this index serves " + ", ".join(OFFERS) + "\n").encode()
+        return 406, [("Content-Type", "text/plain; charset=utf-8"), ("Vary", "Accept")], body
     row = _project_serial(name)
-    if row is None:
-        return _not_found(name)
-    fmt = FORMATS[content_type]
-    etag = f'"{row[0]}.{row[1]}.{fmt}"'
-    if_none_match = request.META.get("HTTP_IF_NONE_MATCH")
-    if if_none_match and _etag_matches(etag, if_none_match):
-        response = HttpResponseNotModified()
-    else:
+    page = None
+    if row is not None:
+        fmt = FORMATS[content_type]
+        etag = f'"{row[0]}.{row[1]}.{fmt}"'
+        headers = [("ETag", etag), ("Vary", "Accept"), ("Cache-Control", _cache_control())]
+        if if_none_match and _etag_matches(etag, if_none_match):
+            return 304, headers, b""
         page = index.project_page(row[0], name, row[1])
-        if page is None:
-            return _not_found(name)
-        body = page[fmt]
-        response = HttpResponse(body, content_type=CONTENT_TYPES[content_type])
-        response["Content-Length"] = len(body)
-    response["ETag"] = etag
-    return _index_response(response)
+    if page is None:
+        return 404, [("Content-Type", "text/plain; charset=utf-8"), ("Vary", "Accept")], (
+            f"No files for {name}\n".encode()
+        )
+    body = page[fmt]
+    headers.append(("Content-Type", CONTENT_TYPES[content_type]))
+    return 200, headers, body
+
+
+def detail_response(request, name):
+    """detail_answer() as a Django response."""
+    accept = request.headers.get("Accept")
+    if "format" in request.GET:  # ?format=<media type> overrides Accept
+        accept = request.GET["format"]
+        if accept not in OFFERS:
+            return _index_response(_not_acceptable())
+    status, headers, body = detail_answer(name, accept, request.META.get("HTTP_IF_NONE_MATCH"))
+    response = HttpResponse(body, status=status)
+    for header, value in headers:
+        response[header] = value
+    if status == 404:
+        # pip asks for every dependency with --extra-index-url: do not log each miss
+        # as a warning (django.request skips responses marked as logged).
+        response._has_been_logged = True
+    if status == 304:
+        del response["Content-Type"]
+    return response
 
 
 @require_safe
@@ -215,17 +227,28 @@ def detail(request, name):
     return detail_response(request, name)
 
 
-class SimpleIndexMiddleware:
-    """First in MIDDLEWARE: answers GET /simple/<normalised name>/ at once with
-    detail_response, skipping URL resolution and the other middleware (sessions, auth,
-    messages, CSRF, whitenoise: none of which an index page uses), which cost more
-    than the answer itself. It adds the headers SecurityMiddleware and
-    XFrameOptionsMiddleware would add. Anything else (redirects, ?format=, HEAD, the
-    root) goes down the usual stack to the same code."""
+# The path the index is mounted at (piwheels_site/urls.py); PATH_INFO is relative to
+# the WSGI script name, as Django's URL resolver's is.
+SIMPLE_PREFIX = "/simple/"
+STATUS_LINES = {200: "200 OK", 304: "304 Not Modified", 404: "404 Not Found",
+                406: "406 Not Acceptable"}
 
-    def __init__(self, get_response):
-        self.get_response = get_response
-        self.prefix = None
+
+class SimpleIndexApp:
+    """WSGI wrapper around Django's application (piwheels_site/wsgi.py): answers
+    GET /simple/<normalised name>/ with detail_answer() before Django's request handling,
+    which costs several times the answer itself (request objects, signals, middleware:
+    nothing an index page uses). It adds the headers SecurityMiddleware and
+    XFrameOptionsMiddleware would add, and checks the database connection before and
+    after as Django's request signals do (close_old_connections; their dispatch alone
+    cost a quarter of this path). Anything else (redirects, ?format=, HEAD, the root, HTTPS
+    redirects) goes to Django, which answers the same through the `detail` view."""
+
+    def __init__(self, application):
+        self.application = application
+        self.headers = None
+
+    def _security_headers(self):
         headers = {}
         if settings.SECURE_CONTENT_TYPE_NOSNIFF:
             headers["X-Content-Type-Options"] = "nosniff"
@@ -237,27 +260,46 @@ class SimpleIndexMiddleware:
         if settings.SECURE_CROSS_ORIGIN_OPENER_POLICY:
             headers["Cross-Origin-Opener-Policy"] = settings.SECURE_CROSS_ORIGIN_OPENER_POLICY
         headers["X-Frame-Options"] = getattr(settings, "X_FRAME_OPTIONS", "DENY").upper()
-        self.headers = tuple(headers.items())
-        # HTTPS redirects and HSTS stay with SecurityMiddleware.
-        self.plain_http_ok = not (settings.SECURE_SSL_REDIRECT or settings.SECURE_HSTS_SECONDS)
+        return list(headers.items())
 
-    def __call__(self, request):
-        if self.prefix is None:
-            self.prefix = reverse("simple-root").removeprefix(get_script_prefix().rstrip("/"))
-        path = request.path_info
+    def __call__(self, environ, start_response):
+        name = self._project_name(environ)
+        if name is None:
+            return self.application(environ, start_response)
+        if self.headers is None:
+            self.headers = self._security_headers()
+        db = connections[DEFAULT_DB_ALIAS]
+        db.close_if_unusable_or_obsolete()
+        try:
+            status, headers, body = detail_answer(
+                name, environ.get("HTTP_ACCEPT"), environ.get("HTTP_IF_NONE_MATCH")
+            )
+        except Exception:
+            # Let Django answer (and log) whatever went wrong, as for any other page.
+            return self.application(environ, start_response)
+        finally:
+            db.close_if_unusable_or_obsolete()
+        headers.append(("Content-Length", str(len(body))))
+        start_response(STATUS_LINES[status], headers + self.headers)
+        return [body]
+
+    @staticmethod
+    def _project_name(environ):
+        """The normalised project name of a GET /simple/<name>/ this app answers, or None."""
+        path = environ.get("PATH_INFO", "")
         if (
-            request.method == "GET"
-            and path.startswith(self.prefix)
-            and path.endswith("/")
-            and (self.plain_http_ok or request.is_secure())
+            environ.get("REQUEST_METHOD") != "GET"
+            or not path.startswith(SIMPLE_PREFIX)
+            or not path.endswith("/")
+            or environ.get("QUERY_STRING")
+            or settings.SECURE_SSL_REDIRECT
+            or settings.SECURE_HSTS_SECONDS
         ):
-            name = path[len(self.prefix):-1]
-            if name and "/" not in name and name == canonicalize_name(name):
-                response = detail_response(request, name)
-                for header, value in self.headers:
-                    response.headers.setdefault(header, value)
-                return response
-        return self.get_response(request)
+            return None
+        name = path[len(SIMPLE_PREFIX):-1]
+        if not name or "/" in name or name != canonicalize_name(name):
+            return None
+        return name
 
 
 # --- /simple/ ------------------------------------------------------------------------

@@ -124,8 +124,6 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
-    # /simple/<name>/ answered before the rest: pip's hot path needs none of it.
-    "builds.simple_views.SimpleIndexMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",

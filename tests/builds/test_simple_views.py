@@ -2,6 +2,7 @@
 import gzip
 import json
 import warnings
+from urllib.parse import quote
 
 import pytest
 from django.test import Client
@@ -253,18 +254,65 @@ def test_parse_accept_reads_quality_values():
     ]
 
 
-def test_detail_is_answered_before_the_other_middleware_with_their_headers(
-    client, foo, django_assert_num_queries
-):
+def wsgi_get(path, **environ):
+    """GET PATH from the WSGI application gunicorn serves: (status, headers, body)."""
+    from wsgiref.util import setup_testing_defaults
+
+    from piwheels_site.wsgi import application
+
+    path, _, query = path.partition("?")
+    environ.update(PATH_INFO=path, QUERY_STRING=query, REQUEST_METHOD="GET",
+                   SERVER_NAME="testserver")
+    setup_testing_defaults(environ)
+    answer = {}
+
+    def start_response(status, headers):
+        answer.update(status=status, headers=dict(headers))
+
+    # The fast path checks the connection as Django's request signals do, which closes one
+    # in a transaction: these tests run on transactional_db.
+    body = b"".join(application(environ, start_response))
+    return answer["status"], answer["headers"], body
+
+
+@pytest.mark.parametrize("accept", [PIP_ACCEPT, JSON, "text/html", "image/png"])
+def test_the_wsgi_fast_path_answers_as_the_django_view_does(transactional_db, client, foo,
+                                                           accept):
+    wsgi_get("/simple/foo/", HTTP_ACCEPT=accept)  # both answer from the rendered page now
+    status, headers, body = wsgi_get("/simple/foo/", HTTP_ACCEPT=accept)
+    django = client.get("/simple/foo/", HTTP_ACCEPT=accept)
+    assert int(status.split()[0]) == django.status_code
+    assert body == django.content
+    assert headers["Content-Length"] == str(len(body))
+    for header in ("Content-Type", "ETag", "Vary", "Cache-Control", "X-Content-Type-Options",
+                   "Referrer-Policy", "Cross-Origin-Opener-Policy", "X-Frame-Options"):
+        assert headers.get(header) == django.get(header), header
+
+
+def test_the_wsgi_fast_path_costs_one_query_once_rendered(transactional_db, foo,
+                                                          django_assert_num_queries):
     with django_assert_num_queries(2):  # the project's serial; its files (render)
-        response = client.get("/simple/foo/", HTTP_ACCEPT=PIP_ACCEPT)
-    assert response.status_code == 200
-    assert response["Content-Length"] == str(len(response.content))
-    assert not hasattr(response.wsgi_request, "session")  # sessions, auth skipped
-    full_stack = client.get("/project/foo/")  # a page that goes through every middleware
-    for header in ("X-Content-Type-Options", "Referrer-Policy", "Cross-Origin-Opener-Policy",
-                   "X-Frame-Options"):
-        assert response[header] == full_stack[header]
+        status, _, _ = wsgi_get("/simple/foo/", HTTP_ACCEPT=PIP_ACCEPT)
+    assert status == "200 OK"
+    with django_assert_num_queries(1):
+        status, headers, _ = wsgi_get("/simple/foo/", HTTP_ACCEPT=PIP_ACCEPT)
+    with django_assert_num_queries(1):
+        status, _, body = wsgi_get("/simple/foo/", HTTP_ACCEPT=PIP_ACCEPT,
+                                   HTTP_IF_NONE_MATCH=headers["ETag"])
+    assert (status, body) == ("304 Not Modified", b"")
+    with django_assert_num_queries(1):
+        status, headers, _ = wsgi_get("/simple/nonesuch/", HTTP_ACCEPT=PIP_ACCEPT)
+    assert status == "404 Not Found" and headers["Vary"] == "Accept"
+
+
+@pytest.mark.parametrize("path, status", [
+    ("/simple/Foo/", "301 Moved Permanently"),  # other spellings: Django redirects
+    ("/simple/foo", "301 Moved Permanently"),
+    (f"/simple/foo/?format={quote(JSON)}", "200 OK"),
+    ("/simple/", "200 OK"),
+])
+def test_everything_else_goes_to_django(transactional_db, foo, path, status):
+    assert wsgi_get(path, HTTP_ACCEPT=JSON)[0] == status
 
 
 def test_other_pages_keep_sessions_csrf_and_auth(admin_user):
