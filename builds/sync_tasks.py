@@ -56,6 +56,15 @@ def summary(result, queued, dropped):
     return line
 
 
+class SyncFailed(RuntimeError):
+    """A pass that could not run (upstream unreachable, changelog refused)."""
+
+
 def sync_pypi():
-    """The scheduled task: returns only a summary line (django-q stores the result)."""
-    return summary(*run_sync())
+    """The scheduled task: returns only a summary line (django-q stores the result). A
+    failed pass raises, so that the admin lists it under Django Q's failed tasks."""
+    result, queued, dropped = run_sync()
+    line = summary(result, queued, dropped)
+    if result.status == "failed":
+        raise SyncFailed(line)
+    return line
