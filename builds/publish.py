@@ -21,7 +21,7 @@ from django.db import connection, transaction
 from django.utils import timezone
 from packaging.utils import canonicalize_version
 
-from builds import queue, storage, wheels
+from builds import sql, storage, wheels
 from builds.models import FINISHED_STATES, Abi, Build, BuildLog, File
 from builds.queue import LeaseLost, NoSuchBuild, hold
 from packages.models import Project, Version
@@ -139,7 +139,7 @@ def _fail_sql():
     when the build was not this builder's live job."""
     b, v, p = Build._meta.db_table, Version._meta.db_table, Project._meta.db_table
     columns = ", ".join(
-        queue._columns(Build, "d") + queue._columns(Version, "v") + queue._columns(Project, "p")
+        sql.columns(Build, "d") + sql.columns(Version, "v") + sql.columns(Project, "p")
     )
     return f"""
         WITH done AS (
@@ -162,7 +162,7 @@ def _fail_sql():
 def _fail_one_statement(build_id, builder, duration, output, failure_reason, now):
     """The failed build, or None when it is not BUILDER's live job (nothing changed)."""
     text, truncated = _log_text(output)
-    row = queue.execute_prepared("builds_fail", _fail_sql, {
+    row = sql.execute_prepared("builds_fail", _fail_sql, {
         "id": build_id, "builder": builder.id, "now": now,
         "duration": timedelta(seconds=max(0.0, float(duration or 0))),
         "reason": (failure_reason or "build failed")[:400],
@@ -170,7 +170,7 @@ def _fail_one_statement(build_id, builder, duration, output, failure_reason, now
     })
     if row is None:
         return None
-    build = queue.build_from_row(row[:-1])
+    build = sql.build_from_row(row[:-1])
     build.abi = Abi(id=build.abi_id, tag=row[-1])
     build.builder = builder
     transaction.on_commit(lambda d=storage.incoming_dir(build_id): _remove_dir(d))
