@@ -22,7 +22,7 @@ from packaging.utils import canonicalize_name
 
 from builds import pages, queue, storage
 from builds.models import Abi, Build, Builder, File, hash_token
-from packages.models import Project, Version
+from packages.models import Project, Retry, Version
 
 # Past this many rows a filtered list says "10,000" rather than counting on.
 COUNT_BOUND = 10_000
@@ -353,6 +353,18 @@ class FileAdmin(ScaleSafeAdmin):
 # ---------------------------------------------------------------- ABIs and builders
 
 
+@admin.register(Retry)
+class RetryAdmin(admin.ModelAdmin):
+    """Projects the sync could not fetch; every pass asks for them again. Read only:
+    deleting a row only stops the retries."""
+    list_display = ["name", "attempts", "since", "reason"]
+    search_fields = ["normalized_name"]
+    readonly_fields = ["normalized_name", "name", "reason", "attempts", "since"]
+
+    def has_add_permission(self, request):
+        return False
+
+
 @admin.register(Abi)
 class AbiAdmin(admin.ModelAdmin):
     list_display = ["tag", "active", "added"]
@@ -388,13 +400,11 @@ class BuilderAdmin(admin.ModelAdmin):
     @admin.action(description="Disable selected builders", permissions=["change"])
     def disable(self, request, queryset):
         builders = list(queryset)
-        Builder.objects.filter(id__in=[b.id for b in builders]).update(enabled=False)
+        requeued = queue.disable_builders([b.id for b in builders])
         for builder in builders:
             self.log_change(request, builder, "Disabled")
         self.message_user(
-            request,
-            f"disabled {len(builders)} builders; their running jobs are requeued when "
-            "their leases run out",
+            request, f"disabled {len(builders)} builders; {requeued} jobs they held requeued",
             messages.SUCCESS,
         )
 

@@ -259,6 +259,23 @@ def release(build_id, builder, now):
     log.info("build %s: released by %s", build_id, builder)
 
 
+def disable_builders(builder_ids):
+    """Stop these builders: they are refused from now on (403), and the jobs they hold go
+    back to the queue at once, the attempt not counted, rather than when their leases
+    run out. Returns the number of jobs requeued."""
+    with transaction.atomic():
+        Builder.objects.filter(id__in=builder_ids).update(enabled=False)
+        requeued = Build.objects.filter(
+            builder_id__in=builder_ids, state=Build.State.BUILDING
+        ).update(
+            state=Build.State.QUEUED, builder=None, lease_until=None, started=None,
+            attempt=Greatest(F("attempt") - 1, 0),
+        )
+    if requeued:
+        log.info("disabled builders %s: %d jobs requeued", builder_ids, requeued)
+    return requeued
+
+
 def requeue_expired(now):
     """Put jobs whose lease ran out back in the queue; after PIWHEELS_MAX_ATTEMPTS
     attempts mark them failed instead. The builder stays recorded, so that it can take

@@ -6,7 +6,7 @@ from django.contrib.auth.models import Permission, User
 from builds.models import Build, Builder, File, hash_token
 from builds import storage
 from builds.queue import refresh_jobs
-from packages.models import Project, Version
+from packages.models import Project, Retry, Version
 from tests.factories import (
     make_abi, make_build, make_builder, make_file, make_project, make_version,
 )
@@ -160,12 +160,23 @@ def test_delete_build_removes_its_files(admin_client, catalogue, settings, tmp_p
 
 
 @pytest.mark.django_db
-def test_disable_builder(admin_client):
+def test_disable_builder_requeues_the_jobs_it_holds(admin_client):
     builder = make_builder("pi1")
+    other = make_builder("pi2")
+    version = make_version(make_project("foo"), "1.0")
+    held = make_build(version, "cp311", state=Build.State.BUILDING, builder=builder,
+                      attempt=1)
+    kept = make_build(make_version(version.project, "2.0"), "cp311",
+                      state=Build.State.BUILDING, builder=other, attempt=1)
     response = act(admin_client, "/admin/builds/builder/", "disable", [builder])
     assert response.status_code == 302
     assert Builder.objects.get(id=builder.id).enabled is False
     assert logged(builder) == [("admin", CHANGE, "Disabled")]
+    held.refresh_from_db()
+    assert (held.state, held.builder_id, held.attempt) == (Build.State.QUEUED, None, 0)
+    kept.refresh_from_db()
+    assert (kept.state, kept.builder_id) == (Build.State.BUILDING, other.id)
+    assert "1 jobs they held requeued" in admin_client.get(response["Location"]).content.decode()
 
 
 @pytest.mark.django_db
@@ -238,3 +249,10 @@ def test_paginator_estimates_big_tables_and_bounds_filtered_counts(
     with django_assert_num_queries(1) as captured:
         assert paginator.count == 1  # two rows match; the count stops at the bound
     assert "LIMIT 1" in captured.captured_queries[0]["sql"]
+
+
+@pytest.mark.django_db
+def test_projects_the_sync_could_not_fetch_are_listed(admin_client):
+    Retry.objects.create(normalized_name="foo", name="Foo", reason="HTTP 503", attempts=4)
+    page = admin_client.get("/admin/packages/retry/").content.decode()
+    assert "Foo" in page and "HTTP 503" in page
