@@ -307,8 +307,7 @@ class BuildAdmin(ScaleSafeAdmin):
 
 def delete_stored_files(pairs):
     for normalized_name, filename in pairs:
-        storage.file_path(normalized_name, filename).unlink(missing_ok=True)
-        storage.metadata_path(normalized_name, filename).unlink(missing_ok=True)
+        storage.delete_files(normalized_name, [filename])
 
 
 @admin.register(File)

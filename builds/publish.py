@@ -321,7 +321,7 @@ def _publish(build, published, now):
         os.replace(incoming / f"{filename}.metadata",
                    storage.metadata_path(project.normalized_name, filename))
         os.replace(incoming / filename, target)
-    transaction.on_commit(lambda: _delete_files(project.normalized_name, gone))
+    transaction.on_commit(lambda: storage.delete_files(project.normalized_name, gone))
 
 
 def _cover_other_abis(build, now):
@@ -362,12 +362,6 @@ def _write(path, data):
     tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
     tmp.write_bytes(data)
     os.replace(tmp, path)
-
-
-def _delete_files(normalized_name, filenames):
-    for filename in filenames:
-        storage.file_path(normalized_name, filename).unlink(missing_ok=True)
-        storage.metadata_path(normalized_name, filename).unlink(missing_ok=True)
 
 
 def _remove_dir(path):

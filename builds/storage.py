@@ -25,3 +25,10 @@ def metadata_path(normalized_name, filename):
 
 def incoming_dir(build_id):
     return Path(settings.PIWHEELS_DATA_DIR) / "incoming" / str(build_id)
+
+
+def delete_files(normalized_name, filenames):
+    """Delete these served wheels of one project and their metadata files, if there."""
+    for filename in filenames:
+        file_path(normalized_name, filename).unlink(missing_ok=True)
+        metadata_path(normalized_name, filename).unlink(missing_ok=True)

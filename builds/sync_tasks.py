@@ -7,8 +7,9 @@ import logging
 import shutil
 
 from builds import storage
-from builds.models import Build
+from builds.models import Build, File
 from builds.queue import refresh_jobs
+from packages.models import Version
 from packages.sync import run_pass
 
 log = logging.getLogger(__name__)
@@ -34,6 +35,20 @@ def delete_files_of(normalized_names):
             shutil.rmtree(path, ignore_errors=True)
 
 
+def delete_builds_of_removed(version_ids):
+    """Versions removed upstream leave the index with their files: delete their builds
+    (and so File rows), then the files on disk. Returns the number of files deleted."""
+    removed = Version.objects.filter(id__in=version_ids, removed=True)
+    files = list(
+        File.objects.filter(build__version__in=removed)
+        .values_list("build__version__project__normalized_name", "filename")
+    )
+    Build.objects.filter(version__in=removed).delete()
+    for normalized_name, filename in files:
+        storage.delete_files(normalized_name, [filename])
+    return len(files)
+
+
 def run_sync(now=None):
     """One sync pass and the queue refresh that follows; returns (result, queued, dropped).
     New releases of a later pass jump the backlog; the first pass fills the backlog."""
@@ -44,6 +59,7 @@ def run_sync(now=None):
     queued, dropped = refresh_in_batches(result.new_version_ids, priority)
     c, d = refresh_in_batches(changed, Build.Priority.BACKLOG)
     delete_files_of(result.removed_project_names)
+    delete_builds_of_removed(changed)
     if queued + c or dropped + d:
         log.info("sync queue: %d builds queued, %d dropped", queued + c, dropped + d)
     return result, queued + c, dropped + d

@@ -33,8 +33,5 @@ class Command(BaseCommand):
             self.stdout.write(f"removed {project.name}: {len(ids)} versions, "
                               f"{len(filenames)} files")
         else:
-            for filename in filenames:
-                for path in (storage.file_path(project.normalized_name, filename),
-                             storage.metadata_path(project.normalized_name, filename)):
-                    path.unlink(missing_ok=True)
+            storage.delete_files(project.normalized_name, filenames)
             self.stdout.write(f"removed {project.name} {version}: {len(filenames)} files")
