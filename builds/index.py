@@ -154,12 +154,17 @@ def page_dir(project_id):
     return root_dir() / "pages" / str(project_id % 1000)
 
 
+# The stored renderings of a project page: each format, and each gzip-compressed once
+# for the clients that accept it (pip and uv do: a Pi on a slow link gets a tenth).
+PAGE_FORMATS = ("json", "html", "json.gz", "html.gz")
+
+
 def _read_page(project_id, index_serial):
     directory = page_dir(project_id)
     try:
         return {
             fmt: (directory / f"{project_id}-{index_serial}.{fmt}").read_bytes()
-            for fmt in ("json", "html")
+            for fmt in PAGE_FORMATS
         }
     except FileNotFoundError:
         return None
@@ -167,12 +172,12 @@ def _read_page(project_id, index_serial):
 
 def _write_page(project_id, index_serial, page):
     """Store PAGE for every worker: temporary names renamed into place (readers see a
-    whole file or none; the HTML lands last, and a reader needs both), then renderings
+    whole file or none; the gzipped HTML lands last, and a reader needs all), then renderings
     of older serials removed."""
     directory = page_dir(project_id)
     directory.mkdir(parents=True, exist_ok=True)
-    keep = {f"{project_id}-{index_serial}.{fmt}" for fmt in ("json", "html")}
-    for fmt in ("json", "html"):
+    keep = {f"{project_id}-{index_serial}.{fmt}" for fmt in PAGE_FORMATS}
+    for fmt in PAGE_FORMATS:
         with tempfile.NamedTemporaryFile(dir=directory, suffix=".tmp", delete=False) as tmp:
             tmp.write(page[fmt])
         os.replace(tmp.name, directory / f"{project_id}-{index_serial}.{fmt}")
@@ -182,7 +187,8 @@ def _write_page(project_id, index_serial, page):
 
 
 def project_page(project_id, normalized_name, index_serial):
-    """The renderings {"json": bytes, "html": bytes} of a project's page at
+    """The renderings {"json": bytes, "html": bytes, "json.gz": ..., "html.gz": ...} of a
+    project's page at
     INDEX_SERIAL, or None when the project has no files (the index then answers 404,
     so that pip and uv look for it on the other indexes).
 
@@ -200,7 +206,9 @@ def project_page(project_id, normalized_name, index_serial):
             detail = simple_detail(project)
             if detail["files"]:
                 body_json, body_html = render_detail(detail)
-                page = {"json": body_json, "html": body_html}
+                page = {"json": body_json, "html": body_html,
+                        "json.gz": gzip.compress(body_json, mtime=0),
+                        "html.gz": gzip.compress(body_html, mtime=0)}
                 _write_page(project_id, index_serial, page)
             else:
                 page = {}

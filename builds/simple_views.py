@@ -92,7 +92,11 @@ def _best_offer(accept):
 
 
 def accepts_gzip(request):
-    for item in request.headers.get("Accept-Encoding", "").split(","):
+    return _gzip_accepted(request.headers.get("Accept-Encoding", ""))
+
+
+def _gzip_accepted(accept_encoding):
+    for item in accept_encoding.split(","):
         coding, _, params = item.partition(";")
         if coding.strip().lower() in ("gzip", "*"):
             return not re.search(r"q=0(\.0*)?\s*$", params.strip())
@@ -170,10 +174,11 @@ def _etag_matches(etag, header):
     return "*" in etags or etag in (e.removeprefix("W/") for e in etags)
 
 
-def detail_answer(name, accept, if_none_match):
+def detail_answer(name, accept, if_none_match, accept_encoding=None):
     """(status, headers, body) of GET /simple/NAME/ for a normalised NAME: one query
-    (the project's index serial), then the cached rendering, a 304, a 404 or a 406.
-    Plain values, so that the Django view and the WSGI fast path give the same answer."""
+    (the project's index serial), then the cached rendering (gzipped for clients that
+    take it), a 304, a 404 or a 406. Plain values, so that the Django view and the WSGI
+    fast path give the same answer."""
     content_type = negotiate(accept)
     if content_type is None:
         body = ("Not Acceptable: this index serves " + ", ".join(OFFERS) + "\n").encode()
@@ -182,8 +187,11 @@ def detail_answer(name, accept, if_none_match):
     page = None
     if row is not None:
         fmt = FORMATS[content_type]
+        if accept_encoding and _gzip_accepted(accept_encoding):
+            fmt += ".gz"
         etag = f'"{row[0]}.{row[1]}.{fmt}"'
-        headers = [("ETag", etag), ("Vary", "Accept"), ("Cache-Control", _cache_control())]
+        headers = [("ETag", etag), ("Vary", "Accept, Accept-Encoding"),
+                   ("Cache-Control", _cache_control())]
         if if_none_match and _etag_matches(etag, if_none_match):
             return 304, headers, b""
         page = index.project_page(row[0], name, row[1])
@@ -191,9 +199,10 @@ def detail_answer(name, accept, if_none_match):
         return 404, [("Content-Type", "text/plain; charset=utf-8"), ("Vary", "Accept")], (
             f"No files for {name}\n".encode()
         )
-    body = page[fmt]
     headers.append(("Content-Type", CONTENT_TYPES[content_type]))
-    return 200, headers, body
+    if fmt.endswith(".gz"):
+        headers.append(("Content-Encoding", "gzip"))
+    return 200, headers, page[fmt]
 
 
 def detail_response(request, name):
@@ -203,7 +212,8 @@ def detail_response(request, name):
         accept = request.GET["format"]
         if accept not in OFFERS:
             return _index_response(_not_acceptable())
-    status, headers, body = detail_answer(name, accept, request.META.get("HTTP_IF_NONE_MATCH"))
+    status, headers, body = detail_answer(name, accept, request.META.get("HTTP_IF_NONE_MATCH"),
+                                          request.META.get("HTTP_ACCEPT_ENCODING"))
     response = HttpResponse(body, status=status)
     for header, value in headers:
         response[header] = value
@@ -272,7 +282,8 @@ class SimpleIndexApp:
         db.close_if_unusable_or_obsolete()
         try:
             status, headers, body = detail_answer(
-                name, environ.get("HTTP_ACCEPT"), environ.get("HTTP_IF_NONE_MATCH")
+                name, environ.get("HTTP_ACCEPT"), environ.get("HTTP_IF_NONE_MATCH"),
+                environ.get("HTTP_ACCEPT_ENCODING"),
             )
         except Exception:
             # Let Django answer (and log) whatever went wrong, as for any other page.

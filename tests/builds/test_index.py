@@ -196,8 +196,10 @@ def test_project_page_is_shared_by_workers_through_files(data_dir, django_assert
     with django_assert_num_queries(0):
         assert index.project_page(project.id, "foo", project.index_serial) == page
     files = sorted(p.name for p in index.page_dir(project.id).iterdir())
-    assert files == [f"{project.id}-{project.index_serial}.html",
-                     f"{project.id}-{project.index_serial}.json"]
+    assert files == [f"{project.id}-{project.index_serial}.{fmt}"
+                     for fmt in ("html", "html.gz", "json", "json.gz")]
+    assert gzip.decompress(page["json.gz"]) == page["json"]
+    assert gzip.decompress(page["html.gz"]) == page["html"]
 
 
 def test_project_page_on_disk_moves_on_with_the_serial(data_dir):
@@ -213,7 +215,8 @@ def test_project_page_on_disk_moves_on_with_the_serial(data_dir):
 
     assert json.loads(page["json"])["versions"] == ["1.0", "2.0"]
     assert sorted(p.name for p in index.page_dir(project.id).iterdir()) == [
-        f"{project.id}-{project.index_serial}.html", f"{project.id}-{project.index_serial}.json"
+        f"{project.id}-{project.index_serial}.{fmt}"
+        for fmt in ("html", "html.gz", "json", "json.gz")
     ]
 
 

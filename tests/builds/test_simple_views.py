@@ -55,7 +55,7 @@ def test_detail_negotiates_the_media_type(client, foo, accept, chosen):
     response = client.get("/simple/foo/", **headers)
     assert response.status_code == 200
     assert response["Content-Type"] == chosen
-    assert response["Vary"] == "Accept"
+    assert response["Vary"] == "Accept, Accept-Encoding"
     if chosen == JSON:
         assert json.loads(response.content)["name"] == "foo"
     else:
@@ -140,7 +140,7 @@ def test_pages_carry_etag_and_cache_control_and_answer_304(client, foo, django_a
     assert again.status_code == 304
     assert again.content == b""
     assert again["ETag"] == etag
-    assert again["Vary"] == "Accept"
+    assert again["Vary"] == "Accept, Accept-Encoding"
     assert again["Cache-Control"] == "max-age=60, public, must-revalidate"
 
 
@@ -275,17 +275,20 @@ def wsgi_get(path, **environ):
     return answer["status"], answer["headers"], body
 
 
+@pytest.mark.parametrize("encoding", ["", "gzip, deflate"])
 @pytest.mark.parametrize("accept", [PIP_ACCEPT, JSON, "text/html", "image/png"])
 def test_the_wsgi_fast_path_answers_as_the_django_view_does(transactional_db, client, foo,
-                                                           accept):
-    wsgi_get("/simple/foo/", HTTP_ACCEPT=accept)  # both answer from the rendered page now
-    status, headers, body = wsgi_get("/simple/foo/", HTTP_ACCEPT=accept)
-    django = client.get("/simple/foo/", HTTP_ACCEPT=accept)
+                                                           accept, encoding):
+    request = {"HTTP_ACCEPT": accept, "HTTP_ACCEPT_ENCODING": encoding}
+    wsgi_get("/simple/foo/", **request)  # both answer from the rendered page now
+    status, headers, body = wsgi_get("/simple/foo/", **request)
+    django = client.get("/simple/foo/", **request)
     assert int(status.split()[0]) == django.status_code
     assert body == django.content
     assert headers["Content-Length"] == str(len(body))
-    for header in ("Content-Type", "ETag", "Vary", "Cache-Control", "X-Content-Type-Options",
-                   "Referrer-Policy", "Cross-Origin-Opener-Policy", "X-Frame-Options"):
+    for header in ("Content-Type", "Content-Encoding", "ETag", "Vary", "Cache-Control",
+                   "X-Content-Type-Options", "Referrer-Policy", "Cross-Origin-Opener-Policy",
+                   "X-Frame-Options"):
         assert headers.get(header) == django.get(header), header
 
 
@@ -361,3 +364,18 @@ def test_a_change_is_served_at_once_by_a_worker_holding_the_older_page(client, f
     new = client.get("/simple/foo/", HTTP_ACCEPT=JSON, HTTP_IF_NONE_MATCH=old["ETag"])
     assert new.status_code == 200
     assert json.loads(new.content)["versions"] == ["1.0", "2.0", "3.0"]
+
+
+def test_pages_are_gzipped_for_clients_that_take_it(client, foo):
+    plain = client.get("/simple/foo/", HTTP_ACCEPT=JSON)
+    zipped = client.get("/simple/foo/", HTTP_ACCEPT=JSON, HTTP_ACCEPT_ENCODING="gzip, deflate")
+    assert zipped["Content-Encoding"] == "gzip" and "Content-Encoding" not in plain
+    assert gzip.decompress(zipped.content) == plain.content
+    assert len(zipped.content) < len(plain.content)
+    assert zipped["ETag"] != plain["ETag"]  # another representation
+    assert zipped["Vary"] == plain["Vary"] == "Accept, Accept-Encoding"
+    refused = client.get("/simple/foo/", HTTP_ACCEPT=JSON, HTTP_ACCEPT_ENCODING="gzip;q=0")
+    assert "Content-Encoding" not in refused
+    again = client.get("/simple/foo/", HTTP_ACCEPT=JSON, HTTP_ACCEPT_ENCODING="gzip",
+                       HTTP_IF_NONE_MATCH=zipped["ETag"])
+    assert again.status_code == 304
