@@ -62,7 +62,7 @@ ABIS = ["cp39", "cp311", "cp313"]
 IDLE_ABI = "cp312"  # active, nothing queued: what the long-pollers wait on
 JOBS = 1_000_000
 PROJECTS = 100_000
-POLL_WAIT = 10  # shorter than the builders' 30 s: more request churn, a harder test
+POLL_WAIT = 10  # default of --poll-wait: shorter than the builders' 30 s, a harder test
 
 
 def setup_django():
@@ -383,12 +383,12 @@ def page_rate(port, path, seconds, threads=8, procs=2):
     return total / (time.monotonic() - started)
 
 
-def poller_process(port, count, stop):
-    """COUNT builders long-polling on the idle ABI until STOP is set."""
+def poller_process(port, count, wait, stop):
+    """COUNT builders long-polling (WAIT seconds a claim) on the idle ABI until STOP is set."""
 
     def run(i):
-        client = Client(port, f"w{i}", IDLE_ABI, wait=POLL_WAIT)
-        time.sleep(POLL_WAIT * i / count)  # real builders are not in step with each other
+        client = Client(port, f"w{i}", IDLE_ABI, wait=wait)
+        time.sleep(wait * i / count)  # real builders are not in step with each other
         while not stop.is_set():
             status, _ = client.post("/api/v1/claim/", client.claim_body)
             assert status == 204, status
@@ -445,6 +445,8 @@ def main():
     parser.add_argument("--builders", type=int, default=50)
     parser.add_argument("--rate", type=int, default=200, help="offered cycles/s in (b)")
     parser.add_argument("--pollers", type=int, default=100)
+    parser.add_argument("--poll-wait", type=int, default=POLL_WAIT,
+                        help="long-poll seconds of each waiting builder (the agent's is 30)")
     parser.add_argument("--workers", type=int, default=2, help="gunicorn workers")
     parser.add_argument("--threads", type=int, default=128, help="gunicorn threads/worker")
     parser.add_argument("--rounds", type=int, default=3, help="page measurement rounds")
@@ -483,18 +485,18 @@ def main():
             alone.append(page_rate(port, page, seconds))
             stop = multiprocessing.Event()
             pollers = multiprocessing.Process(target=poller_process,
-                                              args=(port, args.pollers, stop))
+                                              args=(port, args.pollers, args.poll_wait, stop))
             pollers.start()
-            time.sleep(POLL_WAIT + 1)  # let every poller get its request in
+            time.sleep(args.poll_wait + 1)  # let every poller get its request in
             if round == 0:
                 cpu, sessions, xacts, active = idle_cost(server.pid)
             busy.append(page_rate(port, page, seconds))
             stop.set()
             pollers.terminate()
             pollers.join()
-            time.sleep(POLL_WAIT + 1)  # the farm ends the abandoned long polls
+            time.sleep(args.poll_wait + 1)  # the farm ends the abandoned long polls
         ratio = statistics.median(busy) / statistics.median(alone)
-        print(f"{args.pollers} builders long-polling (wait={POLL_WAIT}) on an ABI with nothing "
+        print(f"{args.pollers} builders long-polling (wait={args.poll_wait}) on an ABI with nothing "
               "queued, nothing else running, per second:")
         print(f"  gunicorn CPU {cpu * 100:.1f}% of a core; PostgreSQL: {sessions:.1f} new "
               f"sessions, {xacts:.1f} transactions, {active * 100:.1f}% of a core busy")
