@@ -1,5 +1,6 @@
 # `make run`: set up and run the farm (web server + task worker) on SQLite by default.
 # `make test`: the whole test suite against PostgreSQL.
+SHELL := /bin/bash
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
@@ -22,13 +23,15 @@ migrate: venv
 	$(PY) manage.py migrate --noinput
 	$(PY) manage.py collectstatic --noinput -v 0
 
+# The two run in process groups of their own (set -m), so that Ctrl-C reaches them once,
+# from the trap: django-q's cluster can hang when a second signal lands while it stops.
 run: migrate
 	@echo "web: http://$(BIND)/  (Ctrl-C stops the web server and the task worker)"
-	@trap 'kill 0' INT TERM EXIT; \
-	$(PY) manage.py qcluster & \
+	@set -m; \
+	$(PY) manage.py qcluster & q=$$!; \
 	$(VENV)/bin/gunicorn piwheels_site.wsgi -b $(BIND) -w $(WEB_WORKERS) -k gthread \
-	  --threads $(WEB_THREADS) --access-logfile - & \
-	wait
+	  --threads $(WEB_THREADS) --access-logfile - & g=$$!; \
+	trap : INT TERM; wait -n; kill -TERM $$q $$g 2>/dev/null; wait
 
 test: venv
 	mkdir -p var/static
