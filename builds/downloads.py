@@ -24,7 +24,7 @@ from django.conf import settings
 from django.db import connection, transaction
 from django.utils import timezone
 
-from builds.models import File
+from builds.models import DailyDownloads, File
 
 log = logging.getLogger(__name__)
 
@@ -115,7 +115,7 @@ def fold(now=None):
     for (file_id, day), n in counts.items():
         if file_id in existing:
             per_file[file_id] += n
-    daily_table = File._meta.get_field("daily_downloads").related_model._meta.db_table
+    daily_table = DailyDownloads._meta.db_table
     with transaction.atomic(), connection.cursor() as cursor:
         cursor.executemany(
             f"UPDATE {File._meta.db_table} SET downloads = downloads + %s WHERE id = %s",

@@ -114,13 +114,7 @@ def _index_headers(view):
     """Vary on Accept always; let clients keep 200 and 304 answers briefly and then
     revalidate (a 304 costs one query here)."""
     def wrapped(request, *args, **kwargs):
-        response = view(request, *args, **kwargs)
-        patch_vary_headers(response, ("Accept",))
-        if response.status_code in (200, 304):
-            response["Cache-Control"] = (
-                f"max-age={settings.PIWHEELS_INDEX_MAX_AGE}, public, must-revalidate"
-            )
-        return response
+        return _index_response(view(request, *args, **kwargs))
     return wrapped
 
 
@@ -159,8 +153,8 @@ def _cache_control():
 
 
 def _index_response(response):
-    """What _index_headers adds, set directly (detail_response runs without decorators)."""
-    response["Vary"] = "Accept"
+    """Vary on Accept; Cache-Control on 200s and 304s (see _index_headers)."""
+    patch_vary_headers(response, ("Accept",))
     if response.status_code in (200, 304):
         response["Cache-Control"] = _cache_control()
     return response
