@@ -4,7 +4,7 @@ moved on)."""
 import hashlib
 
 from builds import storage
-from packages.models import Project, touch_index_root
+from packages.models import Project
 from tests.factories import make_build, make_file
 
 
@@ -23,6 +23,5 @@ def publish(version, wheel, abi="cp311", with_metadata=True, build=None, **field
     file = make_file(
         build, wheel.filename, content=wheel.content, metadata_sha256=metadata_sha256, **fields
     )
-    Project.objects.filter(pk=project.pk).touch_index()
-    touch_index_root()
+    Project.objects.filter(pk=project.pk).touch_index(root=True)
     return file
