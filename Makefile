@@ -8,15 +8,29 @@ BIND ?= 127.0.0.1:8000
 WEB_WORKERS ?= 2
 WEB_THREADS ?= 32
 
-.PHONY: run test venv migrate bench clean
+PIP := $(PY) -m pip install -q --disable-pip-version-check
 
+.PHONY: run test lint venv dev-venv lock migrate bench clean
+
+# Production installs only the runtime lock; the test tools come from requirements-dev.txt.
 $(VENV)/.installed: requirements.txt builder/pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install -q --disable-pip-version-check -r requirements.txt
-	$(PY) -m pip install -q --disable-pip-version-check -e ./builder
+	$(PIP) --require-hashes -r requirements.txt
+	$(PIP) --no-deps -e ./builder
+	touch $@
+
+$(VENV)/.dev-installed: $(VENV)/.installed requirements-dev.txt
+	$(PIP) --require-hashes -r requirements-dev.txt
 	touch $@
 
 venv: $(VENV)/.installed
+
+dev-venv: $(VENV)/.dev-installed
+
+# Recompile both locks from the short .in files (needs uv, from the dev lock).
+lock:
+	$(VENV)/bin/uv pip compile -q --generate-hashes --python-version 3.11 requirements.in -o requirements.txt
+	$(VENV)/bin/uv pip compile -q --generate-hashes --python-version 3.11 requirements-dev.in -o requirements-dev.txt
 
 migrate: venv
 	mkdir -p var
@@ -33,7 +47,11 @@ run: migrate
 	  --threads $(WEB_THREADS) --access-logfile - & g=$$!; \
 	trap : INT TERM; wait -n; kill -TERM $$q $$g 2>/dev/null; wait
 
-test: venv
+lint: dev-venv
+	$(VENV)/bin/ruff check .
+
+# Random order (pytest-randomly prints its seed; PYTEST_ARGS="-p randomly -p seed=N" repeats one).
+test: lint
 	mkdir -p var/static
 	DATABASE_URL=$$(scripts/test-database) $(PY) -m pytest -n 2 -q $(PYTEST_ARGS)
 
