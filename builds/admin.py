@@ -14,14 +14,15 @@ from django import forms
 from django.contrib import admin, messages
 from django.contrib.admin.helpers import ACTION_CHECKBOX_NAME
 from django.core.paginator import Paginator
-from django.db import transaction
+from django.db import connection, transaction
 from django.template.response import TemplateResponse
 from django.utils.functional import cached_property
 from django.utils.html import format_html
 from packaging.utils import canonicalize_name
 
-from builds import pages, queue, storage
-from builds.models import Abi, Build, Builder, File, hash_token
+from builds import queue, storage
+from builds.models import Abi, Build, Builder, BuildLog, File, hash_token
+from lib.counts import EXACT_COUNT_BELOW, table_estimate
 from packages.models import Project, Retry, Version
 
 # Past this many rows a filtered list says "10,000" rather than counting on.
@@ -36,8 +37,8 @@ class EstimatedCountPaginator(Paginator):
     def count(self):
         queryset = self.object_list
         if not queryset.query.where:
-            estimate = pages._table_estimate(queryset.model)
-            if estimate >= pages.EXACT_COUNT_BELOW:
+            estimate = table_estimate(connection, queryset.model._meta.db_table)
+            if estimate >= EXACT_COUNT_BELOW:
                 return estimate
         return queryset.order_by()[:COUNT_BOUND].count()
 
@@ -277,7 +278,7 @@ class BuildAdmin(ScaleSafeAdmin):
 
     @admin.display(description="output")
     def output_tail(self, obj):
-        row = pages.build_log(obj.id)
+        row = BuildLog.objects.filter(build=obj).values_list("output", "truncated").first()
         if row is None:
             return "no output"
         output, truncated = row

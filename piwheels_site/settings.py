@@ -85,6 +85,8 @@ PIWHEELS_LEASE_SECONDS = envint("PIWHEELS_LEASE_SECONDS", 300)
 PIWHEELS_MAX_ATTEMPTS = envint("PIWHEELS_MAX_ATTEMPTS", 3)
 # Hand wheel downloads to nginx with X-Accel-Redirect under this internal location
 # (e.g. "/internal-files/"); empty serves them from Django.
+# The module through which the catalogue (packages) reaches the build queue: packages/jobs.py.
+PIWHEELS_JOBS = "builds.catalogue"
 PIWHEELS_ACCEL_REDIRECT = os.environ.get("PIWHEELS_ACCEL_REDIRECT", "")
 REDIS_URL = os.environ.get("REDIS_URL", "")
 # Seconds pip and uv may keep an index page before revalidating it (a 304 is cheap).
@@ -120,6 +122,8 @@ INSTALLED_APPS = [
     "django_q",
     "packages",
     "builds",
+    "index",
+    "web",
     "api",
 ]
 
@@ -140,7 +144,7 @@ WSGI_APPLICATION = "piwheels_site.wsgi.application"
 TEMPLATES = [
     {
         "BACKEND": "django.template.backends.django.DjangoTemplates",
-        "DIRS": [BASE_DIR / "templates"],
+        "DIRS": [],
         "APP_DIRS": True,
         "OPTIONS": {
             "context_processors": [

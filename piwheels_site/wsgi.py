@@ -6,6 +6,6 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "piwheels_site.settings")
 django_application = get_wsgi_application()
 
 # pip's hot path, GET /simple/<name>/, is answered before Django's request handling.
-from builds.simple_views import SimpleIndexApp  # noqa: E402 (needs Django set up)
+from index.views import SimpleIndexApp  # noqa: E402 (needs Django set up)
 
 application = SimpleIndexApp(django_application)

@@ -8,10 +8,10 @@ pytestmark = pytest.mark.django_db
 def test_every_task_the_worker_runs_is_scheduled_by_the_migrations():
     schedules = dict(Schedule.objects.values_list("name", "func"))
     assert schedules == {
-        "sync_pypi": "builds.sync_tasks.sync_pypi",
+        "sync_pypi": "packages.tasks.sync_pypi",
         "requeue_expired": "builds.tasks.requeue_expired",
-        "fold_downloads": "builds.downloads.fold",
-        "prerender_root": "builds.index.prerender_root",
+        "fold_downloads": "index.downloads.fold",
+        "prerender_root": "index.rendering.prerender_root",
     }
     assert all(callable(import_string(func)) for func in schedules.values())
 

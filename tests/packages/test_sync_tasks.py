@@ -4,7 +4,7 @@ from django_q.models import Schedule
 
 from builds import storage
 from builds.models import Build, File
-from builds.sync_tasks import SyncFailed, sync_pypi
+from packages.tasks import SyncFailed, sync_pypi
 from packages.models import Version
 from tests.factories import make_abi, make_build, make_file
 
@@ -14,7 +14,7 @@ pytestmark = pytest.mark.django_db
 def test_the_migrations_schedule_a_pass_every_minute():
     schedule = Schedule.objects.get(name="sync_pypi")
     assert (schedule.func, schedule.schedule_type, schedule.minutes, schedule.repeats) == (
-        "builds.sync_tasks.sync_pypi", Schedule.MINUTES, 1, -1)
+        "packages.tasks.sync_pypi", Schedule.MINUTES, 1, -1)
 
 
 def test_the_task_syncs_queues_and_returns_a_summary_line(fake_pypi):

@@ -1,0 +1,107 @@
+"""Serving wheels and their core metadata files at /files/<normalised name>/<filename>.
+
+A file is served only while it is published (its build succeeded, its version is not
+removed), whatever lies on disk. The bytes go out through the WSGI server's
+file_wrapper (sendfile under gunicorn), or through nginx when
+PIWHEELS_ACCEL_REDIRECT names an internal location; Python never copies them in a loop.
+A filename's content never changes, so the ETag is its sha256 and caches may keep it
+for a year. An armv7l wheel is also served under its linux_armv6l name.
+"""
+import os
+
+from django.conf import settings
+from django.http import FileResponse, Http404, HttpResponse
+from django.utils.cache import get_conditional_response
+from django.views.decorators.http import require_safe
+
+from builds import storage
+from index import downloads, rendering
+from lib.ranges import FileRange, parse_range
+
+IMMUTABLE = "public, max-age=31536000, immutable"
+
+
+def _published(name, filename):
+    """(file id, filename on disk, sha256, metadata sha256) of the published file
+    offered as FILENAME under project NAME (maybe as an armv6l alias), or 404."""
+    candidates = [filename]
+    original = rendering.armv7l_original(filename)
+    if original:
+        candidates.append(original)
+    rows = (
+        rendering.published_files()
+        .filter(filename__in=candidates, build__version__project__normalized_name=name)
+        .values_list("id", "filename", "sha256", "metadata_sha256")
+    )
+    by_name = {row[1]: row for row in rows}
+    row = by_name.get(filename) or by_name.get(original)
+    if row is None:
+        raise Http404(f"no file {filename} in {name}")
+    return row
+
+
+def _serve(request, path, etag, accel_path, content_type):
+    """The response for the file at PATH: 304, 206, 416, 200, or an X-Accel-Redirect."""
+    not_modified = get_conditional_response(request, etag=etag)
+    if not_modified is not None:
+        not_modified["ETag"] = etag
+        not_modified["Cache-Control"] = IMMUTABLE
+        return not_modified
+    if settings.PIWHEELS_ACCEL_REDIRECT:
+        # nginx serves the bytes, Range, HEAD and its own conditional answers.
+        response = HttpResponse(content_type=content_type)
+        response["X-Accel-Redirect"] = settings.PIWHEELS_ACCEL_REDIRECT.rstrip("/") + "/" + accel_path
+        response["ETag"] = etag
+        response["Cache-Control"] = IMMUTABLE
+        return response
+    try:
+        fileobj = open(path, "rb")
+    except FileNotFoundError:
+        raise Http404("published but missing on disk") from None
+    size = os.fstat(fileobj.fileno()).st_size
+    wanted = request.headers.get("Range")
+    if_range = request.headers.get("If-Range")
+    if wanted and if_range and if_range != etag:
+        wanted = None  # the client's copy is another file: send it whole
+    span = parse_range(wanted, size)
+    if span == "unsatisfiable":
+        fileobj.close()
+        response = HttpResponse(status=416)
+        response["Content-Range"] = f"bytes */{size}"
+    elif span is not None:
+        start, end = span
+        response = FileResponse(
+            FileRange(fileobj, start, end - start + 1), status=206, content_type=content_type
+        )
+        response["Content-Length"] = end - start + 1
+        response["Content-Range"] = f"bytes {start}-{end}/{size}"
+    else:
+        response = FileResponse(fileobj, content_type=content_type)
+        response["Content-Length"] = size
+    response["Accept-Ranges"] = "bytes"
+    response["ETag"] = etag
+    response["Cache-Control"] = IMMUTABLE
+    return response
+
+
+@require_safe
+def wheel(request, name, filename):
+    file_id, disk_name, sha256, _ = _published(name, filename)
+    response = _serve(
+        request, storage.file_path(name, disk_name), f'"{sha256}"',
+        f"{name}/{disk_name}", "application/octet-stream",
+    )
+    if request.method == "GET" and response.status_code == 200:
+        downloads.record(file_id)
+    return response
+
+
+@require_safe
+def metadata(request, name, filename):
+    _, disk_name, _, metadata_sha256 = _published(name, filename)
+    if not metadata_sha256:
+        raise Http404(f"no metadata file for {filename}")
+    return _serve(
+        request, storage.metadata_path(name, disk_name), f'"{metadata_sha256}"',
+        f"{name}/{disk_name}.metadata", "text/plain; charset=utf-8",
+    )

@@ -1,0 +1,375 @@
+"""The Simple Repository API views: negotiate, look up, stream. What the pages say is
+decided in builds/rendering.py; these views only pick a rendering and answer conditionally.
+
+Every answer costs one small query (the project's index serial, or the root's), which
+is what keeps the cached renderings exact after any committed change.
+"""
+import re
+import zlib
+
+from django.conf import settings
+from django.db import DEFAULT_DB_ALIAS, connection, connections
+from django.http import (
+    FileResponse,
+    HttpResponse,
+    HttpResponsePermanentRedirect,
+    StreamingHttpResponse,
+)
+from django.urls import reverse
+from django.utils.cache import patch_vary_headers
+from django.utils.http import parse_etags
+from django.views.decorators.http import condition, require_safe
+from packaging.utils import canonicalize_name
+
+from index import rendering
+
+# Offered media types, in the order preferred when the client rates them equally.
+OFFERS = (rendering.TEXT_HTML_TYPE, rendering.HTML_TYPE, rendering.JSON_TYPE)
+FORMATS = {rendering.TEXT_HTML_TYPE: "html", rendering.HTML_TYPE: "html", rendering.JSON_TYPE: "json"}
+CONTENT_TYPES = {
+    rendering.TEXT_HTML_TYPE: "text/html; charset=utf-8",
+    rendering.HTML_TYPE: rendering.HTML_TYPE,
+    rendering.JSON_TYPE: rendering.JSON_TYPE,
+}
+
+
+def parse_accept(header):
+    """[(type, subtype, q)] of an Accept header; malformed ranges are ignored."""
+    ranges = []
+    for item in header.split(","):
+        media, *params = item.split(";")
+        media = media.strip().lower()
+        if media.count("/") != 1:
+            continue
+        major, minor = media.split("/")
+        q = 1.0
+        for param in params:
+            key, _, value = param.strip().partition("=")
+            if key.strip().lower() == "q":
+                try:
+                    q = min(max(float(value), 0.0), 1.0)
+                except ValueError:
+                    q = 0.0
+        ranges.append((major, minor, q))
+    return ranges
+
+
+def _quality(offer, ranges):
+    """(q, specificity) the most specific matching range gives OFFER; (0, -1) if none."""
+    major, minor = offer.split("/")
+    best = (0.0, -1)
+    for range_major, range_minor, q in ranges:
+        if range_major == major and range_minor == minor:
+            specificity = 2
+        elif range_major == major and range_minor == "*":
+            specificity = 1
+        elif range_major == "*" and range_minor == "*":
+            specificity = 0
+        else:
+            continue
+        if specificity > best[1]:
+            best = (q, specificity)
+    return best
+
+
+def select_content_type(request):
+    """The media type to answer REQUEST with, or None when it accepts none of ours.
+    `?format=<media type>` overrides `Accept`; no `Accept` means `*/*`."""
+    wanted = request.GET.get("format")
+    if wanted is not None:
+        return wanted if wanted in OFFERS else None
+    return _best_offer(request.headers.get("Accept"))
+
+
+def _best_offer(accept):
+    ranges = parse_accept(accept or "*/*")
+    best, best_score = None, (0.0, -1)
+    for offer in OFFERS:
+        score = _quality(offer, ranges)
+        if score[0] > 0 and score > best_score:
+            best, best_score = offer, score
+    return best
+
+
+def accepts_gzip(request):
+    return _gzip_accepted(request.headers.get("Accept-Encoding", ""))
+
+
+def _gzip_accepted(accept_encoding):
+    for item in accept_encoding.split(","):
+        coding, _, params = item.partition(";")
+        if coding.strip().lower() in ("gzip", "*"):
+            return not re.search(r"q=0(\.0*)?\s*$", params.strip())
+    return False
+
+
+def _not_acceptable():
+    return HttpResponse(
+        "Not Acceptable: this index serves " + ", ".join(OFFERS) + "\n",
+        status=406, content_type="text/plain; charset=utf-8",
+    )
+
+
+def _index_headers(view):
+    """Vary on Accept always; let clients keep 200 and 304 answers briefly and then
+    revalidate (a 304 costs one query here)."""
+    def wrapped(request, *args, **kwargs):
+        return _index_response(view(request, *args, **kwargs))
+    return wrapped
+
+
+# --- /simple/<name>/ -----------------------------------------------------------------
+
+# The freshness check every answer costs: a raw query, since building it with the ORM
+# cost several times more than running it (226 us against 42 us on the bench machine).
+SERIAL_SQL = "SELECT id, index_serial FROM packages_project WHERE normalized_name = %s"
+
+# Accept header -> chosen media type. pip and uv send a handful of distinct headers, so
+# negotiation runs once per header and process; bounded against odd clients.
+_NEGOTIATED = {}
+_NEGOTIATED_MAX = 256
+
+
+def negotiate(accept):
+    """_best_offer(ACCEPT), remembered per Accept header."""
+    try:
+        return _NEGOTIATED[accept]
+    except KeyError:
+        chosen = _best_offer(accept)
+        if len(_NEGOTIATED) < _NEGOTIATED_MAX:
+            _NEGOTIATED[accept] = chosen
+        return chosen
+
+
+def _project_serial(name):
+    """(project id, index serial) of the project called NAME (normalised), or None."""
+    with connection.cursor() as cursor:
+        cursor.execute(SERIAL_SQL, [name])
+        return cursor.fetchone()
+
+
+def _cache_control():
+    return f"max-age={settings.PIWHEELS_INDEX_MAX_AGE}, public, must-revalidate"
+
+
+def _index_response(response):
+    """Vary on Accept; Cache-Control on 200s and 304s (see _index_headers)."""
+    patch_vary_headers(response, ("Accept",))
+    if response.status_code in (200, 304):
+        response["Cache-Control"] = _cache_control()
+    return response
+
+
+def _etag_matches(etag, header):
+    """If-None-Match HEADER names ETAG (weak comparison, as RFC 9110 asks for GET)."""
+    if header == etag:
+        return True
+    etags = parse_etags(header)
+    return "*" in etags or etag in (e.removeprefix("W/") for e in etags)
+
+
+def detail_answer(name, accept, if_none_match, accept_encoding=None):
+    """(status, headers, body) of GET /simple/NAME/ for a normalised NAME: one query
+    (the project's index serial), then the cached rendering (gzipped for clients that
+    take it), a 304, a 404 or a 406. Plain values, so that the Django view and the WSGI
+    fast path give the same answer."""
+    content_type = negotiate(accept)
+    if content_type is None:
+        body = ("Not Acceptable: this index serves " + ", ".join(OFFERS) + "\n").encode()
+        return 406, [("Content-Type", "text/plain; charset=utf-8"), ("Vary", "Accept")], body
+    row = _project_serial(name)
+    page = None
+    if row is not None:
+        fmt = FORMATS[content_type]
+        if accept_encoding and _gzip_accepted(accept_encoding):
+            fmt += ".gz"
+        etag = f'"{row[0]}.{row[1]}.{fmt}"'
+        headers = [("ETag", etag), ("Vary", "Accept, Accept-Encoding"),
+                   ("Cache-Control", _cache_control())]
+        if if_none_match and _etag_matches(etag, if_none_match):
+            return 304, headers, b""
+        page = rendering.project_page(row[0], name, row[1])
+    if page is None:
+        return 404, [("Content-Type", "text/plain; charset=utf-8"), ("Vary", "Accept")], (
+            f"No files for {name}\n".encode()
+        )
+    headers.append(("Content-Type", CONTENT_TYPES[content_type]))
+    if fmt.endswith(".gz"):
+        headers.append(("Content-Encoding", "gzip"))
+    return 200, headers, page[fmt]
+
+
+def detail_response(request, name):
+    """detail_answer() as a Django response."""
+    accept = request.headers.get("Accept")
+    if "format" in request.GET:  # ?format=<media type> overrides Accept
+        accept = request.GET["format"]
+        if accept not in OFFERS:
+            return _index_response(_not_acceptable())
+    status, headers, body = detail_answer(name, accept, request.META.get("HTTP_IF_NONE_MATCH"),
+                                          request.META.get("HTTP_ACCEPT_ENCODING"))
+    response = HttpResponse(body, status=status)
+    for header, value in headers:
+        response[header] = value
+    if status == 404:
+        # pip asks for every dependency with --extra-index-url: do not log each miss
+        # as a warning (django.request skips responses marked as logged).
+        response._has_been_logged = True
+    if status == 304:
+        del response["Content-Type"]
+    return response
+
+
+@require_safe
+def detail(request, name):
+    normalized = canonicalize_name(name)
+    if name != normalized or not request.path.endswith("/"):
+        url = f"{reverse('simple-root')}{normalized}/"
+        if request.META.get("QUERY_STRING"):
+            url += "?" + request.META["QUERY_STRING"]
+        return _index_response(HttpResponsePermanentRedirect(url))
+    return detail_response(request, name)
+
+
+# The path the index is mounted at (piwheels_site/urls.py); PATH_INFO is relative to
+# the WSGI script name, as Django's URL resolver's is.
+SIMPLE_PREFIX = "/simple/"
+STATUS_LINES = {200: "200 OK", 304: "304 Not Modified", 404: "404 Not Found",
+                406: "406 Not Acceptable"}
+
+
+class SimpleIndexApp:
+    """WSGI wrapper around Django's application (piwheels_site/wsgi.py): answers
+    GET /simple/<normalised name>/ with detail_answer() before Django's request handling,
+    which costs several times the answer itself (request objects, signals, middleware:
+    nothing an index page uses). It adds the headers SecurityMiddleware and
+    XFrameOptionsMiddleware would add, and checks the database connection before and
+    after as Django's request signals do (close_old_connections; their dispatch alone
+    cost a quarter of this path). Anything else (redirects, ?format=, HEAD, the root, HTTPS
+    redirects) goes to Django, which answers the same through the `detail` view."""
+
+    def __init__(self, application):
+        self.application = application
+        self.headers = None
+
+    def _security_headers(self):
+        headers = {}
+        if settings.SECURE_CONTENT_TYPE_NOSNIFF:
+            headers["X-Content-Type-Options"] = "nosniff"
+        if settings.SECURE_REFERRER_POLICY:
+            policy = settings.SECURE_REFERRER_POLICY
+            if not isinstance(policy, str):
+                policy = ",".join(policy)
+            headers["Referrer-Policy"] = policy
+        if settings.SECURE_CROSS_ORIGIN_OPENER_POLICY:
+            headers["Cross-Origin-Opener-Policy"] = settings.SECURE_CROSS_ORIGIN_OPENER_POLICY
+        headers["X-Frame-Options"] = getattr(settings, "X_FRAME_OPTIONS", "DENY").upper()
+        return list(headers.items())
+
+    def __call__(self, environ, start_response):
+        name = self._project_name(environ)
+        if name is None:
+            return self.application(environ, start_response)
+        if self.headers is None:
+            self.headers = self._security_headers()
+        db = connections[DEFAULT_DB_ALIAS]
+        db.close_if_unusable_or_obsolete()
+        try:
+            status, headers, body = detail_answer(
+                name, environ.get("HTTP_ACCEPT"), environ.get("HTTP_IF_NONE_MATCH"),
+                environ.get("HTTP_ACCEPT_ENCODING"),
+            )
+        except Exception:
+            # Let Django answer (and log) whatever went wrong, as for any other page.
+            return self.application(environ, start_response)
+        finally:
+            db.close_if_unusable_or_obsolete()
+        headers.append(("Content-Length", str(len(body))))
+        start_response(STATUS_LINES[status], headers + self.headers)
+        return [body]
+
+    @staticmethod
+    def _project_name(environ):
+        """The normalised project name of a GET /simple/<name>/ this app answers, or None."""
+        path = environ.get("PATH_INFO", "")
+        if (
+            environ.get("REQUEST_METHOD") != "GET"
+            or not path.startswith(SIMPLE_PREFIX)
+            or not path.endswith("/")
+            or environ.get("QUERY_STRING")
+            or settings.SECURE_SSL_REDIRECT
+            or settings.SECURE_HSTS_SECONDS
+        ):
+            return None
+        name = path[len(SIMPLE_PREFIX):-1]
+        if not name or "/" in name or name != canonicalize_name(name):
+            return None
+        return name
+
+
+# --- /simple/ ------------------------------------------------------------------------
+
+def _root_lookup(request):
+    """(content type, serial, gzip?) once per request."""
+    if not hasattr(request, "_simple_root"):
+        content_type = select_content_type(request)
+        serial = rendering.root_serial() if content_type else None
+        request._simple_root = (content_type, serial, accepts_gzip(request))
+    return request._simple_root
+
+
+def _root_etag(request):
+    content_type, serial, gzipped = _root_lookup(request)
+    if content_type is None:
+        return None
+    return f'"root.{serial}.{FORMATS[content_type]}{".gz" if gzipped else ""}"'
+
+
+def _gunzip(path, chunk_size=256 * 1024):
+    decompressor = zlib.decompressobj(wbits=31)
+    with open(path, "rb") as compressed:
+        while chunk := compressed.read(chunk_size):
+            yield decompressor.decompress(chunk)
+    yield decompressor.flush()
+
+
+def _gzip(chunks):
+    compressor = zlib.compressobj(6, wbits=31)
+    first = True
+    for chunk in chunks:
+        data = compressor.compress(chunk)
+        if first:  # send the head now rather than when zlib's buffer fills
+            data += compressor.flush(zlib.Z_SYNC_FLUSH)
+            first = False
+        if data:
+            yield data
+    yield compressor.flush()
+
+
+@require_safe
+@_index_headers
+@condition(etag_func=_root_etag)
+def root(request):
+    content_type, serial, gzipped = _root_lookup(request)
+    if content_type is None:
+        return _not_acceptable()
+    fmt = FORMATS[content_type]
+    path = rendering.root_path(serial, fmt)
+    if not path.exists():
+        # First request since a change: render it (to disk, for everyone) while
+        # streaming it to this client, so the first byte leaves at once.
+        chunks = rendering.render_root_stream(serial, fmt)
+        response = StreamingHttpResponse(
+            _gzip(chunks) if gzipped else chunks, content_type=CONTENT_TYPES[content_type]
+        )
+    elif gzipped:
+        response = FileResponse(open(path, "rb"), content_type=CONTENT_TYPES[content_type])
+        del response["Content-Disposition"]  # FileResponse names the file on disk
+    else:
+        response = StreamingHttpResponse(
+            _gunzip(path), content_type=CONTENT_TYPES[content_type]
+        )
+    if gzipped:
+        response["Content-Encoding"] = "gzip"
+    patch_vary_headers(response, ("Accept-Encoding",))
+    return response
