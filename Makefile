@@ -43,7 +43,7 @@ run: migrate
 	@echo "web: http://$(BIND)/  (Ctrl-C stops the web server and the task worker)"
 	@set -m; \
 	$(PY) manage.py qcluster & q=$$!; \
-	$(VENV)/bin/gunicorn piwheels_site.wsgi -b $(BIND) -w $(WEB_WORKERS) -k gthread \
+	$(VENV)/bin/gunicorn piwheels_site.wsgi -c piwheels_site/gunicorn.conf.py -b $(BIND) -w $(WEB_WORKERS) -k gthread \
 	  --threads $(WEB_THREADS) --access-logfile - & g=$$!; \
 	trap : INT TERM; wait -n; kill -TERM $$q $$g 2>/dev/null; wait
 

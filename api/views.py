@@ -81,7 +81,7 @@ class Heartbeat(BuilderView):
         responses={204: OpenApiResponse(description="lease extended"), **JOB_ERRORS},
     )
     def post(self, request, build_id):
-        queue.heartbeat(build_id, builder=request.auth, now=timezone.now())
+        queue.hold(build_id, builder=request.auth, now=timezone.now())
         return Response(status=204)
 
 

@@ -16,6 +16,7 @@ from django.contrib.admin.helpers import ACTION_CHECKBOX_NAME
 from django.core.paginator import Paginator
 from django.db import connection, transaction
 from django.template.response import TemplateResponse
+from django.urls import reverse
 from django.utils.functional import cached_property
 from django.utils.html import format_html
 from packaging.utils import canonicalize_name
@@ -159,8 +160,8 @@ class ProjectAdmin(ScaleSafeAdmin):
 
     @admin.display(description="page")
     def project_page(self, obj):
-        return format_html('<a href="/project/{}/">/project/{}/</a>',
-                           obj.normalized_name, obj.normalized_name)
+        url = reverse("web-project", args=[obj.normalized_name])
+        return format_html('<a href="{}">{}</a>', url, url)
 
     def has_add_permission(self, request):
         return False  # projects come from upstream: add_package NAME
@@ -169,9 +170,11 @@ class ProjectAdmin(ScaleSafeAdmin):
         return False  # remove_package NAME also deletes the files
 
     def save_model(self, request, obj, form, change):
-        super().save_model(request, obj, form, change)
-        if "skip_reason" in form.changed_data:
-            queue.refresh_jobs(obj.versions.values_list("id", flat=True))
+        # One transaction: a skip saved is a queue refreshed, or neither.
+        with transaction.atomic():
+            super().save_model(request, obj, form, change)
+            if "skip_reason" in form.changed_data:
+                queue.refresh_jobs(obj.versions.values_list("id", flat=True))
 
     @admin.action(description="Rebuild selected projects", permissions=["change"])
     def rebuild(self, request, queryset):
@@ -222,9 +225,10 @@ class VersionAdmin(ScaleSafeAdmin):
         return False  # remove_package NAME VERSION also deletes the files
 
     def save_model(self, request, obj, form, change):
-        super().save_model(request, obj, form, change)
-        if "skip_reason" in form.changed_data:
-            queue.refresh_jobs([obj.id])
+        with transaction.atomic():  # as for a project: the skip and its queue together
+            super().save_model(request, obj, form, change)
+            if "skip_reason" in form.changed_data:
+                queue.refresh_jobs([obj.id])
 
     @admin.action(description="Rebuild selected versions", permissions=["change"])
     def rebuild(self, request, queryset):
@@ -284,9 +288,9 @@ class BuildAdmin(ScaleSafeAdmin):
         output, truncated = row
         tail = output[-5000:]
         return format_html(
-            '<a href="/logs/{}/">full log</a> ({} characters{}){}<pre style="white-space: '
+            '<a href="{}">full log</a> ({} characters{}){}<pre style="white-space: '
             'pre-wrap; max-height: 30em; overflow: auto">{}</pre>',
-            obj.id, len(output), ", start cut" if truncated else "",
+            reverse("web-log", args=[obj.id]), len(output), ", start cut" if truncated else "",
             ", the end:" if len(tail) < len(output) else "", tail,
         )
 
@@ -295,20 +299,22 @@ class BuildAdmin(ScaleSafeAdmin):
 
     def delete_queryset(self, request, queryset):
         """Delete the builds, their files on disk, and move their projects' index on."""
-        files = list(queryset.values_list(
-            "files__filename", "version__project__normalized_name", "version__project_id"
-        ))
-        with transaction.atomic():
-            queryset.delete()
-            Project.objects.filter(id__in={pid for _, _, pid in files}).touch_index(root=True)
-            transaction.on_commit(lambda: delete_stored_files(
-                [(name, filename) for filename, name, _ in files if filename]
-            ))
+        delete_with_stored_files(queryset, "files__", "version__project__")
 
 
-def delete_stored_files(pairs):
-    for normalized_name, filename in pairs:
-        storage.delete_files(normalized_name, [filename])
+def delete_with_stored_files(queryset, to_file, to_project):
+    """Delete QUERYSET's rows (builds or files) in one transaction that moves their
+    projects' index on, then their files' bytes once it commits. TO_FILE and TO_PROJECT
+    are the lookup paths from a row to its File and its Project."""
+    files = list(queryset.values_list(
+        f"{to_file}filename", f"{to_project}normalized_name", f"{to_project}id"
+    ))
+    with transaction.atomic():
+        queryset.delete()
+        Project.objects.filter(id__in={pid for _, _, pid in files}).touch_index(root=True)
+        transaction.on_commit(lambda: [
+            storage.delete_files(name, [filename]) for filename, name, _ in files if filename
+        ])
 
 
 @admin.register(File)
@@ -338,16 +344,7 @@ class FileAdmin(ScaleSafeAdmin):
 
     def delete_queryset(self, request, queryset):
         """Delete the files' rows and their bytes, and move their projects' index on."""
-        files = list(queryset.values_list(
-            "filename", "build__version__project__normalized_name",
-            "build__version__project_id",
-        ))
-        with transaction.atomic():
-            queryset.delete()
-            Project.objects.filter(id__in={pid for _, _, pid in files}).touch_index(root=True)
-            transaction.on_commit(lambda: delete_stored_files(
-                [(name, filename) for filename, name, _ in files]
-            ))
+        delete_with_stored_files(queryset, "", "build__version__project__")
 
 
 # ---------------------------------------------------------------- ABIs and builders

@@ -126,7 +126,7 @@ def finish(build_id, builder, success, duration, output, failure_reason="", file
         keep_log(build, output)
         if success:
             _publish(build, published, now)
-        transaction.on_commit(lambda d=storage.incoming_dir(build_id): _remove_dir(d))
+        storage.discard_incoming_on_commit(build_id)
     log.info("build %s: %s %s for %s %s by %s", build.id, build.version.project.name,
              build.version.version, build.abi.tag, build.state, builder)
     return build
@@ -173,7 +173,7 @@ def _fail_one_statement(build_id, builder, duration, output, failure_reason, now
     build = sql.build_from_row(row[:-1])
     build.abi = Abi(id=build.abi_id, tag=row[-1])
     build.builder = builder
-    transaction.on_commit(lambda d=storage.incoming_dir(build_id): _remove_dir(d))
+    storage.discard_incoming_on_commit(build_id)
     return build
 
 
@@ -232,7 +232,7 @@ def import_wheel(path, abi=None, now=None, requested_by="import_wheels"):
         keep_log(build, f"imported by {requested_by} from {path.name}\n")
         decl = {"filename": info.filename, "size": path.stat().st_size, "dependencies": []}
         _publish(build, [(decl, info)], now)
-        transaction.on_commit(lambda d=incoming: _remove_dir(d))
+        storage.discard_incoming_on_commit(build.id)
     log.info("build %s: %s imported for %s", build.id, info.filename, abi.tag)
     return build
 
@@ -363,7 +363,4 @@ def _write(path, data):
     tmp.write_bytes(data)
     os.replace(tmp, path)
 
-
-def _remove_dir(path):
-    shutil.rmtree(path, ignore_errors=True)
 

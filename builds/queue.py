@@ -13,7 +13,6 @@ build's files lives in builds/publish.py.
 """
 import logging
 import re
-import shutil
 from datetime import timedelta
 
 from django.conf import settings
@@ -135,7 +134,7 @@ def claim(builder, abi, now):
         if build is None:
             return None
         # A claimed job starts afresh: uploads left by an earlier holder do not count.
-        transaction.on_commit(lambda d=storage.incoming_dir(build.id): _remove_dir(d))
+        storage.discard_incoming_on_commit(build.id)
         log.info("build %s: %s %s for %s claimed by %s (attempt %d)", build.id,
                  build.version.project.name, build.version.version, abi.tag, builder,
                  build.attempt)
@@ -242,15 +241,20 @@ def hold(build_id, builder, now):
     raise LeaseLost(build_id)
 
 
-heartbeat = hold
+def _requeue_uncounted(jobs):
+    """Put JOBS back in the queue as if never claimed: a farm decision (a release, a
+    disabled builder), so the attempt does not count. Returns the number requeued."""
+    return jobs.update(
+        state=Build.State.QUEUED, builder=None, lease_until=None, started=None,
+        attempt=Greatest(F("attempt") - 1, 0),
+    )
 
 
 def release(build_id, builder, now):
     """BUILDER gives the job back (it is shutting down): it returns to the queue, and the
     attempt does not count against it."""
-    n = Build.objects.filter(id=build_id, builder=builder, state=Build.State.BUILDING).update(
-        state=Build.State.QUEUED, builder=None, lease_until=None, started=None,
-        attempt=Greatest(F("attempt") - 1, 0),
+    n = _requeue_uncounted(
+        Build.objects.filter(id=build_id, builder=builder, state=Build.State.BUILDING)
     )
     if n != 1:
         if not Build.objects.filter(id=build_id).exists():
@@ -265,11 +269,8 @@ def disable_builders(builder_ids):
     run out. Returns the number of jobs requeued."""
     with transaction.atomic():
         Builder.objects.filter(id__in=builder_ids).update(enabled=False)
-        requeued = Build.objects.filter(
-            builder_id__in=builder_ids, state=Build.State.BUILDING
-        ).update(
-            state=Build.State.QUEUED, builder=None, lease_until=None, started=None,
-            attempt=Greatest(F("attempt") - 1, 0),
+        requeued = _requeue_uncounted(
+            Build.objects.filter(builder_id__in=builder_ids, state=Build.State.BUILDING)
         )
     if requeued:
         log.info("disabled builders %s: %d jobs requeued", builder_ids, requeued)
@@ -295,7 +296,7 @@ def requeue_expired(now):
             state=Build.State.QUEUED, lease_until=None
         )
         for build_id in failed_ids:
-            transaction.on_commit(lambda d=storage.incoming_dir(build_id): _remove_dir(d))
+            storage.discard_incoming_on_commit(build_id)
     if requeued or failed:
         log.info("leases ran out: %d jobs requeued, %d failed", requeued, failed)
     return requeued, failed
@@ -380,6 +381,3 @@ def add_abi(tag, now=None, batch_size=100_000):
     log.info("ABI %s: %d backlog jobs queued", tag, queued)
     return abi, queued
 
-
-def _remove_dir(path):
-    shutil.rmtree(path, ignore_errors=True)

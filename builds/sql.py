@@ -32,6 +32,11 @@ def build_from_row(row):
 _prepared = {}  # statement name -> (SQL with $n placeholders, parameter names)
 
 
+def forget_prepared():
+    """Forget the statements' texts (tests that change the models' tables between runs)."""
+    _prepared.clear()
+
+
 def execute_prepared(name, make_sql, params):
     """Run the statement MAKE_SQL() (named %(placeholders)s) as PostgreSQL prepared
     statement NAME and return its first row. A claim's planning costs more than its

@@ -6,9 +6,12 @@
 
 A file is moved from incoming/ to files/ only when its build completes successfully.
 """
+import shutil
 from pathlib import Path
 
 from django.conf import settings
+from django.db import transaction
+from django.urls import reverse
 
 
 def files_root():
@@ -23,8 +26,21 @@ def metadata_path(normalized_name, filename):
     return files_root() / normalized_name / f"{filename}.metadata"
 
 
+def file_url(normalized_name, filename):
+    """Where a served file is downloaded from (host-relative, so a rendering is valid
+    whatever name the farm is reached by)."""
+    return reverse("files-wheel", kwargs={"name": normalized_name, "filename": filename})
+
+
 def incoming_dir(build_id):
     return Path(settings.PIWHEELS_DATA_DIR) / "incoming" / str(build_id)
+
+
+def discard_incoming_on_commit(build_id):
+    """Once the current transaction commits, delete a build's uploads: the build is
+    claimed afresh, failed or published, and its incoming files are of no use."""
+    directory = incoming_dir(build_id)
+    transaction.on_commit(lambda: shutil.rmtree(directory, ignore_errors=True))
 
 
 def delete_files(normalized_name, filenames):

@@ -8,9 +8,9 @@ and `DailyDownloads` and deletes them.
 
 Log files are named `<UTC minute>-<host>-<pid>.log`; a line is `<file id> <day> <count>`.
 A worker only ever appends to the file of the current minute, so fold() never reads a
-file that is still being written.
+file that is still being written. A worker flushes what it holds when it exits
+(gunicorn's worker_exit hook in piwheels_site/gunicorn.conf.py).
 """
-import atexit
 import logging
 import os
 import socket
@@ -74,7 +74,17 @@ def flush(now=None):
     return sum(counts.values())
 
 
-atexit.register(flush)
+def held():
+    """{(file id, day): downloads} counted in memory and not yet flushed."""
+    with _lock:
+        return dict(_counts)
+
+
+def reset():
+    """Forget the counts held in memory (tests: one test's downloads are not the next's)."""
+    global _counts, _pending, _last_flush
+    with _lock:
+        _counts, _pending, _last_flush = Counter(), 0, time.monotonic()
 
 
 def _read(paths):

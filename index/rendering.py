@@ -21,6 +21,7 @@ from django.db.models import Exists, OuterRef
 from django.template.loader import render_to_string
 from django.utils.html import escape
 
+from builds import storage
 from builds.models import Build, File
 from packages.models import INDEX_ROOT, Project, Serial, version_sort_key
 
@@ -65,11 +66,6 @@ def armv7l_original(filename):
     return _swap_platform(filename, "linux_armv6l", "linux_armv7l")
 
 
-def file_url(normalized_name, filename):
-    # Host-relative, so a rendering is valid whatever name the farm is reached by.
-    return f"/files/{normalized_name}/{filename}"
-
-
 def published_files():
     """Files the index offers: their build succeeded and their version is not removed."""
     return File.objects.filter(
@@ -98,7 +94,7 @@ def simple_detail(project):
     for filename, size, sha256, meta_sha, requires, uploaded, version, yanked, reason in rows:
         entry = {
             "filename": filename,
-            "url": file_url(project.normalized_name, filename),
+            "url": storage.file_url(project.normalized_name, filename),
             "hashes": {"sha256": sha256},
             "requires-python": requires or None,
             "core-metadata": {"sha256": meta_sha} if meta_sha else False,
@@ -111,7 +107,7 @@ def simple_detail(project):
         alias = armv6l_alias(filename)
         if alias and alias not in names:
             files.append(
-                dict(entry, filename=alias, url=file_url(project.normalized_name, alias))
+                dict(entry, filename=alias, url=storage.file_url(project.normalized_name, alias))
             )
     return {
         "meta": {"api-version": API_VERSION},
@@ -186,7 +182,7 @@ def _write_page(project_id, index_serial, page):
             old.unlink(missing_ok=True)
 
 
-def project_page(project_id, normalized_name, index_serial):
+def detail_page(project_id, normalized_name, index_serial):
     """The renderings {"json": bytes, "html": bytes, "json.gz": ..., "html.gz": ...} of a
     project's page at
     INDEX_SERIAL, or None when the project has no files (the index then answers 404,

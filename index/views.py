@@ -1,5 +1,5 @@
 """The Simple Repository API views: negotiate, look up, stream. What the pages say is
-decided in builds/rendering.py; these views only pick a rendering and answer conditionally.
+decided in index/rendering.py; these views only pick a rendering and answer conditionally.
 
 Every answer costs one small query (the project's index serial, or the root's), which
 is what keeps the cached renderings exact after any committed change.
@@ -11,6 +11,7 @@ from django.conf import settings
 from django.db import DEFAULT_DB_ALIAS, connection, connections
 from django.http import (
     FileResponse,
+    HttpRequest,
     HttpResponse,
     HttpResponsePermanentRedirect,
     StreamingHttpResponse,
@@ -33,62 +34,22 @@ CONTENT_TYPES = {
 }
 
 
-def parse_accept(header):
-    """[(type, subtype, q)] of an Accept header; malformed ranges are ignored."""
-    ranges = []
-    for item in header.split(","):
-        media, *params = item.split(";")
-        media = media.strip().lower()
-        if media.count("/") != 1:
-            continue
-        major, minor = media.split("/")
-        q = 1.0
-        for param in params:
-            key, _, value = param.strip().partition("=")
-            if key.strip().lower() == "q":
-                try:
-                    q = min(max(float(value), 0.0), 1.0)
-                except ValueError:
-                    q = 0.0
-        ranges.append((major, minor, q))
-    return ranges
-
-
-def _quality(offer, ranges):
-    """(q, specificity) the most specific matching range gives OFFER; (0, -1) if none."""
-    major, minor = offer.split("/")
-    best = (0.0, -1)
-    for range_major, range_minor, q in ranges:
-        if range_major == major and range_minor == minor:
-            specificity = 2
-        elif range_major == major and range_minor == "*":
-            specificity = 1
-        elif range_major == "*" and range_minor == "*":
-            specificity = 0
-        else:
-            continue
-        if specificity > best[1]:
-            best = (q, specificity)
-    return best
+def preferred_type(accept):
+    """The offer an Accept header prefers (None: none of ours), decided by Django's own
+    negotiation (HttpRequest.get_preferred_type); no header means */*."""
+    request = HttpRequest()
+    if accept is not None:
+        request.META["HTTP_ACCEPT"] = accept
+    return request.get_preferred_type(OFFERS)
 
 
 def select_content_type(request):
     """The media type to answer REQUEST with, or None when it accepts none of ours.
-    `?format=<media type>` overrides `Accept`; no `Accept` means `*/*`."""
+    `?format=<media type>` overrides `Accept`."""
     wanted = request.GET.get("format")
     if wanted is not None:
         return wanted if wanted in OFFERS else None
-    return _best_offer(request.headers.get("Accept"))
-
-
-def _best_offer(accept):
-    ranges = parse_accept(accept or "*/*")
-    best, best_score = None, (0.0, -1)
-    for offer in OFFERS:
-        score = _quality(offer, ranges)
-        if score[0] > 0 and score > best_score:
-            best, best_score = offer, score
-    return best
+    return request.get_preferred_type(OFFERS)
 
 
 def accepts_gzip(request):
@@ -103,11 +64,11 @@ def _gzip_accepted(accept_encoding):
     return False
 
 
+NOT_ACCEPTABLE = ("Not Acceptable: this index serves " + ", ".join(OFFERS) + "\n").encode()
+
+
 def _not_acceptable():
-    return HttpResponse(
-        "Not Acceptable: this index serves " + ", ".join(OFFERS) + "\n",
-        status=406, content_type="text/plain; charset=utf-8",
-    )
+    return HttpResponse(NOT_ACCEPTABLE, status=406, content_type="text/plain; charset=utf-8")
 
 
 def _index_headers(view):
@@ -130,12 +91,18 @@ _NEGOTIATED = {}
 _NEGOTIATED_MAX = 256
 
 
+def forget_negotiated():
+    """Forget the remembered answers (tests that change the offers)."""
+    _NEGOTIATED.clear()
+
+
 def negotiate(accept):
-    """_best_offer(ACCEPT), remembered per Accept header."""
+    """preferred_type(ACCEPT), remembered per Accept header (the WSGI fast path has no
+    request object to ask, and building one per request costs more than the answer)."""
     try:
         return _NEGOTIATED[accept]
     except KeyError:
-        chosen = _best_offer(accept)
+        chosen = preferred_type(accept)
         if len(_NEGOTIATED) < _NEGOTIATED_MAX:
             _NEGOTIATED[accept] = chosen
         return chosen
@@ -168,15 +135,15 @@ def _etag_matches(etag, header):
     return "*" in etags or etag in (e.removeprefix("W/") for e in etags)
 
 
-def detail_answer(name, accept, if_none_match, accept_encoding=None):
-    """(status, headers, body) of GET /simple/NAME/ for a normalised NAME: one query
-    (the project's index serial), then the cached rendering (gzipped for clients that
-    take it), a 304, a 404 or a 406. Plain values, so that the Django view and the WSGI
-    fast path give the same answer."""
-    content_type = negotiate(accept)
+def detail_answer(name, content_type, if_none_match, accept_encoding=None):
+    """(status, headers, body) of GET /simple/NAME/ for a normalised NAME in the negotiated
+    CONTENT_TYPE (None: 406): one query (the project's index serial), then the cached
+    rendering (gzipped for clients that take it), a 304, a 404 or a 406. Plain values, so
+    that the Django view and the WSGI fast path give the same answer."""
     if content_type is None:
-        body = ("Not Acceptable: this index serves " + ", ".join(OFFERS) + "\n").encode()
-        return 406, [("Content-Type", "text/plain; charset=utf-8"), ("Vary", "Accept")], body
+        return 406, [("Content-Type", "text/plain; charset=utf-8"), ("Vary", "Accept")], (
+            NOT_ACCEPTABLE
+        )
     row = _project_serial(name)
     page = None
     if row is not None:
@@ -188,7 +155,7 @@ def detail_answer(name, accept, if_none_match, accept_encoding=None):
                    ("Cache-Control", _cache_control())]
         if if_none_match and _etag_matches(etag, if_none_match):
             return 304, headers, b""
-        page = rendering.project_page(row[0], name, row[1])
+        page = rendering.detail_page(row[0], name, row[1])
     if page is None:
         return 404, [("Content-Type", "text/plain; charset=utf-8"), ("Vary", "Accept")], (
             f"No files for {name}\n".encode()
@@ -201,13 +168,10 @@ def detail_answer(name, accept, if_none_match, accept_encoding=None):
 
 def detail_response(request, name):
     """detail_answer() as a Django response."""
-    accept = request.headers.get("Accept")
-    if "format" in request.GET:  # ?format=<media type> overrides Accept
-        accept = request.GET["format"]
-        if accept not in OFFERS:
-            return _index_response(_not_acceptable())
-    status, headers, body = detail_answer(name, accept, request.META.get("HTTP_IF_NONE_MATCH"),
-                                          request.META.get("HTTP_ACCEPT_ENCODING"))
+    status, headers, body = detail_answer(
+        name, select_content_type(request), request.META.get("HTTP_IF_NONE_MATCH"),
+        request.META.get("HTTP_ACCEPT_ENCODING"),
+    )
     response = HttpResponse(body, status=status)
     for header, value in headers:
         response[header] = value
@@ -276,7 +240,7 @@ class SimpleIndexApp:
         db.close_if_unusable_or_obsolete()
         try:
             status, headers, body = detail_answer(
-                name, environ.get("HTTP_ACCEPT"), environ.get("HTTP_IF_NONE_MATCH"),
+                name, negotiate(environ.get("HTTP_ACCEPT")), environ.get("HTTP_IF_NONE_MATCH"),
                 environ.get("HTTP_ACCEPT_ENCODING"),
             )
         except Exception:

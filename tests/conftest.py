@@ -35,3 +35,20 @@ def other_builder(db):
     from tests.factories import make_builder
 
     return make_builder("pi2", abi="cp311")
+
+
+@pytest.fixture(autouse=True)
+def fresh_process_state():
+    """Each test starts with none of the state a process keeps between requests: download
+    counters, the long-poll's probe and its answers, the negotiation memo, the prepared
+    statements' texts. So no test sees another's, in any order."""
+    from api import longpoll
+    from builds import sql
+    from index import downloads, views
+
+    downloads.reset()
+    views.forget_negotiated()
+    sql.forget_prepared()
+    yield
+    longpoll.close_shared()  # it must not outlive the test database
+    downloads.reset()

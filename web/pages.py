@@ -13,9 +13,11 @@ from django.core.cache import cache
 from django.db import connection
 from django.db.models import Count, Exists, OuterRef, Sum
 from django.db.models.functions import Length, TruncDate
+from django.urls import reverse
 from django.utils import timezone
 from packaging.utils import canonicalize_name
 
+from builds import storage
 from builds.models import Abi, Build, Builder, BuildLog, DailyDownloads, File
 from lib.counts import EXACT_COUNT_BELOW, table_estimate
 from packages.models import Project, Version, version_sort_key
@@ -30,12 +32,12 @@ ONLINE_WINDOW = timedelta(minutes=5)
 STATS_DAYS = 30
 
 
-def file_url(normalized_name, filename):
-    return f"/files/{normalized_name}/{filename}"
-
-
 def log_url(build_id):
-    return f"/logs/{build_id}/"
+    return reverse("web-log", args=[build_id])
+
+
+def project_url(normalized_name):
+    return reverse("web-project", args=[normalized_name])
 
 
 def abi_sort_key(tag):
@@ -201,7 +203,7 @@ def project_page(normalized_name):
         dependencies.update(f.dependencies or [])
         files_by_version.setdefault(build_version.get(f.build_id), []).append({
             "filename": f.filename,
-            "url": file_url(project.normalized_name, f.filename),
+            "url": storage.file_url(project.normalized_name, f.filename),
             "size": f.size,
             "sha256": f.sha256,
             "downloads": f.downloads,
@@ -237,7 +239,7 @@ def project_page(normalized_name):
         "normalized_name": project.normalized_name,
         "summary": project.summary,
         "skip_reason": project.skip_reason,
-        "url": f"/project/{project.normalized_name}/",
+        "url": project_url(project.normalized_name),
         "install": f"pip3 install {project.name}",
         "dependencies": deps,
         "apt_install": f"sudo apt install {' '.join(deps)}" if deps else "",
@@ -313,7 +315,7 @@ def search(query, limit=SEARCH_LIMIT):
     rows.sort(key=lambda row: row[1] != normalized)  # stable: exact match first
     return [
         {"name": name, "normalized_name": norm, "summary": summary,
-         "url": f"/project/{norm}/", "exact": norm == normalized}
+         "url": project_url(norm), "exact": norm == normalized}
         for name, norm, summary in rows
     ]
 
@@ -412,7 +414,7 @@ def builders_online(now=None):
             building.setdefault(build.builder_id, []).append({
                 "build_id": build.id,
                 "project": build.version.project.name,
-                "url": f"/project/{build.version.project.normalized_name}/",
+                "url": project_url(build.version.project.normalized_name),
                 "version": build.version.version,
                 "abi": build.abi.tag,
                 "started": build.started,

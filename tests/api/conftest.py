@@ -39,13 +39,6 @@ class BuilderClient:
         )
 
 
-@pytest.fixture(autouse=True)
-def close_probe_connection():
-    """The long-poll's shared probing connection must not outlive the test database."""
-    yield
-    longpoll.close_shared()
-
-
 @pytest.fixture
 def api(builder):
     return BuilderClient(builder.token)

@@ -20,9 +20,9 @@ from builds import queue, storage
 from builds.models import Build, File
 from piwheels_builder.identity import probe
 from tests.builder.conftest import (
-    ABI, CuttingProxy, hermetic_pip_env, make_sdist, run_agent, start_agent, stop_process,
-    wait_until,
+    ABI, CuttingProxy, hermetic_pip_env, make_sdist, run_agent, start_agent,
 )
+from tests.live import stop_process, wait_until
 from tests.factories import make_abi, make_builder, make_project
 
 pytestmark = [pytest.mark.slow]

@@ -26,7 +26,7 @@ def state(job):
 
 def test_heartbeat_extends_the_lease(job, builder):
     queue.claim(builder, "cp311", T0)
-    queue.heartbeat(job.id, builder, T0 + timedelta(minutes=4))
+    queue.hold(job.id, builder, T0 + timedelta(minutes=4))
     job.refresh_from_db()
     assert job.lease_until == T0 + timedelta(minutes=4) + LEASE
     assert queue.requeue_expired(T0 + LEASE + timedelta(seconds=1)) == (0, 0)
@@ -35,13 +35,13 @@ def test_heartbeat_extends_the_lease(job, builder):
 def test_heartbeat_of_another_builders_job_is_lease_lost(job, builder, other_builder):
     queue.claim(builder, "cp311", T0)
     with pytest.raises(queue.LeaseLost, match=f"build {job.id} is no longer yours"):
-        queue.heartbeat(job.id, other_builder, T0)
+        queue.hold(job.id, other_builder, T0)
     assert state(job) == ("building", builder.id, 1)
 
 
 def test_heartbeat_of_an_unknown_build_is_no_such_build(builder):
     with pytest.raises(queue.NoSuchBuild):
-        queue.heartbeat(999999, builder, T0)
+        queue.hold(999999, builder, T0)
 
 
 def test_expired_lease_goes_back_to_the_queue_keeping_the_attempt(job, builder, other_builder):
@@ -52,13 +52,13 @@ def test_expired_lease_goes_back_to_the_queue_keeping_the_attempt(job, builder, 
     assert queue.claim(other_builder, "cp311", T0 + LEASE * 2).id == job.id
     assert state(job) == ("building", other_builder.id, 2)
     with pytest.raises(queue.LeaseLost):
-        queue.heartbeat(job.id, builder, T0 + LEASE * 2)
+        queue.hold(job.id, builder, T0 + LEASE * 2)
 
 
 def test_a_builder_cut_off_takes_its_job_back_if_nobody_claimed_it(job, builder):
     queue.claim(builder, "cp311", T0)
     queue.requeue_expired(T0 + LEASE * 2)
-    queue.heartbeat(job.id, builder, T0 + LEASE * 3)
+    queue.hold(job.id, builder, T0 + LEASE * 3)
     assert state(job) == ("building", builder.id, 1)
     job.refresh_from_db()
     assert job.lease_until == T0 + LEASE * 4

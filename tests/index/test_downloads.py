@@ -1,4 +1,4 @@
-"""builds/downloads.py: counting in memory, logs on disk, folding into the database."""
+"""index/downloads.py: counting in memory, logs on disk, folding into the database."""
 from datetime import date, datetime, timedelta
 from datetime import timezone as tz
 
@@ -16,14 +16,13 @@ NOON = datetime(2024, 5, 1, 12, 0, 30, tzinfo=tz.utc)
 
 @pytest.fixture
 def files(data_dir, monkeypatch):
-    downloads.flush()
     monkeypatch.setattr(downloads, "FLUSH_SECONDS", 10**9)
     monkeypatch.setattr(downloads, "FLUSH_EVERY", 3)
     project = make_project("foo")
     yield [
         publish(make_version(project, v), wheel_archive("foo", v)) for v in ("1.0", "2.0")
     ]
-    downloads._counts.clear()
+
 
 
 def test_downloads_reach_the_database_only_when_folded(files, django_assert_num_queries):
@@ -82,3 +81,24 @@ def test_fold_picks_up_logs_left_by_an_interrupted_run(files):
 
 def test_fold_without_logs_does_nothing(data_dir):
     assert downloads.fold() == 0
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_gunicorn_worker_writes_its_counts_as_it_exits(data_dir, tmp_path):
+    """No atexit: the worker_exit hook of piwheels_site/gunicorn.conf.py flushes, so a
+    download counted seconds before a stop is in the logs, and fold() counts it."""
+    import requests
+
+    from tests.live import FarmProcess
+
+    file = publish(make_version(make_project("foo"), "1.0"), wheel_archive("foo", "1.0"))
+    farm = FarmProcess(data_dir, "http://127.0.0.1:9", tmp_path / "farm.log")
+    farm.start()
+    try:
+        response = requests.get(f"{farm.url}/files/foo/{file.filename}", timeout=10)
+        assert response.status_code == 200
+        assert not list(downloads.log_dir().glob("*.log"))  # held in the worker's memory
+    finally:
+        farm.stop()
+    assert downloads.fold(now=datetime.now(tz.utc) + timedelta(minutes=2)) == 1
+    assert File.objects.get(id=file.id).downloads == 1

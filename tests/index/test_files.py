@@ -27,12 +27,18 @@ def wheel_file(data_dir):
 
 @pytest.fixture
 def counts(monkeypatch):
-    """The in-process download counter, emptied first (a module-level dict)."""
-    downloads.flush()
+    """The downloads counted in memory, read after the request (nothing flushed meanwhile)."""
     monkeypatch.setattr(downloads, "FLUSH_EVERY", 10**9)
     monkeypatch.setattr(downloads, "FLUSH_SECONDS", 10**9)
-    yield downloads._counts
-    downloads._counts.clear()
+
+    class Held:
+        def items(self):
+            return downloads.held().items()
+
+        def values(self):
+            return downloads.held().values()
+
+    return Held()
 
 
 def body(response):

@@ -111,27 +111,27 @@ def test_real_armv6l_file_is_not_shadowed_by_an_alias(data_dir):
     ]
 
 
-def test_project_page_follows_the_index_serial(data_dir, django_assert_num_queries):
+def test_detail_page_follows_the_index_serial(data_dir, django_assert_num_queries):
     project = make_project("foo")
     publish(make_version(project, "1.0"), wheel_archive("foo", "1.0"))
     project.refresh_from_db()
 
     with django_assert_num_queries(1):  # the files
-        page = rendering.project_page(project.id, "foo", project.index_serial)
+        page = rendering.detail_page(project.id, "foo", project.index_serial)
     with django_assert_num_queries(0):
-        assert rendering.project_page(project.id, "foo", project.index_serial) == page
+        assert rendering.detail_page(project.id, "foo", project.index_serial) == page
     assert b"foo-1.0-py3-none-any.whl" in page["html"]
 
     publish(make_version(project, "2.0"), wheel_archive("foo", "2.0"))
     project.refresh_from_db()
-    newer = rendering.project_page(project.id, "foo", project.index_serial)
+    newer = rendering.detail_page(project.id, "foo", project.index_serial)
     assert b"foo-2.0-py3-none-any.whl" in newer["html"]
     assert json.loads(newer["json"])["versions"] == ["1.0", "2.0"]
 
 
-def test_project_page_of_a_project_without_files_is_none(data_dir):
+def test_detail_page_of_a_project_without_files_is_none(data_dir):
     project = make_project("foo", versions=["1.0"])
-    assert rendering.project_page(project.id, "foo", 0) is None
+    assert rendering.detail_page(project.id, "foo", 0) is None
     assert caches["index"].get(f"simple:{project.id}:0") == {}
 
 
@@ -186,15 +186,15 @@ def test_prerender_root_renders_the_current_serial_once(data_dir):
     assert rendering.root_path(serial + 1, "json").exists()
 
 
-def test_project_page_is_shared_by_workers_through_files(data_dir, django_assert_num_queries):
+def test_detail_page_is_shared_by_workers_through_files(data_dir, django_assert_num_queries):
     project = make_project("foo")
     publish(make_version(project, "1.0"), wheel_archive("foo", "1.0"))
     project.refresh_from_db()
-    page = rendering.project_page(project.id, "foo", project.index_serial)
+    page = rendering.detail_page(project.id, "foo", project.index_serial)
 
     caches["index"].clear()  # another worker, or this one restarted
     with django_assert_num_queries(0):
-        assert rendering.project_page(project.id, "foo", project.index_serial) == page
+        assert rendering.detail_page(project.id, "foo", project.index_serial) == page
     files = sorted(p.name for p in rendering.page_dir(project.id).iterdir())
     assert files == [f"{project.id}-{project.index_serial}.{fmt}"
                      for fmt in ("html", "html.gz", "json", "json.gz")]
@@ -206,12 +206,12 @@ def test_project_page_on_disk_moves_on_with_the_serial(data_dir):
     project = make_project("foo")
     publish(make_version(project, "1.0"), wheel_archive("foo", "1.0"))
     project.refresh_from_db()
-    rendering.project_page(project.id, "foo", project.index_serial)
+    rendering.detail_page(project.id, "foo", project.index_serial)
     publish(make_version(project, "2.0"), wheel_archive("foo", "2.0"))
     project.refresh_from_db()
     caches["index"].clear()
 
-    page = rendering.project_page(project.id, "foo", project.index_serial)
+    page = rendering.detail_page(project.id, "foo", project.index_serial)
 
     assert json.loads(page["json"])["versions"] == ["1.0", "2.0"]
     assert sorted(p.name for p in rendering.page_dir(project.id).iterdir()) == [
@@ -222,5 +222,5 @@ def test_project_page_on_disk_moves_on_with_the_serial(data_dir):
 
 def test_project_page_without_files_writes_nothing(data_dir):
     project = make_project("foo", versions=["1.0"])
-    assert rendering.project_page(project.id, "foo", 0) is None
+    assert rendering.detail_page(project.id, "foo", 0) is None
     assert not rendering.page_dir(project.id).exists()
