@@ -109,6 +109,9 @@ def timed(label, fn, goal_ms, repeat=20):
 
 
 def main():
+    import argparse
+
+    argparse.ArgumentParser(description=__doc__.splitlines()[0]).parse_args()
     seed()
     print("projects:", Project.objects.count())
     client = Client()
