@@ -12,3 +12,42 @@ def test_the_models_and_the_migrations_agree():
     except SystemExit:
         pytest.fail(f"models changed without a migration:\n{out.getvalue()}")
     assert "No changes detected" in out.getvalue()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_database_of_the_old_layout_upgrades_without_loss():
+    """Before the app split the schedules named builds.* tasks; the models stayed where they
+    were (builds owns the tables index and web read, so no table moved). Migrating a
+    filled database of that layout keeps every row and points the schedules at the moved
+    tasks, which import."""
+    from django.db import connection
+    from django.db.migrations.executor import MigrationExecutor
+    from django.utils.module_loading import import_string
+
+    old = [("index", None), ("packages", "0003_sync_schedule"),
+           ("builds", "0004_index_schedules")]
+    executor = MigrationExecutor(connection)
+    executor.migrate(old)
+    apps = executor.loader.project_state([n for n in old if n[1]]).apps
+    Project = apps.get_model("packages", "Project")
+    Version = apps.get_model("packages", "Version")
+    Abi = apps.get_model("builds", "Abi")
+    Build = apps.get_model("builds", "Build")
+    Schedule = apps.get_model("django_q", "Schedule")
+    project = Project.objects.create(name="Foo", normalized_name="foo")
+    version = Version.objects.create(project=project, version="1.0")
+    abi = Abi.objects.get_or_create(tag="cp311")[0]
+    Build.objects.create(version=version, abi=abi)
+    assert set(Schedule.objects.values_list("func", flat=True)) >= {
+        "builds.sync_tasks.sync_pypi", "builds.downloads.fold", "builds.index.prerender_root"}
+
+    executor = MigrationExecutor(connection)
+    executor.migrate(executor.loader.graph.leaf_nodes())
+    apps = executor.loader.project_state(executor.loader.graph.leaf_nodes()).apps
+    assert apps.get_model("builds", "Build").objects.filter(
+        version__project__normalized_name="foo", abi__tag="cp311").count() == 1
+    funcs = dict(apps.get_model("django_q", "Schedule").objects.values_list("name", "func"))
+    assert funcs["sync_pypi"] == "packages.tasks.sync_pypi"
+    assert funcs["fold_downloads"] == "index.downloads.fold"
+    assert funcs["prerender_root"] == "index.rendering.prerender_root"
+    assert all(callable(import_string(func)) for func in funcs.values())
