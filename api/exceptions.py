@@ -4,7 +4,13 @@ from rest_framework import status
 from rest_framework.exceptions import APIException
 from rest_framework.views import exception_handler
 
-from builds.publish import FinishRefused, UploadRefused, UploadTooLarge
+from builds.publish import (
+    FinishRefused,
+    UploadConflict,
+    UploadRefused,
+    UploadTimedOut,
+    UploadTooLarge,
+)
 from builds.queue import LeaseLost, NoSuchBuild, UnknownAbi
 from builds.wheels import InvalidWheel
 
@@ -13,6 +19,8 @@ STATUS = [
     (LeaseLost, status.HTTP_409_CONFLICT),
     (NoSuchBuild, status.HTTP_404_NOT_FOUND),
     (UploadTooLarge, status.HTTP_413_REQUEST_ENTITY_TOO_LARGE),
+    (UploadTimedOut, status.HTTP_408_REQUEST_TIMEOUT),
+    (UploadConflict, status.HTTP_409_CONFLICT),
     (UploadRefused, status.HTTP_400_BAD_REQUEST),
     (InvalidWheel, status.HTTP_400_BAD_REQUEST),
     (FinishRefused, status.HTTP_400_BAD_REQUEST),

@@ -13,6 +13,7 @@ from rest_framework.views import APIView
 
 from api import serializers
 from api.authentication import BuilderTokenAuthentication
+from api.bodies import body_chunks
 from api.longpoll import wait_for_job
 from api.permissions import IsEnabledBuilder
 from builds import publish, queue
@@ -110,16 +111,18 @@ class UploadFile(BuilderView):
             201: serializers.UploadedSerializer,
             200: serializers.UploadedSerializer,
             400: OpenApiResponse(description="bad hash, size, filename or wheel"),
+            408: OpenApiResponse(description="the body stopped coming, or came too slowly"),
             413: OpenApiResponse(description="over the upload size limit"),
             **JOB_ERRORS,
+            409: OpenApiResponse(description="the job is no longer this builder's, or other "
+                                             "bytes were already received under this name"),
         },
     )
     def put(self, request, build_id, filename):
         length = request.META.get("CONTENT_LENGTH") or ""
         size = int(length) if length.isdigit() else None
-        stream = request._request
         created = publish.receive_file(
-            build_id, request.auth, filename, iter(lambda: stream.read(65536), b""),
+            build_id, request.auth, filename, body_chunks(request._request, size),
             size, request.headers.get("X-Sha256"), timezone.now(),
         )
         return Response(

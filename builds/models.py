@@ -136,6 +136,36 @@ class BuildLog(models.Model):
     truncated = models.BooleanField(default=False)
 
 
+class Upload(models.Model):
+    """A wheel received for one attempt of a build, before the build is published: the
+    row is claimed by the upload that wins (build, attempt, filename), which alone moves
+    its bytes in place, so the bytes kept are always the ones whose hash is recorded."""
+
+    build = models.ForeignKey(Build, on_delete=models.CASCADE, related_name="uploads")
+    # Build.attempt when received: a job claimed afresh starts with no uploads.
+    attempt = models.PositiveSmallIntegerField()
+    filename = models.CharField(max_length=255)
+    size = models.BigIntegerField()
+    sha256 = models.CharField(max_length=64)
+    received = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["build", "attempt", "filename"], name="builds_upload_one_per_name"
+            ),
+            models.CheckConstraint(
+                condition=Q(sha256__regex=r"^[0-9a-f]{64}$"), name="builds_upload_sha256_hex"
+            ),
+            models.CheckConstraint(
+                condition=Q(size__gte=0), name="builds_upload_size_not_negative"
+            ),
+        ]
+
+    def __str__(self):
+        return f"{self.filename} for build {self.build_id}"
+
+
 class File(models.Model):
     build = models.ForeignKey(Build, on_delete=models.CASCADE, related_name="files")
     filename = models.CharField(max_length=255, unique=True)

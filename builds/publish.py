@@ -1,9 +1,10 @@
 """How a build's wheels get from a builder into the index.
 
 Uploads are streamed into storage.incoming_dir(build_id) (hashed while written, under a
-temporary name, renamed when checked); beside each wheel go `<wheel>.metadata` (its core
-metadata) and `<wheel>.sha256` ("<hex> <size>", what was verified). Nothing in incoming/
-is served. finish() publishes a successful build in one transaction: File rows created,
+temporary name, checked whole by wheels.inspect, then renamed in place by the upload that
+claims the build's Upload row for that filename, which records the hash and size);
+beside each wheel goes `<wheel>.metadata` (its core metadata). Nothing in incoming/ is
+served. finish() publishes a successful build in one transaction: File rows created,
 files moved under files/, the files of the build it replaces deleted, the project's
 index serial bumped, so the index shows all of a build's files at once or none.
 """
@@ -11,7 +12,6 @@ import hashlib
 import logging
 import os
 import re
-import shutil
 import uuid
 from datetime import timedelta
 from pathlib import Path
@@ -22,7 +22,7 @@ from django.utils import timezone
 from packaging.utils import canonicalize_version
 
 from builds import sql, storage, wheels
-from builds.models import FINISHED_STATES, Abi, Build, BuildLog, File
+from builds.models import FINISHED_STATES, Abi, Build, BuildLog, File, Upload
 from builds.queue import LeaseLost, NoSuchBuild, hold
 from packages.models import Project, Version
 
@@ -39,6 +39,14 @@ class UploadTooLarge(UploadRefused):
     pass
 
 
+class UploadTimedOut(UploadRefused):
+    """The body stopped coming, or came too slowly (api/ answers 408)."""
+
+
+class UploadConflict(UploadRefused):
+    """Other bytes were already received under this filename for this build (409)."""
+
+
 class FinishRefused(ValueError):
     """A result the farm cannot accept; nothing was changed."""
 
@@ -46,7 +54,15 @@ class FinishRefused(ValueError):
 def receive_file(build_id, builder, filename, chunks, size, sha256, now):
     """Store one uploaded wheel of build BUILD_ID from the byte CHUNKS (an iterable),
     which must come to SIZE bytes with hex digest SHA256. Returns True when stored,
-    False when the same bytes were already there (a retry)."""
+    False when the same bytes were already there (a retry).
+
+    Everything that can be checked without the body is checked before it is read (the
+    filename first). The body goes to a temporary file, hashed on the way, and is
+    checked whole (wheels.inspect); then, in one transaction holding the build's row,
+    the (build, attempt, filename) Upload row is claimed, and only the upload that
+    claims it renames its file in place: of two racing uploads of different bytes one
+    is kept with its own hash and the other refused (UploadConflict), never mixed."""
+    parsed = wheels.check_filename(filename)  # before any other work: any name is a 4xx
     if size is None:
         raise UploadRefused("Content-Length is required")
     if size > settings.PIWHEELS_MAX_UPLOAD:
@@ -60,12 +76,12 @@ def receive_file(build_id, builder, filename, chunks, size, sha256, now):
     build = Build.objects.select_related("version__project", "abi").get(id=build_id)
     version = build.version
     wheels.check_filename(filename, version.project.name, version.version, build.abi.tag)
+    if _already_received(build, filename, sha256, size):
+        return False
     incoming = storage.incoming_dir(build_id)
     incoming.mkdir(parents=True, exist_ok=True)
-    final = incoming / filename
-    if final.exists() and _verified(final) == (sha256, size):
-        return False
-    part = incoming / f".{filename}.{uuid.uuid4().hex}.part"
+    # Fixed-length temporary names: a long filename must not make them too long.
+    part = incoming / f".upload-{uuid.uuid4().hex}.part"
     try:
         digest, received = hashlib.sha256(), 0
         with open(part, "wb") as out:
@@ -81,13 +97,34 @@ def receive_file(build_id, builder, filename, chunks, size, sha256, now):
             raise UploadRefused("the body's sha256 is not the X-Sha256 declared")
         info = wheels.inspect(part, version.project.name, version.version, build.abi.tag,
                               filename=filename)
-        hold(build_id, builder, timezone.now())  # still ours after a long upload?
-        _write(incoming / f"{filename}.metadata", info.metadata)
-        _write(incoming / f"{filename}.sha256", f"{sha256} {size}\n".encode())
-        os.replace(part, final)
+        with transaction.atomic():
+            hold(build_id, builder, timezone.now())  # locks the build's row till commit
+            if _already_received(build, filename, sha256, size):
+                return False
+            Upload.objects.create(build_id=build_id, attempt=build.attempt,
+                                  filename=filename, size=size, sha256=sha256,
+                                  received=timezone.now())
+            _write(incoming / f"{filename}.metadata", info.metadata)
+            os.replace(part, incoming / filename)
     finally:
         part.unlink(missing_ok=True)
-    log.info("build %s: %s received from %s (%d bytes)", build_id, filename, builder, size)
+    log.info("build %s: %s received from %s (%d bytes, %s)", build_id, parsed[0], builder,
+             size, filename)
+    return True
+
+
+def _already_received(build, filename, sha256, size):
+    """True when these very bytes were received for this attempt of BUILD; raises
+    UploadConflict when others were."""
+    attempt = Build.objects.filter(id=build.id).values_list("attempt", flat=True).first()
+    build.attempt = attempt
+    row = Upload.objects.filter(build_id=build.id, attempt=attempt, filename=filename).first()
+    if row is None:
+        return False
+    if (row.sha256, row.size) != (sha256, size):
+        raise UploadConflict(f"{filename} was already received for build {build.id} with "
+                             f"sha256 {row.sha256}: a build's file, once received, does not "
+                             "change")
     return True
 
 
@@ -201,40 +238,61 @@ def keep_log(build, output):
 
 def import_wheel(path, abi=None, now=None, requested_by="import_wheels"):
     """Add the wheel at PATH, built elsewhere, as a succeeded build of its version,
-    checked exactly like an upload. ABI defaults to the wheel's ABI tag, else its Python
-    tag (cp311-abi3 -> cp311); pass one for pure wheels. Returns the build."""
+    checked exactly like an upload (wheels.inspect, on the copy that is kept, so that
+    what was checked is what is served). ABI defaults to the wheel's ABI tag, else its
+    Python tag (cp311-abi3 -> cp311); pass one for pure wheels. Returns the build."""
     path = Path(path)
-    info = wheels.inspect(path)
-    project = Project.objects.named(info.name).first()
-    if project is None:
-        raise FinishRefused(f"there is no project named {info.name!r}")
-    version = next(
-        (v for v in project.versions.all()
-         if canonicalize_version(v.version) == canonicalize_version(info.version)),
-        None,
-    )
-    if version is None:
-        raise FinishRefused(f"{project.name} has no version {info.version}")
-    abi = _import_abi(info, abi)
-    wheels.inspect(path, project.name, version.version, abi.tag)
-    now = now or timezone.now()
-    with transaction.atomic():
-        # A queued job for this wheel is done by the import; one being built goes on.
-        Build.objects.filter(version=version, abi=abi, state=Build.State.QUEUED).delete()
-        build = Build.objects.create(
-            version=version, abi=abi, state=Build.State.SUCCEEDED, started=now,
-            finished=now, duration=timedelta(0), requested_by=requested_by,
+    filename = path.name
+    wheels.check_filename(filename)  # before reading anything
+    staging = Path(settings.PIWHEELS_DATA_DIR) / "incoming"
+    staging.mkdir(parents=True, exist_ok=True)
+    copy = staging / f".import-{uuid.uuid4().hex}.part"
+    try:
+        sha256, size = _copy_hashed(path, copy)
+        info = wheels.inspect(copy, filename=filename)
+        project = Project.objects.named(info.name).first()
+        if project is None:
+            raise FinishRefused(f"there is no project named {info.name!r}")
+        version = next(
+            (v for v in project.versions.all()
+             if canonicalize_version(v.version) == canonicalize_version(info.version)),
+            None,
         )
-        incoming = storage.incoming_dir(build.id)
-        incoming.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(path, incoming / info.filename)
-        _write(incoming / f"{info.filename}.metadata", info.metadata)
-        keep_log(build, f"imported by {requested_by} from {path.name}\n")
-        decl = {"filename": info.filename, "size": path.stat().st_size, "dependencies": []}
-        _publish(build, [(decl, info)], now)
-        storage.discard_incoming_on_commit(build.id)
-    log.info("build %s: %s imported for %s", build.id, info.filename, abi.tag)
+        if version is None:
+            raise FinishRefused(f"{project.name} has no version {info.version}")
+        abi = _import_abi(info, abi)
+        wheels.check_filename(filename, project.name, version.version, abi.tag)
+        now = now or timezone.now()
+        with transaction.atomic():
+            # A queued job for this wheel is done by the import; one being built goes on.
+            Build.objects.filter(version=version, abi=abi, state=Build.State.QUEUED).delete()
+            build = Build.objects.create(
+                version=version, abi=abi, state=Build.State.SUCCEEDED, started=now,
+                finished=now, duration=timedelta(0), requested_by=requested_by,
+            )
+            incoming = storage.incoming_dir(build.id)
+            incoming.mkdir(parents=True, exist_ok=True)
+            os.replace(copy, incoming / filename)
+            _write(incoming / f"{filename}.metadata", info.metadata)
+            keep_log(build, f"imported by {requested_by} from {filename}\n")
+            decl = {"filename": filename, "size": size, "sha256": sha256, "dependencies": []}
+            _publish(build, [(decl, info)], now)
+            storage.discard_incoming_on_commit(build.id)
+    finally:
+        copy.unlink(missing_ok=True)
+    log.info("build %s: %s imported for %s", build.id, filename, abi.tag)
     return build
+
+
+def _copy_hashed(source, target):
+    """Copy SOURCE to TARGET in 1 MiB chunks; (hex sha256, size) of what was copied."""
+    digest, size = hashlib.sha256(), 0
+    with open(source, "rb") as src, open(target, "wb") as out:
+        for chunk in iter(lambda: src.read(1024 * 1024), b""):
+            digest.update(chunk)
+            out.write(chunk)
+            size += len(chunk)
+    return digest.hexdigest(), size
 
 
 def _import_abi(info, abi):
@@ -250,25 +308,32 @@ def _import_abi(info, abi):
 
 
 def _check_declared(build, files):
-    """The declared files, each checked against what was uploaded: [(decl, WheelInfo)]."""
+    """The declared files, each checked against what was received for this attempt of
+    the build (its Upload row, claimed when it passed wheels.inspect):
+    [(decl, WheelInfo)]."""
     if not files:
         raise FinishRefused("a successful build must list the files it uploaded")
     incoming = storage.incoming_dir(build.id)
     names = [f["filename"] for f in files]
     if len(set(names)) != len(names):
         raise FinishRefused("the same file is listed twice")
+    received = {
+        u.filename: u for u in Upload.objects.filter(build_id=build.id, attempt=build.attempt,
+                                                     filename__in=names)
+    }
     checked = []
     for decl in files:
         filename = decl["filename"]
         wheels.check_filename(filename)
+        row = received.get(filename)
         path = incoming / filename
-        if not path.is_file():
+        if row is None or not path.is_file():
             raise FinishRefused(f"{filename} was not uploaded")
-        if _verified(path) != (decl["sha256"].lower(), decl["size"]):
+        if (row.sha256, row.size) != (decl["sha256"].lower(), decl["size"]):
             raise FinishRefused(f"{filename} was uploaded with another size or sha256")
-        version = build.version
-        info = wheels.inspect(path, version.project.name, version.version, build.abi.tag)
-        checked.append((decl, info))
+        metadata = (incoming / f"{filename}.metadata").read_bytes()
+        checked.append((dict(decl, sha256=row.sha256), wheels.received_info(filename,
+                                                                             metadata)))
     return checked
 
 
@@ -291,7 +356,7 @@ def _publish(build, published, now):
     for decl, info in published:
         fields = dict(
             build=build, size=decl["size"],
-            sha256=decl.get("sha256") or _sha256(incoming / info.filename),
+            sha256=decl["sha256"],
             python_tag=info.python_tag, abi_tag=info.abi_tag, platform_tag=info.platform_tag,
             requires_python=(info.requires_python or decl.get("requires_python") or "")[:200],
             dependencies=list(decl.get("dependencies") or []),
@@ -341,25 +406,8 @@ def _cover_other_abis(build, now):
     )
 
 
-def _verified(path):
-    """(sha256, size) recorded when PATH was uploaded and checked, or None."""
-    try:
-        sha, size = Path(f"{path}.sha256").read_text().split()
-        return sha, int(size)
-    except (OSError, ValueError):
-        return None
-
-
-def _sha256(path):
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1024 * 1024), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 def _write(path, data):
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
+    tmp = path.with_name(f".write-{uuid.uuid4().hex}.tmp")  # short, whatever PATH's name
     tmp.write_bytes(data)
     os.replace(tmp, path)
 

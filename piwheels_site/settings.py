@@ -77,6 +77,22 @@ PIWHEELS_SYNC_BATCH = envint("PIWHEELS_SYNC_BATCH", 500)
 PIWHEELS_SYNC_EVENTS_BATCH = envint("PIWHEELS_SYNC_EVENTS_BATCH", 2000)
 # Largest wheel a builder may upload, in bytes.
 PIWHEELS_MAX_UPLOAD = envint("PIWHEELS_MAX_UPLOAD", 1024**3)
+# What a wheel may unpack to (builds/wheels.py checks every upload and import): bytes
+# per member and in all, members, and the compression ratio of any member or of the
+# whole once it unpacks to more than PIWHEELS_WHEEL_RATIO_MIN_SIZE (PyPI's 50 over
+# 64 MiB): a 1 GB run of zeros deflates into 1 MB, and pip would unpack it.
+PIWHEELS_WHEEL_MAX_MEMBER_SIZE = envint("PIWHEELS_WHEEL_MAX_MEMBER_SIZE", 2 * 1024**3)
+PIWHEELS_WHEEL_MAX_UNPACKED = envint("PIWHEELS_WHEEL_MAX_UNPACKED", 4 * 1024**3)
+PIWHEELS_WHEEL_MAX_MEMBERS = envint("PIWHEELS_WHEEL_MAX_MEMBERS", 100_000)
+PIWHEELS_WHEEL_MAX_RATIO = envint("PIWHEELS_WHEEL_MAX_RATIO", 50)
+PIWHEELS_WHEEL_RATIO_MIN_SIZE = envint("PIWHEELS_WHEEL_RATIO_MIN_SIZE", 64 * 1024**2)
+# Largest .dist-info/METADATA read (into memory, and served beside the wheel).
+PIWHEELS_WHEEL_MAX_METADATA = envint("PIWHEELS_WHEEL_MAX_METADATA", 10 * 1024**2)
+# An upload's body must keep coming: a read that waits longer than IDLE_TIMEOUT seconds
+# for a byte, or a body slower on average than MIN_RATE bytes/s (after IDLE_TIMEOUT
+# seconds of grace), ends the request with 408 (under gunicorn, which lends the socket).
+PIWHEELS_UPLOAD_IDLE_TIMEOUT = envfloat("PIWHEELS_UPLOAD_IDLE_TIMEOUT", 30)
+PIWHEELS_UPLOAD_MIN_RATE = envint("PIWHEELS_UPLOAD_MIN_RATE", 50_000)
 # Build output kept in full up to this many characters; past it the tail is kept.
 PIWHEELS_MAX_LOG = envint("PIWHEELS_MAX_LOG", 2 * 1024**2)
 # Seconds a claimed job stays a builder's without a heartbeat.

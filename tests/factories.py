@@ -2,7 +2,9 @@
 import base64
 import hashlib
 import io
+import struct
 import zipfile
+import zlib
 from collections import namedtuple
 from datetime import timedelta
 from pathlib import Path
@@ -79,10 +81,10 @@ def _record_hash(data):
     return f"sha256={digest.decode()}"
 
 
-def wheel_archive(name, version, tag="py3-none-any", requires_python="", requires_dist=(),
+def wheel_members(name, version, tag="py3-none-any", requires_python="", requires_dist=(),
                   dist=None):
-    """An installable wheel of one module DIST (NAME normalised, underscored) holding
-    VERSION, as a Wheel of its filename, bytes and core metadata."""
+    """(filename, {archive name: bytes}) of an installable wheel of one module DIST (NAME
+    normalised, underscored) holding VERSION, RECORD last and listing the others."""
     dist = dist or canonicalize_name(name).replace("-", "_")
     filename = f"{dist}-{version}-{tag}.whl"
     dist_info = f"{dist}-{version}.dist-info"
@@ -100,10 +102,71 @@ def wheel_archive(name, version, tag="py3-none-any", requires_python="", require
             f"Tag: {tag}\n"
         ).encode(),
     }
-    record = "".join(f"{path},{_record_hash(data)},{len(data)}\n" for path, data in members.items())
-    record += f"{dist_info}/RECORD,,\n"
-    members[f"{dist_info}/RECORD"] = record.encode()
-    return Wheel(filename, _zip(members), metadata.encode(), requires_python)
+    return filename, with_record(members, f"{dist_info}/RECORD")
+
+
+def with_record(members, record_path):
+    """MEMBERS with a RECORD at RECORD_PATH listing each of them (after them)."""
+    members = {k: v for k, v in members.items() if k != record_path}
+    record = "".join(f"{path},{_record_hash(data)},{len(data)}\n"
+                     for path, data in members.items() if not path.endswith("/"))
+    return {**members, record_path: (record + f"{record_path},,\n").encode()}
+
+
+def wheel_archive(name, version, tag="py3-none-any", requires_python="", requires_dist=(),
+                  dist=None):
+    """An installable wheel of one module DIST (NAME normalised, underscored) holding
+    VERSION, as a Wheel of its filename, bytes and core metadata."""
+    filename, members = wheel_members(name, version, tag, requires_python, requires_dist, dist)
+    metadata = next(v for k, v in members.items() if k.endswith(".dist-info/METADATA"))
+    return Wheel(filename, _zip(members), metadata, requires_python)
+
+
+def zip_entry(name, content=b"", method=zipfile.ZIP_DEFLATED, **fields):
+    """One member for craft_zip: CONTENT deflated (or stored), with its true CRC-32 and
+    sizes, a regular file (mode 0o100644) made on Unix, unless FIELDS say otherwise:
+    raw (the bytes stored), crc, size, mode, flags, extra, comment, hidden (a local entry
+    the central directory leaves out), local (fields of a local header that disagrees:
+    name, flags, method, crc, csize, size)."""
+    if "raw" not in fields:
+        if method == zipfile.ZIP_DEFLATED:
+            deflater = zlib.compressobj(6, zlib.DEFLATED, -15)
+            fields["raw"] = deflater.compress(content) + deflater.flush()
+        else:
+            fields["raw"] = content
+    entry = {"name": name, "method": method, "crc": zlib.crc32(content), "size": len(content),
+             "flags": 0 if name.isascii() else 0x800, "mode": 0o100644, "extra": b"",
+             "comment": b"", "hidden": False, "local": {}}
+    entry.update(fields)
+    return entry
+
+
+def craft_zip(entries, prefix=b"", between=b"", suffix=b"", comment=b""):
+    """The bytes of a zip of ENTRIES (zip_entry dicts), written field by field so that a
+    test can make it malformed: PREFIX before the first entry, BETWEEN after the first,
+    SUFFIX after the end record, an archive COMMENT."""
+    out, central = bytearray(prefix), []
+    for i, e in enumerate(entries):
+        offset, name = len(out), e["name"].encode()
+        local = {"name": name, "flags": e["flags"], "method": e["method"], "crc": e["crc"],
+                 "csize": len(e["raw"]), "size": e["size"], **e["local"]}
+        out += struct.pack("<4sHHHHHIIIHH", b"PK\x03\x04", 20, local["flags"],
+                           local["method"], 0, 0x5821, local["crc"], local["csize"],
+                           local["size"], len(local["name"]), 0)
+        out += local["name"] + e["raw"]
+        if i == 0:
+            out += between
+        if not e["hidden"]:
+            central.append(struct.pack(
+                "<4sHHHHHHIIIHHHHHII", b"PK\x01\x02", (3 << 8) | 20, 20, e["flags"],
+                e["method"], 0, 0x5821, e["crc"], len(e["raw"]), e["size"], len(name),
+                len(e["extra"]), len(e["comment"]), 0, 0, e["mode"] << 16, offset,
+            ) + name + e["extra"] + e["comment"])
+    start = len(out)
+    out += b"".join(central)
+    out += struct.pack("<4sHHHHIIH", b"PK\x05\x06", 0, 0, len(central), len(central),
+                       len(out) - start, start, len(comment))
+    return bytes(out + comment + suffix)
 
 
 def _zip(members):
@@ -118,8 +181,7 @@ def make_wheel(directory, name="foo", version="1.0", tags="cp311-cp311-linux_arm
                requires_python="", members=None, filename=None):
     """Write a small valid wheel into DIRECTORY and return its path. MEMBERS (a dict of
     archive name -> bytes) replaces the whole archive, to make broken ones."""
-    dist = name.replace("-", "_")
-    built = wheel_archive(name, version, tags, requires_python, dist=dist)
+    built = wheel_archive(name, version, tags, requires_python)
     path = Path(directory) / (filename or built.filename)
     path.write_bytes(built.content if members is None else _zip(members))
     return path
