@@ -137,13 +137,12 @@ class BuildLog(models.Model):
 
 
 class Upload(models.Model):
-    """A wheel received for one attempt of a build, before the build is published: the
-    row is claimed by the upload that wins (build, attempt, filename), which alone moves
-    its bytes in place, so the bytes kept are always the ones whose hash is recorded."""
+    """A wheel received for a build being built, before the build is published: the row
+    is claimed by the upload that wins (build, filename), which alone moves its bytes in
+    place, so the bytes kept are always the ones whose hash is recorded. A job claimed
+    afresh starts with none (queue.claim deletes them, as it clears incoming/)."""
 
     build = models.ForeignKey(Build, on_delete=models.CASCADE, related_name="uploads")
-    # Build.attempt when received: a job claimed afresh starts with no uploads.
-    attempt = models.PositiveSmallIntegerField()
     filename = models.CharField(max_length=255)
     size = models.BigIntegerField()
     sha256 = models.CharField(max_length=64)
@@ -152,7 +151,7 @@ class Upload(models.Model):
     class Meta:
         constraints = [
             models.UniqueConstraint(
-                fields=["build", "attempt", "filename"], name="builds_upload_one_per_name"
+                fields=["build", "filename"], name="builds_upload_one_per_name"
             ),
             models.CheckConstraint(
                 condition=Q(sha256__regex=r"^[0-9a-f]{64}$"), name="builds_upload_sha256_hex"

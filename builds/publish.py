@@ -59,7 +59,7 @@ def receive_file(build_id, builder, filename, chunks, size, sha256, now):
     Everything that can be checked without the body is checked before it is read (the
     filename first). The body goes to a temporary file, hashed on the way, and is
     checked whole (wheels.inspect); then, in one transaction holding the build's row,
-    the (build, attempt, filename) Upload row is claimed, and only the upload that
+    the (build, filename) Upload row is claimed, and only the upload that
     claims it renames its file in place: of two racing uploads of different bytes one
     is kept with its own hash and the other refused (UploadConflict), never mixed."""
     parsed = wheels.check_filename(filename)  # before any other work: any name is a 4xx
@@ -101,9 +101,8 @@ def receive_file(build_id, builder, filename, chunks, size, sha256, now):
             hold(build_id, builder, timezone.now())  # locks the build's row till commit
             if _already_received(build, filename, sha256, size):
                 return False
-            Upload.objects.create(build_id=build_id, attempt=build.attempt,
-                                  filename=filename, size=size, sha256=sha256,
-                                  received=timezone.now())
+            Upload.objects.create(build_id=build_id, filename=filename, size=size,
+                                  sha256=sha256, received=timezone.now())
             _write(incoming / f"{filename}.metadata", info.metadata)
             os.replace(part, incoming / filename)
     finally:
@@ -114,11 +113,9 @@ def receive_file(build_id, builder, filename, chunks, size, sha256, now):
 
 
 def _already_received(build, filename, sha256, size):
-    """True when these very bytes were received for this attempt of BUILD; raises
-    UploadConflict when others were."""
-    attempt = Build.objects.filter(id=build.id).values_list("attempt", flat=True).first()
-    build.attempt = attempt
-    row = Upload.objects.filter(build_id=build.id, attempt=attempt, filename=filename).first()
+    """True when these very bytes were received for BUILD; raises UploadConflict when
+    others were."""
+    row = Upload.objects.filter(build_id=build.id, filename=filename).first()
     if row is None:
         return False
     if (row.sha256, row.size) != (sha256, size):
@@ -308,8 +305,8 @@ def _import_abi(info, abi):
 
 
 def _check_declared(build, files):
-    """The declared files, each checked against what was received for this attempt of
-    the build (its Upload row, claimed when it passed wheels.inspect):
+    """The declared files, each checked against what was received for the build (its
+    Upload row, claimed when it passed wheels.inspect):
     [(decl, WheelInfo)]."""
     if not files:
         raise FinishRefused("a successful build must list the files it uploaded")
@@ -318,8 +315,7 @@ def _check_declared(build, files):
     if len(set(names)) != len(names):
         raise FinishRefused("the same file is listed twice")
     received = {
-        u.filename: u for u in Upload.objects.filter(build_id=build.id, attempt=build.attempt,
-                                                     filename__in=names)
+        u.filename: u for u in Upload.objects.filter(build_id=build.id, filename__in=names)
     }
     checked = []
     for decl in files:

@@ -22,7 +22,7 @@ from django.db.models.functions import Greatest
 from django.utils import timezone
 
 from builds import sql, storage
-from builds.models import Abi, Build, Builder
+from builds.models import Abi, Build, Builder, Upload
 from packages.models import Project, Version
 
 log = logging.getLogger(__name__)
@@ -134,6 +134,7 @@ def claim(builder, abi, now):
         if build is None:
             return None
         # A claimed job starts afresh: uploads left by an earlier holder do not count.
+        Upload.objects.filter(build_id=build.id).delete()  # one DELETE, by its index
         storage.discard_incoming_on_commit(build.id)
         log.info("build %s: %s %s for %s claimed by %s (attempt %d)", build.id,
                  build.version.project.name, build.version.version, abi.tag, builder,

@@ -1,9 +1,11 @@
 import hashlib
+from urllib.parse import quote
 
 import pytest
 
 from builds import storage
-from builds.models import File
+from builds.models import File, Upload
+from tests.builds.bad_wheels import CASES
 from tests.factories import make_wheel
 
 pytestmark = pytest.mark.django_db
@@ -29,7 +31,31 @@ def test_uploading_the_same_bytes_again_answers_200(api, held, wheel):
     assert api.upload(held.id, NAME, wheel).status_code == 201
     assert api.upload(held.id, NAME, wheel).status_code == 200
     assert sorted(p.name for p in storage.incoming_dir(held.id).iterdir()) == [
-        NAME, f"{NAME}.metadata", f"{NAME}.sha256"]
+        NAME, f"{NAME}.metadata"]
+    row = Upload.objects.get()
+    assert (row.build_id, row.filename, row.size, row.sha256) == (
+        held.id, NAME, len(wheel), hashlib.sha256(wheel).hexdigest())
+
+
+def test_other_bytes_under_a_name_already_received_are_refused_409(api, held, wheel, tmp_path):
+    assert api.upload(held.id, NAME, wheel).status_code == 201
+    other = make_wheel(tmp_path, "Foo_Bar", "1.0", requires_python=">=3").read_bytes()
+    response = api.upload(held.id, NAME, other)
+    assert response.status_code == 409
+    assert response.json() == {"detail": (
+        f"{NAME} was already received for build {held.id} with sha256 "
+        f"{hashlib.sha256(wheel).hexdigest()}: a build's file, once received, does not change")}
+    assert (storage.incoming_dir(held.id) / NAME).read_bytes() == wheel
+    assert Upload.objects.get().sha256 == hashlib.sha256(wheel).hexdigest()
+
+
+def test_a_job_claimed_afresh_takes_new_bytes_under_the_same_name(api, held, wheel, tmp_path):
+    assert api.upload(held.id, NAME, wheel).status_code == 201
+    assert api.release(held.id).status_code == 204
+    assert api.claim().status_code == 200
+    other = make_wheel(tmp_path, "Foo_Bar", "1.0", requires_python=">=3").read_bytes()
+    assert api.upload(held.id, NAME, other).status_code == 201
+    assert (storage.incoming_dir(held.id) / NAME).read_bytes() == other
 
 
 def not_a_zip(wheel):
@@ -86,3 +112,33 @@ def test_an_upload_to_a_job_not_held_is_409(api, job, wheel, data_dir):
     response = api.upload(job.id, NAME, wheel)
     assert response.status_code == 409
     assert not storage.incoming_dir(job.id).exists()
+
+
+def nothing_kept(build_id):
+    incoming = storage.incoming_dir(build_id)
+    return (not incoming.exists() or list(incoming.iterdir()) == []) and not (
+        Upload.objects.exists() or File.objects.exists())
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_each_bad_wheel_is_refused_400_and_nothing_is_kept(api, held, case):
+    make, error = CASES[case]
+    filename, data = make("Foo_Bar", "1.0", "cp311-cp311-linux_armv7l")
+    response = api.upload(held.id, quote(filename), data)
+    assert response.status_code == 400
+    assert error in response.json()["detail"]
+    assert nothing_kept(held.id)
+
+
+@pytest.mark.parametrize("length", [215, 241, 300, 2000])
+def test_a_filename_of_any_length_is_a_400_before_the_body_is_read(api, held, length):
+    filename = "a" * (length - len(NAME)) + NAME
+    response = api.upload(held.id, filename, b"not read", sha256="0" * 64)
+    assert response.status_code == 400
+    detail = response.json()["detail"]
+    if length > 240:
+        assert detail == (f"the filename {filename[:40]!r}... is {length} characters long, "
+                          "over the limit of 240")
+    else:
+        assert detail.startswith(f"{filename!r} is not a wheel of Foo_Bar")
+    assert nothing_kept(held.id)
