@@ -13,7 +13,7 @@ import time
 
 from django.conf import settings
 
-from builds.publish import UploadTimedOut
+from builds.publish import UploadRefused, UploadTimedOut
 
 CHUNK = 64 * 1024
 
@@ -35,10 +35,11 @@ def body_chunks(request, size, clock=time.monotonic):
                 sock.settimeout(min(idle, left))
             try:
                 chunk = request.read(CHUNK)
-            except TimeoutError:
-                raise UploadTimedOut(
-                    f"no byte of the body came for {idle:g} s (PIWHEELS_UPLOAD_IDLE_TIMEOUT)"
-                ) from None
+            except OSError as exc:  # Django's UnreadablePostError, from the socket's error
+                if isinstance(exc, TimeoutError) or isinstance(exc.__cause__, TimeoutError):
+                    raise UploadTimedOut(f"no byte of the body came for {idle:g} s "
+                                         "(PIWHEELS_UPLOAD_IDLE_TIMEOUT)") from None
+                raise UploadRefused(f"the body could not be read: {exc}") from None
             if not chunk:
                 return
             yield chunk

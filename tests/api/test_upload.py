@@ -1,12 +1,25 @@
 import hashlib
-from urllib.parse import quote
+import http.client
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from urllib.parse import quote, urlsplit
 
 import pytest
+import requests
 
 from builds import storage
-from builds.models import File, Upload
+from builds.models import Build, File, Upload
+from tests.builder.conftest import ROOT, database_url, free_port, wait_until
 from tests.builds.bad_wheels import CASES
-from tests.factories import make_wheel
+from tests.factories import make_build, make_builder, make_project, make_version, make_wheel
 
 pytestmark = pytest.mark.django_db
 NAME = "foo_bar-1.0-cp311-cp311-linux_armv7l.whl"
@@ -142,3 +155,129 @@ def test_a_filename_of_any_length_is_a_400_before_the_body_is_read(api, held, le
     else:
         assert detail.startswith(f"{filename!r} is not a wheel of Foo_Bar")
     assert nothing_kept(held.id)
+
+
+# -- over real HTTP ----------------------------------------------------------------------
+
+def put_in_two_parts(url, token, filename, data, between):
+    """PUT DATA with http.client, all but its last 10 bytes, then BETWEEN(), then the rest:
+    (status, JSON answer)."""
+    split = urlsplit(url)
+    conn = http.client.HTTPConnection(split.hostname, split.port, timeout=30)
+    try:
+        conn.putrequest("PUT", f"{split.path}/files/{filename}")
+        for name, value in (("Authorization", f"Token {token}"),
+                            ("X-Sha256", hashlib.sha256(data).hexdigest()),
+                            ("Content-Length", str(len(data))),
+                            ("Content-Type", "application/octet-stream")):
+            conn.putheader(name, value)
+        conn.endheaders()
+        conn.send(data[:-10])
+        between()
+        conn.send(data[-10:])
+        response = conn.getresponse()
+        return response.status, json.loads(response.read())
+    finally:
+        conn.close()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_two_concurrent_uploads_of_other_bytes_keep_one_whole(live_server, settings, tmp_path):
+    """Both bodies are in flight at once (each waits for the other before its last bytes):
+    one is kept with its own hash, the other is refused, and what is published is whole."""
+    settings.PIWHEELS_DATA_DIR = tmp_path / "data"
+    builder = make_builder("pi1")
+    make_build(make_version(make_project("Foo_Bar"), "1.0"), state=Build.State.QUEUED)
+    session = requests.Session()
+    session.headers["Authorization"] = f"Token {builder.token}"
+    job = session.post(f"{live_server.url}/api/v1/claim/", json={"abi": "cp311"}).json()
+    bodies = [make_wheel(tmp_path / d, "Foo_Bar", "1.0", requires_python=f">={d}").read_bytes()
+              for d in ("3", "4") if (tmp_path / d).mkdir() is None]
+    both_sent = threading.Barrier(2)
+    url = f"{live_server.url}/api/v1/builds/{job['build_id']}"
+    with ThreadPoolExecutor(2) as pool:
+        answers = list(pool.map(
+            lambda data: put_in_two_parts(url, builder.token, NAME, data,
+                                          lambda: both_sent.wait(timeout=20)),
+            bodies))
+    assert sorted(status for status, _ in answers) == [201, 409]
+    winner = bodies[[status for status, _ in answers].index(201)]
+    refused = next(answer for status, answer in answers if status == 409)
+    assert refused["detail"].startswith(f"{NAME} was already received for build")
+    kept = (storage.incoming_dir(job["build_id"]) / NAME).read_bytes()
+    assert kept == winner
+    assert Upload.objects.get().sha256 == hashlib.sha256(winner).hexdigest()
+
+    response = session.post(f"{url}/finish/", json={
+        "success": True, "duration": 1, "output": "", "files": [
+            {"filename": NAME, "size": len(winner),
+             "sha256": hashlib.sha256(winner).hexdigest()}]})
+    assert response.json()["state"] == "succeeded"
+    served = requests.get(f"{live_server.url}/files/foo-bar/{NAME}").content
+    assert hashlib.sha256(served).hexdigest() == File.objects.get().sha256
+    assert served == winner
+
+
+@pytest.fixture
+def gunicorn(transactional_db, tmp_path, request):
+    """The farm under gunicorn with the worker class request.param, an upload read
+    timing out after 1 s; yields its base URL."""
+    port = free_port()
+    env = dict(os.environ, DATABASE_URL=database_url(), DATABASE_CONN_MAX_AGE="0",
+               PIWHEELS_DATA_DIR=str(tmp_path / "data"), DEBUG="false",
+               SECRET_KEY="test-" * 10, PIWHEELS_UPLOAD_IDLE_TIMEOUT="1")
+    with open(tmp_path / "gunicorn.log", "w") as log:
+        proc = subprocess.Popen(
+            [str(Path(sys.executable).with_name("gunicorn")), "piwheels_site.wsgi",
+             "-b", f"127.0.0.1:{port}", "-w", "1", "-k", request.param, "--threads", "4",
+             "--timeout", "30", "--graceful-timeout", "1"],
+            cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        url = f"http://127.0.0.1:{port}"
+
+        def up():
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
+                return True
+            except OSError:
+                return proc.poll() is not None
+
+        wait_until(up, timeout=30, message="gunicorn")
+        assert proc.poll() is None, (tmp_path / "gunicorn.log").read_text()
+        yield url, tmp_path / "data"
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        proc.wait(10)
+
+
+@pytest.mark.parametrize("gunicorn", ["sync", "gthread"], indirect=True)
+def test_a_body_that_stops_short_is_answered_408_within_the_idle_timeout(gunicorn, tmp_path):
+    url, data_dir = gunicorn
+    builder = make_builder("pi1")
+    make_build(make_version(make_project("Foo_Bar"), "1.0"), state=Build.State.QUEUED)
+    job = requests.post(f"{url}/api/v1/claim/", json={"abi": "cp311"},
+                        headers={"Authorization": f"Token {builder.token}"}).json()
+    wheel = make_wheel(tmp_path, "Foo_Bar", "1.0").read_bytes()
+    split = urlsplit(url)
+    with socket.create_connection((split.hostname, split.port)) as sock:
+        sock.sendall(
+            f"PUT /api/v1/builds/{job['build_id']}/files/{NAME} HTTP/1.1\r\nHost: x\r\n"
+            f"Authorization: Token {builder.token}\r\n"
+            f"X-Sha256: {hashlib.sha256(wheel).hexdigest()}\r\n"
+            f"Content-Length: {len(wheel)}\r\n\r\n".encode() + wheel[:100])
+        sent = time.monotonic()
+        sock.settimeout(20)  # the connection stays open: only the farm can end this
+        answer = sock.recv(65536)
+        answered = time.monotonic() - sent
+        while chunk := sock.recv(65536):
+            answer += chunk
+        closed = time.monotonic() - sent
+    head, _, body = answer.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 408")
+    assert json.loads(body) == {
+        "detail": "no byte of the body came for 1 s (PIWHEELS_UPLOAD_IDLE_TIMEOUT)"}
+    assert 1 <= answered < 4
+    assert closed < 10  # gthread drains what follows for 5 s at most, then hangs up
+    assert not Upload.objects.exists()
+    incoming = data_dir / "incoming" / str(job["build_id"])
+    assert not incoming.exists() or list(incoming.iterdir()) == []
