@@ -28,6 +28,11 @@ class Command(BaseCommand):
                 raise CommandError(
                     f"{path.name}: {exc} ({len(imported)} imported before it)"
                 ) from None
+            except OSError as exc:
+                raise CommandError(
+                    f"{path.name}: cannot be read: {exc.strerror} "
+                    f"({len(imported)} imported before it)"
+                ) from None
             imported.append(build)
         self.stdout.write(f"imported {len(imported)} wheels as builds "
                           + ", ".join(str(b.id) for b in imported))
