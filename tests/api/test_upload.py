@@ -17,7 +17,7 @@ import requests
 
 from builds import storage
 from builds.models import Build, File, Upload
-from tests.builder.conftest import ROOT, database_url, free_port, wait_until
+from tests.live import ROOT, database_url, free_port, wait_until
 from tests.builds.bad_wheels import CASES
 from tests.factories import make_build, make_builder, make_project, make_version, make_wheel
 

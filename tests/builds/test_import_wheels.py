@@ -8,7 +8,7 @@ import pytest
 from django.core.management import CommandError, call_command
 
 from builds.models import Build, File
-from tests.builder.conftest import ROOT, database_url
+from tests.live import ROOT, database_url
 from tests.builds.bad_wheels import CASES, TAG
 from tests.factories import make_abi, make_project, make_version
 
