@@ -49,7 +49,7 @@ def database_url():
 class FarmProcess:
     """The farm as `make run` serves it (gunicorn), on a fixed port it can come back on."""
 
-    def __init__(self, data_dir, pypi_url, log_path):
+    def __init__(self, data_dir, pypi_url, log_path, graceful_timeout=1):
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.env = dict(
@@ -57,6 +57,7 @@ class FarmProcess:
             PIWHEELS_PYPI_URL=pypi_url, DEBUG="false", SECRET_KEY="test-" * 10, DATABASE_CONN_MAX_AGE="0",
         )
         self.log_path = log_path
+        self.graceful_timeout = graceful_timeout
         self.proc = None
 
     def start(self):
@@ -64,7 +65,7 @@ class FarmProcess:
             self.proc = subprocess.Popen(
                 [str(Path(sys.executable).with_name("gunicorn")), "piwheels_site.wsgi",
                  "-b", f"127.0.0.1:{self.port}", "-w", "1", "-k", "gthread", "--threads", "8",
-                 "--graceful-timeout", "1", "-c", "piwheels_site/gunicorn.conf.py"],
+                 "--graceful-timeout", str(self.graceful_timeout), "-c", "piwheels_site/gunicorn.conf.py"],
                 cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT,
                 start_new_session=True,
             )

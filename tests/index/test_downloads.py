@@ -92,7 +92,8 @@ def test_a_gunicorn_worker_writes_its_counts_as_it_exits(data_dir, tmp_path):
     from tests.live import FarmProcess
 
     file = publish(make_version(make_project("foo"), "1.0"), wheel_archive("foo", "1.0"))
-    farm = FarmProcess(data_dir, "http://127.0.0.1:9", tmp_path / "farm.log")
+    # Time enough to exit gracefully on a loaded machine (past it, gunicorn kills workers).
+    farm = FarmProcess(data_dir, "http://127.0.0.1:9", tmp_path / "farm.log", graceful_timeout=30)
     farm.start()
     try:
         response = requests.get(f"{farm.url}/files/foo/{file.filename}", timeout=10)
@@ -100,5 +101,6 @@ def test_a_gunicorn_worker_writes_its_counts_as_it_exits(data_dir, tmp_path):
         assert not list(downloads.log_dir().glob("*.log"))  # held in the worker's memory
     finally:
         farm.stop()
-    assert downloads.fold(now=datetime.now(tz.utc) + timedelta(minutes=2)) == 1
+    assert downloads.fold(now=datetime.now(tz.utc) + timedelta(minutes=2)) == 1, (
+        tmp_path / "farm.log").read_text()
     assert File.objects.get(id=file.id).downloads == 1
