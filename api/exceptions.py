@@ -11,7 +11,7 @@ from builds.publish import (
     UploadTimedOut,
     UploadTooLarge,
 )
-from builds.queue import LeaseLost, NoSuchBuild, UnknownAbi
+from builds.queue import LeaseLost, NoSuchBuild, UnknownAbi, WrongRelease
 from builds.wheels import InvalidWheel
 
 # Most specific first: UploadTooLarge is an UploadRefused.
@@ -25,6 +25,7 @@ STATUS = [
     (InvalidWheel, status.HTTP_400_BAD_REQUEST),
     (FinishRefused, status.HTTP_400_BAD_REQUEST),
     (UnknownAbi, status.HTTP_400_BAD_REQUEST),
+    (WrongRelease, status.HTTP_400_BAD_REQUEST),
 ]
 
 

@@ -2,6 +2,8 @@
 rules live in builds.queue and builds.publish."""
 from rest_framework import serializers
 
+from lib import platforms
+
 MAX_WAIT = 60
 
 
@@ -10,6 +12,16 @@ class ClaimSerializer(serializers.Serializer):
     platform = serializers.CharField(max_length=100, allow_blank=True, default="")
     python_version = serializers.CharField(max_length=50, allow_blank=True, default="")
     os = serializers.CharField(max_length=200, allow_blank=True, default="")
+    # VERSION_CODENAME and glibc version; optional for agents older than them.
+    os_release = serializers.RegexField(
+        platforms.OS_RELEASE, allow_blank=True, default="",
+        error_messages={"invalid": "os_release must be an OS release codename such as "
+                                   "'bookworm' (lower case letters, digits, '-')"},
+    )
+    glibc = serializers.RegexField(
+        platforms.GLIBC, allow_blank=True, default="",
+        error_messages={"invalid": "glibc must be a version such as '2.36'"},
+    )
     wait = serializers.FloatField(min_value=0, max_value=MAX_WAIT, default=30)
 
 

@@ -47,7 +47,8 @@ class Claim(BuilderView):
         responses={
             200: serializers.JobSerializer,
             204: OpenApiResponse(description="nothing to build within `wait` seconds"),
-            400: OpenApiResponse(description="bad body, or the farm does not build for that ABI"),
+            400: OpenApiResponse(description="bad body, or the farm does not build for that "
+                                             "ABI, or not on this builder's OS release"),
             **ERRORS,
         },
     )
@@ -58,7 +59,9 @@ class Claim(BuilderView):
         builder = request.auth
         abi = queue.find_abi(facts["abi"])
         queue.check_in(builder, timezone.now(), abi, facts["platform"],
-                       facts["python_version"], facts["os"])
+                       facts["python_version"], facts["os"], facts["os_release"],
+                       facts["glibc"])
+        queue.check_release(abi, facts["os_release"], facts["glibc"])
         build = wait_for_job(builder, abi, facts["wait"], timezone.now)
         if build is None:
             return Response(status=204)

@@ -264,7 +264,7 @@ class BuildAdmin(ScaleSafeAdmin):
     raw_id_fields = ["version", "builder"]
     readonly_fields = ["version", "abi", "builder", "state", "priority", "attempt", "created",
                        "started", "finished", "duration", "lease_until", "failure_reason",
-                       "requested_by", "output_tail"]
+                       "requested_by", "os_release", "glibc", "output_tail"]
 
     def get_search_results(self, request, queryset, search_term):
         term = search_term.strip()
@@ -364,9 +364,9 @@ class RetryAdmin(admin.ModelAdmin):
 
 @admin.register(Abi)
 class AbiAdmin(admin.ModelAdmin):
-    list_display = ["tag", "active", "added"]
+    list_display = ["tag", "active", "os_release", "added"]
     list_filter = ["active"]
-    fields = ["tag", "active", "added"]
+    fields = ["tag", "active", "os_release", "added"]
 
     def has_add_permission(self, request):
         return False  # add_abi TAG also queues the backlog
@@ -377,12 +377,14 @@ class AbiAdmin(admin.ModelAdmin):
 
 @admin.register(Builder)
 class BuilderAdmin(admin.ModelAdmin):
-    list_display = ["name", "enabled", "abi", "platform", "python_version", "last_seen"]
+    list_display = ["name", "enabled", "abi", "platform", "python_version", "os_release",
+                    "glibc", "last_seen"]
     list_filter = ["enabled"]
     search_fields = ["name"]
-    fields = ["name", "enabled", "abi", "platform", "python_version", "os", "created",
-              "last_seen"]
-    readonly_fields = ["abi", "platform", "python_version", "os", "created", "last_seen"]
+    fields = ["name", "enabled", "abi", "platform", "python_version", "os", "os_release",
+              "glibc", "created", "last_seen"]
+    readonly_fields = ["abi", "platform", "python_version", "os", "os_release", "glibc",
+                       "created", "last_seen"]
     actions = ["disable", "enable", "rotate_token"]
 
     def save_model(self, request, obj, form, change):

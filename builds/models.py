@@ -5,18 +5,30 @@ from django.db import models
 from django.db.models import Q
 from django.utils import timezone
 
+from lib import platforms
 from packages.models import Version
 
 
 class Abi(models.Model):
     tag = models.CharField(max_length=20, unique=True, help_text="e.g. cp311")
     active = models.BooleanField(default=True)
+    # The OS release (VERSION_CODENAME) whose builders build this ABI: a claim from a
+    # builder on another release is refused. Blank: any release.
+    os_release = models.CharField(
+        max_length=32, blank=True,
+        help_text="e.g. bookworm: only builders on this OS release build this ABI "
+                  "(blank: any)",
+    )
     added = models.DateTimeField(default=timezone.now)
 
     class Meta:
         verbose_name = "ABI"
         constraints = [
             models.CheckConstraint(condition=~Q(tag=""), name="builds_abi_tag_not_empty"),
+            models.CheckConstraint(
+                condition=Q(os_release="") | Q(os_release__regex=platforms.OS_RELEASE.pattern),
+                name="builds_abi_os_release_valid",
+            ),
         ]
 
     def __str__(self):
@@ -35,6 +47,8 @@ class Builder(models.Model):
     platform = models.CharField(max_length=100, blank=True)
     python_version = models.CharField(max_length=50, blank=True)
     os = models.CharField(max_length=200, blank=True)
+    os_release = models.CharField(max_length=32, blank=True)  # e.g. "bookworm"
+    glibc = models.CharField(max_length=16, blank=True)  # e.g. "2.36"
     created = models.DateTimeField(default=timezone.now)
     last_seen = models.DateTimeField(null=True, blank=True)
     enabled = models.BooleanField(default=True)
@@ -79,6 +93,9 @@ class Build(models.Model):
     failure_reason = models.CharField(max_length=400, blank=True)
     # Who asked for it, when an admin or operator did ("" for the farm itself).
     requested_by = models.CharField(max_length=150, blank=True)
+    # The OS release and glibc of the builder that claimed it last ("" if it did not say).
+    os_release = models.CharField(max_length=32, blank=True)
+    glibc = models.CharField(max_length=16, blank=True)
 
     objects = BuildQuerySet.as_manager()
 
@@ -93,6 +110,8 @@ class Build(models.Model):
                 condition=Q(state__in=["queued", "building", "succeeded", "failed"]),
                 name="builds_build_state_valid",
             ),
+            models.CheckConstraint(condition=Q(glibc="") | Q(glibc__regex=platforms.GLIBC.pattern),
+                                   name="builds_build_glibc_valid"),
         ]
         indexes = [
             # queue.claim(): the next job for one ABI: most urgent priority first
@@ -134,6 +153,9 @@ class BuildLog(models.Model):
     )
     output = models.TextField(blank=True)
     truncated = models.BooleanField(default=False)
+
+    def __str__(self):
+        return f"log of build {self.build_id}"
 
 
 class Upload(models.Model):
@@ -179,6 +201,14 @@ class File(models.Model):
     # sha256 of the wheel's core metadata file, served at <file url>.metadata (PEP 658).
     metadata_sha256 = models.CharField(max_length=64, blank=True)
     uploaded = models.DateTimeField(default=timezone.now)
+    # Where it was built: the OS release and glibc ("" when not known, e.g. imported).
+    os_release = models.CharField(max_length=32, blank=True)
+    glibc = models.CharField(max_length=16, blank=True)
+    # Whether all its ELF objects run on ARMv6 with VFPv2 and no NEON (lib/elfarm.py),
+    # checked once at publication; None for files published before the check existed.
+    armv6_compatible = models.BooleanField(null=True, blank=True)
+    # The linux_armv6l name it is also offered under ("" for none): lib/platforms.py.
+    armv6l_filename = models.CharField(max_length=255, blank=True)
     # Downloads folded in from the counters, not written per download.
     downloads = models.BigIntegerField(default=0)
 
@@ -189,6 +219,14 @@ class File(models.Model):
             ),
             models.CheckConstraint(
                 condition=Q(sha256__regex=r"^[0-9a-f]{64}$"), name="builds_file_sha256_hex"
+            ),
+            models.CheckConstraint(condition=Q(glibc="") | Q(glibc__regex=platforms.GLIBC.pattern),
+                                   name="builds_file_glibc_valid"),
+            # One name, one file: an armv6l name is never another file's (and the index
+            # serving /files/ looks files up by it).
+            models.UniqueConstraint(
+                fields=["armv6l_filename"], condition=~Q(armv6l_filename=""),
+                name="builds_file_armv6l_filename_unique",
             ),
         ]
 
@@ -208,3 +246,6 @@ class DailyDownloads(models.Model):
             models.UniqueConstraint(fields=["file", "day"], name="builds_dailydownloads_unique"),
         ]
         indexes = [models.Index(fields=["day"], name="builds_dailydownloads_day")]
+
+    def __str__(self):
+        return f"{self.file_id} on {self.day}: {self.count}"

@@ -4,7 +4,15 @@ Uploads are streamed into storage.incoming_dir(build_id) (hashed while written, 
 temporary name, checked whole by wheels.inspect, then renamed in place by the upload that
 claims the build's Upload row for that filename, which records the hash and size);
 beside each wheel goes `<wheel>.metadata` (its core metadata). Nothing in incoming/ is
-served. finish() publishes a successful build in one transaction: File rows created,
+served. A wheel whose platform tag is `linux_<arch>` is also written, on receipt, under
+the name it is served by: glibc-versioned for the builder's glibc (`manylinux_2_36_armv7l`
+from a Bookworm builder; lib/platforms.py says why), its WHEEL and RECORD rewritten to
+match (lib/wheeltags.py) and checked again like an upload; it is renamed into place with
+the upload that claims the Upload row. At publication each armv7l file is checked once
+for ARMv6 code (lib/elfarm.py); the result and the armv6l name it is offered under go on
+its File row.
+
+finish() publishes a successful build in one transaction: File rows created,
 files moved under files/, the files of the build it replaces deleted, the project's
 index serial bumped, so the index shows all of a build's files at once or none.
 """
@@ -12,18 +20,22 @@ import hashlib
 import logging
 import os
 import re
+import shutil
 import uuid
+import zipfile
 from datetime import timedelta
 from pathlib import Path
 
 from django.conf import settings
 from django.db import connection, transaction
+from django.db.models import Q
 from django.utils import timezone
 from packaging.utils import canonicalize_version
 
 from builds import sql, storage, wheels
 from builds.models import FINISHED_STATES, Abi, Build, BuildLog, File, Upload
 from builds.queue import LeaseLost, NoSuchBuild, hold
+from lib import elfarm, platforms, wheeltags
 from packages.models import Project, Version
 
 log = logging.getLogger(__name__)
@@ -82,6 +94,7 @@ def receive_file(build_id, builder, filename, chunks, size, sha256, now):
     incoming.mkdir(parents=True, exist_ok=True)
     # Fixed-length temporary names: a long filename must not make them too long.
     part = incoming / f".upload-{uuid.uuid4().hex}.part"
+    retagged = None
     try:
         digest, received = hashlib.sha256(), 0
         with open(part, "wb") as out:
@@ -97,6 +110,9 @@ def receive_file(build_id, builder, filename, chunks, size, sha256, now):
             raise UploadRefused("the body's sha256 is not the X-Sha256 declared")
         info = wheels.inspect(part, version.project.name, version.version, build.abi.tag,
                               filename=filename)
+        served = platforms.served_filename(filename, build.glibc)
+        if served != filename:  # checked now, renamed into place with the upload itself
+            retagged = _retag_checked(part, incoming, served, version, build.abi.tag)
         with transaction.atomic():
             hold(build_id, builder, timezone.now())  # locks the build's row till commit
             if _already_received(build, filename, sha256, size):
@@ -104,9 +120,14 @@ def receive_file(build_id, builder, filename, chunks, size, sha256, now):
             Upload.objects.create(build_id=build_id, filename=filename, size=size,
                                   sha256=sha256, received=timezone.now())
             _write(incoming / f"{filename}.metadata", info.metadata)
+            if retagged is not None:
+                _write(incoming / f"{served}.metadata", info.metadata)
+                os.replace(retagged, incoming / served)
             os.replace(part, incoming / filename)
     finally:
         part.unlink(missing_ok=True)
+        if retagged is not None:
+            _discard_retagged(retagged)
     log.info("build %s: %s received from %s (%d bytes, %s)", build_id, parsed[0], builder,
              size, filename)
     return True
@@ -123,6 +144,38 @@ def _already_received(build, filename, sha256, size):
                              f"sha256 {row.sha256}: a build's file, once received, does not "
                              "change")
     return True
+
+
+def _retag_checked(path, directory, served, version, abi_tag):
+    """The wheel at PATH rewritten as SERVED (lib/wheeltags.py) in a private folder under
+    DIRECTORY, checked as an upload is; its path. Nothing under the served name yet."""
+    private = Path(directory) / f".retag-{uuid.uuid4().hex}"
+    private.mkdir()
+    try:
+        target = wheeltags.retag(path, private, served)
+        wheels.inspect(target, version.project.name, version.version, abi_tag)
+    except (wheeltags.RetagError, zipfile.BadZipFile, KeyError, UnicodeDecodeError) as exc:
+        _discard_retagged(private / served)
+        raise wheels.InvalidWheel(f"cannot name the wheel {served}: {exc}") from None
+    except BaseException:
+        _discard_retagged(private / served)
+        raise
+    return target
+
+
+def _discard_retagged(target):
+    Path(target).unlink(missing_ok=True)
+    shutil.rmtree(Path(target).parent, ignore_errors=True)
+
+
+def _hash_file(path):
+    """(hex sha256, size) of the file at PATH."""
+    digest, size = hashlib.sha256(), 0
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1024 * 1024), b""):
+            digest.update(chunk)
+            size += len(chunk)
+    return digest.hexdigest(), size
 
 
 def finish(build_id, builder, success, duration, output, failure_reason="", files=(),
@@ -233,17 +286,25 @@ def keep_log(build, output):
     )
 
 
-def import_wheel(path, abi=None, now=None, requested_by="import_wheels"):
+def import_wheel(path, abi=None, now=None, requested_by="import_wheels", os_release="",
+                 glibc=""):
     """Add the wheel at PATH, built elsewhere, as a succeeded build of its version,
     checked exactly like an upload (wheels.inspect, on the copy that is kept, so that
     what was checked is what is served). ABI defaults to the wheel's ABI tag, else its
-    Python tag (cp311-abi3 -> cp311); pass one for pure wheels. Returns the build."""
+    Python tag (cp311-abi3 -> cp311); pass one for pure wheels. A `linux_<arch>` wheel
+    needs the GLIBC (and OS_RELEASE) it was built on, as a builder's upload does: it is
+    served glibc-versioned. Returns the build."""
     path = Path(path)
     filename = path.name
     wheels.check_filename(filename)  # before reading anything
+    if os_release and not platforms.OS_RELEASE.match(os_release):
+        raise FinishRefused(f"{os_release!r} is not an OS release codename such as bookworm")
+    if glibc and not platforms.GLIBC.match(glibc):
+        raise FinishRefused(f"{glibc!r} is not a glibc version such as 2.36")
     staging = Path(settings.PIWHEELS_DATA_DIR) / "incoming"
     staging.mkdir(parents=True, exist_ok=True)
     copy = staging / f".import-{uuid.uuid4().hex}.part"
+    retagged = None
     try:
         sha256, size = _copy_hashed(path, copy)
         info = wheels.inspect(copy, filename=filename)
@@ -259,6 +320,16 @@ def import_wheel(path, abi=None, now=None, requested_by="import_wheels"):
             raise FinishRefused(f"{project.name} has no version {info.version}")
         abi = _import_abi(info, abi)
         wheels.check_filename(filename, project.name, version.version, abi.tag)
+        if not glibc and platforms.needs_glibc(info.platform_tag):
+            raise FinishRefused(
+                f"{filename} does not say which glibc it needs: give the glibc (and OS "
+                "release) it was built on, e.g. --glibc 2.36 --os-release bookworm"
+            )
+        served = platforms.served_filename(filename, glibc)
+        if served != filename:
+            retagged = _retag_checked(copy, staging, served, version, abi.tag)
+            info = wheels.received_info(served, info.metadata)
+            sha256, size = _hash_file(retagged)
         now = now or timezone.now()
         with transaction.atomic():
             # A queued job for this wheel is done by the import; one being built goes on.
@@ -266,18 +337,21 @@ def import_wheel(path, abi=None, now=None, requested_by="import_wheels"):
             build = Build.objects.create(
                 version=version, abi=abi, state=Build.State.SUCCEEDED, started=now,
                 finished=now, duration=timedelta(0), requested_by=requested_by,
+                os_release=os_release, glibc=glibc,
             )
             incoming = storage.incoming_dir(build.id)
             incoming.mkdir(parents=True, exist_ok=True)
-            os.replace(copy, incoming / filename)
-            _write(incoming / f"{filename}.metadata", info.metadata)
+            os.replace(retagged or copy, incoming / served)
+            _write(incoming / f"{served}.metadata", info.metadata)
             keep_log(build, f"imported by {requested_by} from {filename}\n")
-            decl = {"filename": filename, "size": size, "sha256": sha256, "dependencies": []}
+            decl = {"filename": served, "size": size, "sha256": sha256, "dependencies": []}
             _publish(build, [(decl, info)], now)
             storage.discard_incoming_on_commit(build.id)
     finally:
         copy.unlink(missing_ok=True)
-    log.info("build %s: %s imported for %s", build.id, filename, abi.tag)
+        if retagged is not None:
+            _discard_retagged(retagged)
+    log.info("build %s: %s imported for %s as %s", build.id, filename, abi.tag, served)
     return build
 
 
@@ -327,9 +401,19 @@ def _check_declared(build, files):
             raise FinishRefused(f"{filename} was not uploaded")
         if (row.sha256, row.size) != (decl["sha256"].lower(), decl["size"]):
             raise FinishRefused(f"{filename} was uploaded with another size or sha256")
+        served = platforms.served_filename(filename, build.glibc)
+        if served != filename:  # published under the name made for it on receipt
+            path = incoming / served
+            if not path.is_file():
+                raise FinishRefused(f"{filename} was uploaded before this build's glibc "
+                                    "was known: upload it again")
+            sha256, size = _hash_file(path)
+            decl = dict(decl, filename=served, size=size)
+            filename = served
+        else:
+            sha256 = row.sha256
         metadata = (incoming / f"{filename}.metadata").read_bytes()
-        checked.append((dict(decl, sha256=row.sha256), wheels.received_info(filename,
-                                                                             metadata)))
+        checked.append((dict(decl, sha256=sha256), wheels.received_info(filename, metadata)))
     return checked
 
 
@@ -348,8 +432,14 @@ def _publish(build, published, now):
         for f in File.objects.filter(filename__in=[info.filename for _, info in published])
     }
     incoming = storage.incoming_dir(build.id)
-    moves, kept = [], set()
+    # Gone first, so that the names they were offered under are free for their successors.
+    gone = [name for name in old if name not in {info.filename for _, info in published}]
+    File.objects.filter(build_id__in=replaced, filename__in=gone).delete()
+    moves = []
+    # Names this publication gives: its files' own, then their armv6l names as they come.
+    taken = {info.filename for _, info in published}
     for decl, info in published:
+        armv6, alias = _armv6l_copy(build, incoming / info.filename, info, taken)
         fields = dict(
             build=build, size=decl["size"],
             sha256=decl["sha256"],
@@ -357,6 +447,8 @@ def _publish(build, published, now):
             requires_python=(info.requires_python or decl.get("requires_python") or "")[:200],
             dependencies=list(decl.get("dependencies") or []),
             metadata_sha256=info.metadata_sha256, uploaded=now,
+            os_release=build.os_release, glibc=build.glibc,
+            armv6_compatible=armv6, armv6l_filename=alias,
         )
         row = existing.get(info.filename)
         if row is None:
@@ -364,17 +456,16 @@ def _publish(build, published, now):
         elif row.filename in old:
             # Same name as the file it replaces: keep the row (and its download counts).
             File.objects.filter(id=row.id).update(**fields)
-            kept.add(row.filename)
         else:
             # The same (pure) wheel from another ABI's build of this version: keep that.
             log.info("build %s: %s is already served by build %s", build.id,
                      info.filename, row.build_id)
             continue
         moves.append(info.filename)
-    gone = [name for name in old if name not in kept]
-    File.objects.filter(build_id__in=replaced, filename__in=gone).delete()
+        taken.add(alias)
     if all(info.abi_tag == "none" for _, info in published):
-        _cover_other_abis(build, now)
+        _cover_other_abis(build, all(info.platform_tag == "any" for _, info in published),
+                          now)
     Project.objects.filter(id=project.id).touch_index(root=not had_files and bool(moves), now=now)
     for filename in moves:  # last, so that a failure above leaves the disk untouched
         target = storage.file_path(project.normalized_name, filename)
@@ -385,13 +476,36 @@ def _publish(build, published, now):
     transaction.on_commit(lambda: storage.delete_files(project.normalized_name, gone))
 
 
-def _cover_other_abis(build, now):
-    """A pure wheel (ABI none) serves every ABI: the other ABIs' queued jobs of this
-    version are done (piwheels' rule), recorded as succeeded with a note."""
-    covered = list(
-        Build.objects.filter(version=build.version, state=Build.State.QUEUED)
-        .exclude(id=build.id).values_list("id", flat=True)
-    )
+def _armv6l_copy(build, path, info, taken):
+    """(armv6_compatible, armv6l name or "") of the wheel at PATH: checked for armv7l
+    wheels only (None for others). The name is left out when another file has it, as its
+    own name or as its armv6l name (TAKEN: the names this publication gives)."""
+    if not platforms.is_armv7l(info.platform_tag):
+        return None, ""
+    first = elfarm.first_non_armv6_object(path)
+    if first is not None:
+        log.info("build %s: %s is not offered to armv6l: %s needs more than ARMv6",
+                 build.id, info.filename, first)
+        return False, ""
+    alias = platforms.armv6l_filename(info.filename, build.abi.tag) or ""
+    if alias and (alias in taken or File.objects.filter(
+            Q(filename=alias) | Q(armv6l_filename=alias)).exists()):
+        log.info("build %s: %s is not offered as %s: another file has that name",
+                 build.id, info.filename, alias)
+        alias = ""
+    return True, alias
+
+
+def _cover_other_abis(build, pure, now):
+    """A wheel of ABI none serves every ABI: the other ABIs' queued jobs of this version
+    are done (piwheels' rule), recorded as succeeded with a note. One with a platform tag
+    (not PURE) serves only its OS release, so only the ABIs built on that release."""
+    others = Build.objects.filter(version=build.version, state=Build.State.QUEUED)
+    if not pure:
+        if not build.os_release:
+            return
+        others = others.filter(abi__os_release=build.os_release)
+    covered = list(others.exclude(id=build.id).values_list("id", flat=True))
     Build.objects.filter(id__in=covered, state=Build.State.QUEUED).update(
         state=Build.State.SUCCEEDED, finished=now, duration=timedelta(0)
     )

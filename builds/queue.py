@@ -23,6 +23,7 @@ from django.utils import timezone
 
 from builds import sql, storage
 from builds.models import Abi, Build, Builder, Upload
+from lib import platforms
 from packages.models import Project, Version
 
 log = logging.getLogger(__name__)
@@ -83,6 +84,27 @@ class UnknownAbi(ValueError):
     """The farm does not build for this ABI (unknown, inactive or malformed)."""
 
 
+class WrongRelease(ValueError):
+    """The farm builds this ABI on another OS release than the builder's."""
+
+
+def check_release(abi, os_release, glibc):
+    """Refuse (WrongRelease) a builder that may not build ABI: the ABI is built on one
+    OS release and the builder is on another one, or did not say which, or did not say
+    its glibc (which names the wheels it builds: lib/platforms.py)."""
+    if not abi.os_release:
+        return
+    if not os_release or not glibc:
+        raise WrongRelease(
+            f"the farm builds {abi.tag} on {abi.os_release} only, and this builder did not "
+            "report its os_release and glibc: update piwheels-builder"
+        )
+    if os_release != abi.os_release:
+        raise WrongRelease(
+            f"the farm builds {abi.tag} on {abi.os_release}, not on {os_release}"
+        )
+
+
 # Interpreter ABI tags the farm can build for: CPython (cp311, cp37m, cp313t) and PyPy.
 ABI_TAG = re.compile(r"^(cp3\d{1,2}[dmut]*|pypy3\d{1,2}_pp\d{2,3})$")
 
@@ -91,11 +113,14 @@ def lease_length():
     return timedelta(seconds=settings.PIWHEELS_LEASE_SECONDS)
 
 
-def check_in(builder, now, abi=None, platform="", python_version="", os=""):
+def check_in(builder, now, abi=None, platform="", python_version="", os="", os_release="",
+             glibc=""):
     """Record what a builder said about itself (ABI an Abi or None); written at most
-    every 30 s unless it changed, so that a busy builder costs no extra write per claim."""
+    every 30 s unless it changed, so that a busy builder costs no extra write per claim.
+    Its claims then record its os_release and glibc on the builds they take."""
     facts = {"abi_id": abi.id if abi else None, "platform": platform[:100],
-             "python_version": python_version[:50], "os": os[:200]}
+             "python_version": python_version[:50], "os": os[:200],
+             "os_release": os_release[:32], "glibc": glibc[:16]}
     fresh = builder.last_seen and now - builder.last_seen < timedelta(seconds=30)
     if fresh and all(getattr(builder, k) == v for k, v in facts.items()):
         return
@@ -115,6 +140,7 @@ def find_abi(tag):
 
 def claim(builder, abi, now):
     """Hand BUILDER the most urgent queued job for ABI (a tag or an active Abi), or None.
+    The build records the builder's os_release and glibc (as check_in last set them).
 
     The row is taken with SELECT ... FOR UPDATE SKIP LOCKED, so concurrent claimers each
     get a different job and never wait on each other. A job whose version stopped being
@@ -161,9 +187,11 @@ def _claim_orm(builder, abi, now):
         until = now + lease_length()
         Build.objects.filter(id=build.id, state=Build.State.QUEUED).update(
             state=Build.State.BUILDING, builder=builder, lease_until=until,
-            attempt=F("attempt") + 1, started=now,
+            attempt=F("attempt") + 1, started=now, os_release=builder.os_release,
+            glibc=builder.glibc,
         )
     build.state, build.builder, build.lease_until = Build.State.BUILDING, builder, until
+    build.os_release, build.glibc = builder.os_release, builder.glibc
     build.attempt += 1
     build.started = now
     build.abi = abi
@@ -190,7 +218,8 @@ def _claim_sql():
             FOR UPDATE OF b SKIP LOCKED
         ), taken AS (
             UPDATE {b} SET state = 'building', builder_id = %(builder)s,
-                lease_until = %(until)s, attempt = attempt + 1, started = %(now)s
+                lease_until = %(until)s, attempt = attempt + 1, started = %(now)s,
+                os_release = %(os_release)s, glibc = %(glibc)s
             WHERE id IN (SELECT id FROM job WHERE buildable)
             RETURNING *
         ), dropped AS (
@@ -208,7 +237,7 @@ def _claim_sql():
 def _claim_one_statement(builder, abi, now):
     """(build taken, None), (None, build dropped as unbuildable) or (None, None)."""
     params = {"abi": abi.id, "builder": builder.id, "until": now + lease_length(),
-              "now": now}
+              "now": now, "os_release": builder.os_release, "glibc": builder.glibc}
     row = sql.execute_prepared("builds_claim", _claim_sql, params)
     if row is None:
         return None, None
@@ -345,18 +374,26 @@ def rebuild(target, abi=None, requested_by="", now=None):
     return len(new) + bumped
 
 
-def add_abi(tag, now=None, batch_size=100_000):
+def add_abi(tag, now=None, batch_size=100_000, os_release=None):
     """Build for ABI TAG from now on: create or re-activate it, and queue the backlog of
     every buildable version without a build for it, at BACKLOG priority (new releases
     still go first). One INSERT ... SELECT per batch of version ids, each in its own
-    transaction, so 8 million versions take minutes, not hours. Returns (abi, queued)."""
+    transaction, so 8 million versions take minutes, not hours. OS_RELEASE (a codename,
+    "" for any) says which builders may build it; None leaves it as it was. Returns
+    (abi, queued)."""
     if not ABI_TAG.match(tag):
         raise UnknownAbi(f"{tag!r} does not look like an interpreter ABI tag (e.g. cp311)")
+    if os_release and not platforms.OS_RELEASE.match(os_release):
+        raise WrongRelease(f"{os_release!r} is not an OS release codename such as bookworm")
     now = now or timezone.now()
     abi, _ = Abi.objects.get_or_create(tag=tag, defaults={"added": now})
-    if not abi.active:
-        Abi.objects.filter(id=abi.id).update(active=True)
-        abi.active = True
+    changes = {} if abi.active else {"active": True}
+    if os_release is not None and os_release != abi.os_release:
+        changes["os_release"] = os_release
+    if changes:
+        Abi.objects.filter(id=abi.id).update(**changes)
+        for key, value in changes.items():
+            setattr(abi, key, value)
     bounds = Version.objects.aggregate(lo=Min("id"), hi=Max("id"))
     if bounds["lo"] is None:
         return abi, 0

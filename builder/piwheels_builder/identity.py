@@ -1,6 +1,13 @@
-"""What this builder machine is: the tags of the wheels it builds, its Python and its OS."""
+"""What this builder machine is: the tags of the wheels it builds, its Python and its OS.
+
+The OS release (VERSION_CODENAME) and glibc version go with every claim: the farm names
+the wheels built here for that glibc (`manylinux_2_36_armv7l` on Bookworm), so that pip
+on an older release never takes them, and builds an ABI only on the release it belongs to.
+"""
 import json
+import os
 import platform
+import re
 import struct
 import subprocess
 import sys
@@ -16,6 +23,8 @@ class Identity:
     platform: str  # e.g. "linux_armv7l"
     python_version: str  # e.g. "3.11.2"
     os: str  # e.g. "Raspbian GNU/Linux 12 (bookworm)"
+    os_release: str = ""  # VERSION_CODENAME, e.g. "bookworm"
+    glibc: str = ""  # e.g. "2.36"; "" off glibc
 
     def as_claim(self):
         """The fields the farm's claim call expects."""
@@ -41,17 +50,51 @@ def platform_tag(sysconfig_platform=None, pointer_bytes=None):
     return plat
 
 
-def os_name(os_release="/etc/os-release"):
-    """PRETTY_NAME from os-release, or what the platform module says when there is none."""
+def _os_release_fields(path):
+    """The KEY=value lines of an os-release file (quotes removed), {} when unreadable."""
+    fields = {}
     try:
-        with open(os_release, encoding="utf-8") as f:
+        with open(path, encoding="utf-8") as f:
             for line in f:
                 key, sep, value = line.strip().partition("=")
-                if sep and key == "PRETTY_NAME":
-                    return value.strip().strip("\"'")
+                if sep:
+                    fields[key] = value.strip().strip("\"'")
     except OSError:
         pass
-    return platform.platform()
+    return fields
+
+
+def os_name(os_release="/etc/os-release"):
+    """PRETTY_NAME from os-release, or what the platform module says when there is none."""
+    return _os_release_fields(os_release).get("PRETTY_NAME") or platform.platform()
+
+
+_CODENAME = re.compile(r"^[a-z][a-z0-9-]{0,31}$")  # what the farm accepts
+
+
+def os_codename(os_release="/etc/os-release"):
+    """VERSION_CODENAME from os-release (Raspberry Pi OS and Debian: "bookworm"), else the
+    codename in VERSION ("12 (bookworm)"), lower-cased; "" when there is none."""
+    fields = _os_release_fields(os_release)
+    name = fields.get("VERSION_CODENAME", "")
+    if not name:
+        found = re.search(r"\(([^)]+)\)", fields.get("VERSION", ""))
+        name = found.group(1) if found else ""
+    name = name.strip().lower()
+    return name if _CODENAME.match(name) else ""
+
+
+def glibc_version():
+    """The running glibc's version, e.g. "2.36", or "" on another C library."""
+    try:
+        found = os.confstr("CS_GNU_LIBC_VERSION") or ""  # "glibc 2.36"
+    except (AttributeError, ValueError, OSError):
+        found = ""
+    lib, _, version = found.partition(" ")
+    if lib != "glibc":
+        lib, version = platform.libc_ver()
+    found = re.match(r"^(\d+)\.(\d+)", version or "") if lib == "glibc" else None
+    return f"{int(found.group(1))}.{int(found.group(2))}" if found else ""
 
 
 # Run in another Python (``--python``), which need not have ``packaging`` installed.
@@ -77,13 +120,14 @@ def probe(python):
     info = json.loads(out)
     if info["name"] != "cpython":
         raise ValueError(f"{python} is {info['name']}, not CPython: give --abi")
-    abi = "cp%d%d" % tuple(info["version"])
+    abi = "cp{}{}".format(*info["version"])
     abi += ("d" if info["debug"] else "") + ("t" if info["free_threaded"] else "")
     return abi, platform_tag(info["platform"], info["pointer_bytes"]), info["python_version"]
 
 
-def detect(abi=None, plat=None, python=None):
-    """This machine's identity; ``abi`` and ``plat`` override what is detected.
+def detect(abi=None, plat=None, python=None, os_release=None, glibc=None):
+    """This machine's identity; ``abi``, ``plat``, ``os_release`` and ``glibc`` override
+    what is detected.
 
     ``python`` is the interpreter that builds (default: the one running this agent).
     """
@@ -96,4 +140,6 @@ def detect(abi=None, plat=None, python=None):
         platform=plat or found_plat,
         python_version=python_version,
         os=os_name(),
+        os_release=os_codename() if os_release is None else os_release,
+        glibc=glibc_version() if glibc is None else glibc,
     )

@@ -50,9 +50,10 @@ class Agent:
     def run(self, once=False):
         """Resend what is spooled, then claim and build until stopped (or one job)."""
         log.info(
-            "builder for %s on %s (Python %s, %s), farm %s", self.identity.abi,
-            self.identity.platform, self.identity.python_version, self.identity.os,
-            self.farm.server,
+            "builder for %s on %s (Python %s, %s, release %s, glibc %s), farm %s",
+            self.identity.abi, self.identity.platform, self.identity.python_version,
+            self.identity.os, self.identity.os_release or "unknown",
+            self.identity.glibc or "none", self.farm.server,
         )
         try:
             while not self.stop.is_set():
@@ -306,6 +307,10 @@ def parse_args(argv=None):
                         help="the Python that builds (default: the one running this)")
     parser.add_argument("--abi", default=None, help="override the detected ABI tag")
     parser.add_argument("--platform", default=None, help="override the detected platform tag")
+    parser.add_argument("--os-release", default=None, metavar="CODENAME",
+                        help="override the detected OS release (VERSION_CODENAME), for testing")
+    parser.add_argument("--glibc", default=None, metavar="X.Y",
+                        help="override the detected glibc version, for testing")
     parser.add_argument("--max-retry-delay", type=float, default=60.0, metavar="SECONDS",
                         help="longest wait between retries when the farm is unreachable, "
                              "and the pace of retries when it refuses the token (default 60)")
@@ -336,7 +341,8 @@ def main(argv=None):
         refused_pace=args.max_retry_delay, exit_on_refusal=args.once,
     )
     try:
-        ident = identity.detect(args.abi, args.platform, args.python)
+        ident = identity.detect(args.abi, args.platform, args.python, args.os_release,
+                                args.glibc)
     except Exception as exc:
         log.error("cannot tell what this machine builds for: %s", exc)
         return 2

@@ -13,10 +13,14 @@ class Command(BaseCommand):
         parser.add_argument("abi", help="an interpreter ABI tag, e.g. cp311")
         parser.add_argument("--batch-size", type=int, default=100_000,
                             help="versions per INSERT (default 100000)")
+        parser.add_argument("--os-release", default=None, metavar="CODENAME",
+                            help="build it only on builders of this OS release, e.g. "
+                                 "bookworm ('' for any; default: leave as it is)")
 
-    def handle(self, abi, batch_size, **options):
+    def handle(self, abi, batch_size, os_release, **options):
         try:
-            abi, queued = queue.add_abi(abi, batch_size=batch_size)
-        except queue.UnknownAbi as exc:
+            abi, queued = queue.add_abi(abi, batch_size=batch_size, os_release=os_release)
+        except (queue.UnknownAbi, queue.WrongRelease) as exc:
             raise CommandError(str(exc)) from None
-        self.stdout.write(f"building for {abi.tag}: queued {queued} backlog builds")
+        where = f" on {abi.os_release}" if abi.os_release else ""
+        self.stdout.write(f"building for {abi.tag}{where}: queued {queued} backlog builds")

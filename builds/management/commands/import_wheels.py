@@ -15,15 +15,21 @@ class Command(BaseCommand):
         parser.add_argument("files", nargs="+", metavar="FILE", help="wheel files")
         parser.add_argument("--abi", help="the ABI to file them under (default: from the "
                                           "wheel's tags; needed for pure wheels)")
+        parser.add_argument("--glibc", default="", metavar="X.Y",
+                            help="the glibc they were built on (needed for linux_<arch> "
+                                 "wheels, which are served glibc-versioned), e.g. 2.36")
+        parser.add_argument("--os-release", default="", metavar="CODENAME",
+                            help="the OS release they were built on, e.g. bookworm")
 
-    def handle(self, files, abi, **options):
+    def handle(self, files, abi, glibc, os_release, **options):
         imported = []
         for name in files:
             path = Path(name)
             if not path.is_file():
                 raise CommandError(f"no file {name}")
             try:
-                build = publish.import_wheel(path, abi=abi)
+                build = publish.import_wheel(path, abi=abi, os_release=os_release,
+                                             glibc=glibc)
             except (wheels.InvalidWheel, publish.FinishRefused) as exc:
                 raise CommandError(
                     f"{path.name}: {exc} ({len(imported)} imported before it)"
