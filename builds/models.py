@@ -15,7 +15,7 @@ class Abi(models.Model):
     # The OS release (VERSION_CODENAME) whose builders build this ABI: a claim from a
     # builder on another release is refused. Blank: any release.
     os_release = models.CharField(
-        max_length=32, blank=True,
+        max_length=32, blank=True, default="", db_default="",
         help_text="e.g. bookworm: only builders on this OS release build this ABI "
                   "(blank: any)",
     )
@@ -47,8 +47,9 @@ class Builder(models.Model):
     platform = models.CharField(max_length=100, blank=True)
     python_version = models.CharField(max_length=50, blank=True)
     os = models.CharField(max_length=200, blank=True)
-    os_release = models.CharField(max_length=32, blank=True)  # e.g. "bookworm"
-    glibc = models.CharField(max_length=16, blank=True)  # e.g. "2.36"
+    # VERSION_CODENAME and glibc version, e.g. "bookworm" and "2.36".
+    os_release = models.CharField(max_length=32, blank=True, default="", db_default="")
+    glibc = models.CharField(max_length=16, blank=True, default="", db_default="")
     created = models.DateTimeField(default=timezone.now)
     last_seen = models.DateTimeField(null=True, blank=True)
     enabled = models.BooleanField(default=True)
@@ -94,8 +95,8 @@ class Build(models.Model):
     # Who asked for it, when an admin or operator did ("" for the farm itself).
     requested_by = models.CharField(max_length=150, blank=True)
     # The OS release and glibc of the builder that claimed it last ("" if it did not say).
-    os_release = models.CharField(max_length=32, blank=True)
-    glibc = models.CharField(max_length=16, blank=True)
+    os_release = models.CharField(max_length=32, blank=True, default="", db_default="")
+    glibc = models.CharField(max_length=16, blank=True, default="", db_default="")
 
     objects = BuildQuerySet.as_manager()
 
@@ -202,13 +203,13 @@ class File(models.Model):
     metadata_sha256 = models.CharField(max_length=64, blank=True)
     uploaded = models.DateTimeField(default=timezone.now)
     # Where it was built: the OS release and glibc ("" when not known, e.g. imported).
-    os_release = models.CharField(max_length=32, blank=True)
-    glibc = models.CharField(max_length=16, blank=True)
+    os_release = models.CharField(max_length=32, blank=True, default="", db_default="")
+    glibc = models.CharField(max_length=16, blank=True, default="", db_default="")
     # Whether all its ELF objects run on ARMv6 with VFPv2 and no NEON (lib/elfarm.py),
     # checked once at publication; None for files published before the check existed.
     armv6_compatible = models.BooleanField(null=True, blank=True)
     # The linux_armv6l name it is also offered under ("" for none): lib/platforms.py.
-    armv6l_filename = models.CharField(max_length=255, blank=True)
+    armv6l_filename = models.CharField(max_length=255, blank=True, default="", db_default="")
     # Downloads folded in from the counters, not written per download.
     downloads = models.BigIntegerField(default=0)
 

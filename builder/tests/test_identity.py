@@ -1,3 +1,4 @@
+import os
 import platform
 import sys
 
@@ -20,7 +21,7 @@ def test_platform_tag_is_normalised_like_wheel_tags(sysconfig_platform, pointer_
 
 
 def test_abi_tag_of_this_cpython():
-    assert identity.abi_tag() == "cp%d%d" % sys.version_info[:2]
+    assert identity.abi_tag() == "cp{}{}".format(*sys.version_info[:2])
 
 
 def test_os_name_reads_pretty_name(tmp_path):
@@ -41,12 +42,43 @@ def test_detect_describes_this_machine_and_takes_overrides():
     assert found.platform == identity.platform_tag()
     assert found.python_version == platform.python_version()
     assert found.os
-    forced = identity.detect(abi="cp39", plat="linux_armv7l")
+    assert found.os_release == identity.os_codename()
+    assert found.glibc == identity.glibc_version()
+    forced = identity.detect(abi="cp39", plat="linux_armv7l", os_release="bullseye",
+                             glibc="2.31")
     assert (forced.abi, forced.platform) == ("cp39", "linux_armv7l")
     assert forced.as_claim() == {
         "abi": "cp39", "platform": "linux_armv7l",
         "python_version": platform.python_version(), "os": found.os,
+        "os_release": "bullseye", "glibc": "2.31",
     }
+
+
+@pytest.mark.parametrize("text, expected", [
+    ('VERSION="12 (bookworm)"\nVERSION_CODENAME=bookworm\nID=raspbian\n', "bookworm"),
+    ('VERSION_CODENAME="bullseye"\n', "bullseye"),
+    ('VERSION="11 (Bullseye)"\n', "bullseye"),  # no VERSION_CODENAME: from VERSION
+    ('NAME="Arch Linux"\nID=arch\n', ""),  # rolling: no codename
+    ("VERSION_CODENAME=no such name\n", ""),  # not one the farm accepts
+])
+def test_os_codename_reads_version_codename(tmp_path, text, expected):
+    release = tmp_path / "os-release"
+    release.write_text(text)
+    assert identity.os_codename(str(release)) == expected
+
+
+def test_os_codename_without_os_release_is_empty(tmp_path):
+    assert identity.os_codename(str(tmp_path / "missing")) == ""
+
+
+def test_glibc_version_is_the_running_glibc():
+    lib, version = platform.libc_ver()
+    if lib != "glibc":
+        assert identity.glibc_version() == ""
+    else:
+        major, minor = version.split(".")[:2]
+        assert identity.glibc_version() == f"{int(major)}.{int(minor)}"
+        assert os.confstr("CS_GNU_LIBC_VERSION") == f"glibc {identity.glibc_version()}"
 
 
 def test_probe_of_another_python_agrees_with_packaging():

@@ -18,12 +18,18 @@ import pytest
 
 from builds import queue, storage
 from builds.models import Build, File
-from piwheels_builder.identity import probe
+from piwheels_builder import identity
+from piwheels_builder.identity import platform_tag, probe
 from tests.builder.conftest import (
-    ABI, CuttingProxy, hermetic_pip_env, make_sdist, run_agent, start_agent,
+    ABI,
+    CuttingProxy,
+    hermetic_pip_env,
+    make_sdist,
+    run_agent,
+    start_agent,
 )
-from tests.live import stop_process, wait_until
 from tests.factories import make_abi, make_builder, make_project
+from tests.live import stop_process, wait_until
 
 pytestmark = [pytest.mark.slow]
 
@@ -107,7 +113,13 @@ def test_builds_pure_c_and_broken_sdists_then_pip_installs_them_from_the_farm(
     assert cext.state == Build.State.SUCCEEDED, cext.log.output
     (cext_file,) = cext.files.all()
     assert (cext_file.python_tag, cext_file.abi_tag) == (ABI, ABI)
-    assert cext_file.platform_tag.startswith("linux_")
+    # Served under this machine's glibc, which the agent reported with its OS release.
+    me = identity.detect()
+    arch = platform_tag().removeprefix("linux_")
+    assert cext_file.platform_tag == f"manylinux_{me.glibc.replace('.', '_')}_{arch}"
+    assert (cext.os_release, cext.glibc) == (cext_file.os_release, cext_file.glibc) == (
+        me.os_release, me.glibc)
+    uploaded = cext_file.filename.replace(cext_file.platform_tag, platform_tag())
     if shutil.which("dpkg"):
         assert cext_file.dependencies == ["zlib1g"]  # libz.so.1; libc6 left out
     assert "src/speed.c" in cext.log.output  # the compiler's lines are in the log
@@ -122,7 +134,7 @@ def test_builds_pure_c_and_broken_sdists_then_pip_installs_them_from_the_farm(
 
     assert f"building pure-demo 1.0 for {ABI}" in output
     assert "built cext-demo 2.0 in" in output
-    assert f"uploaded {cext_file.filename} (" in output
+    assert f"uploaded {uploaded} (" in output
     assert os.listdir(work_dir / "builds") == [] and os.listdir(work_dir / "spool") == []
 
     # What was built installs from the farm's index with pip, and works.

@@ -1,9 +1,10 @@
+import hashlib
 import io
 
 import pytest
 from django.core.management import CommandError, call_command
 
-from builds import storage
+from builds import storage, wheels
 from builds.models import Abi, Build, Builder, File, hash_token
 from tests.factories import make_abi, make_build, make_project, make_version, make_wheel
 
@@ -35,6 +36,19 @@ def test_add_abi_queues_the_backlog():
         run("add_abi", "py3")
 
 
+def test_add_abi_pins_the_os_release_it_is_built_on():
+    assert run("add_abi", "cp311", "--os-release", "bookworm") == (
+        "building for cp311 on bookworm: queued 0 backlog builds")
+    assert Abi.objects.get(tag="cp311").os_release == "bookworm"
+    run("add_abi", "cp311")  # without the option: left as it was
+    assert Abi.objects.get(tag="cp311").os_release == "bookworm"
+    with pytest.raises(CommandError, match="'Bookworm!' is not an OS release codename"):
+        run("add_abi", "cp311", "--os-release", "Bookworm!")
+    assert Abi.objects.get(tag="cp311").os_release == "bookworm"
+    run("add_abi", "cp311", "--os-release", "")
+    assert Abi.objects.get(tag="cp311").os_release == ""
+
+
 def test_rebuild_queues_requested_builds():
     make_abi("cp311")
     make_abi("cp39")
@@ -62,15 +76,33 @@ def test_import_wheels_publishes_them_as_succeeded_builds(data_dir, tmp_path):
     version = make_version(make_project("foo"), "1.0")
     queued = make_build(version, state=Build.State.QUEUED)
     wheel = make_wheel(tmp_path)
-    line = run("import_wheels", str(wheel))
+    line = run("import_wheels", "--glibc", "2.36", "--os-release", "bookworm", str(wheel))
     build = Build.objects.get(state="succeeded")
     assert line == f"imported 1 wheels as builds {build.id}"
     assert not Build.objects.filter(id=queued.id).exists()  # the job is done
     assert (build.requested_by, build.log.output) == (
         "import_wheels", f"imported by import_wheels from {wheel.name}\n")
-    assert File.objects.get().build_id == build.id
+    assert (build.os_release, build.glibc) == ("bookworm", "2.36")
+    served = "foo-1.0-cp311-cp311-manylinux_2_36_armv7l.whl"
+    row = File.objects.get()
+    assert (row.build_id, row.filename, row.platform_tag) == (
+        build.id, served, "manylinux_2_36_armv7l")
+    assert (row.os_release, row.glibc) == ("bookworm", "2.36")
+    stored = storage.file_path("foo", served)
+    assert wheels.inspect(stored).platform_tag == "manylinux_2_36_armv7l"
+    assert row.sha256 == hashlib.sha256(stored.read_bytes()).hexdigest()
+    assert storage.metadata_path("foo", served).exists()
+    assert not storage.file_path("foo", wheel.name).exists()
+
+
+def test_import_wheels_of_a_pure_wheel_keeps_its_name_and_needs_no_glibc(data_dir, tmp_path):
+    make_abi("cp311")
+    make_version(make_project("foo"), "1.0")
+    wheel = make_wheel(tmp_path, tags="py3-none-any")
+    run("import_wheels", "--abi", "cp311", str(wheel))
+    row = File.objects.get()
+    assert (row.filename, row.glibc, row.armv6_compatible) == (wheel.name, "", None)
     assert storage.file_path("foo", wheel.name).read_bytes() == wheel.read_bytes()
-    assert storage.metadata_path("foo", wheel.name).exists()
 
 
 def test_import_wheels_of_a_pure_wheel_needs_an_abi_it_can_find(data_dir, tmp_path):
@@ -87,6 +119,7 @@ def test_import_wheels_of_a_pure_wheel_needs_an_abi_it_can_find(data_dir, tmp_pa
     (lambda d: make_wheel(d, "foo", "3.0"), "foo has no version 3.0"),
     (lambda d: make_wheel(d, members={"x.py": b""}), "has 0 .dist-info directories"),
     (lambda d: d / "missing.whl", "no file"),
+    (lambda d: make_wheel(d), "does not say which glibc it needs: give the glibc"),
 ])
 def test_import_wheels_refuses_what_an_upload_would(data_dir, tmp_path, make, error):
     make_abi("cp311")
