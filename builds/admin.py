@@ -114,7 +114,8 @@ def rebuild_action(modeladmin, request, queryset, targets):
         for target, objs in targets:
             queued += queue.rebuild(target, abi=abi, requested_by=who)
             for obj in objs:
-                modeladmin.log_change(request, obj, f"Rebuild requested for {abi or 'every active ABI'}")
+                modeladmin.log_change(
+                    request, obj, f"Rebuild requested for {abi or 'every active ABI'}")
         modeladmin.message_user(
             request, f"{queued} builds queued for {abi or 'every active ABI'}", messages.SUCCESS
         )
@@ -131,7 +132,8 @@ def set_skip(modeladmin, request, objs, version_ids, reason):
         for obj in objs:
             modeladmin.log_change(request, obj, f"Skipped: {reason}" if reason else "Unskipped")
     if reason:
-        text = f"skipped {len(objs)} {objs[0]._meta.verbose_name_plural}: {dropped} queued builds dropped"
+        text = (f"skipped {len(objs)} {objs[0]._meta.verbose_name_plural}: "
+                f"{dropped} queued builds dropped")
     else:
         text = f"unskipped {len(objs)} {objs[0]._meta.verbose_name_plural}: {created} builds queued"
     modeladmin.message_user(request, text, messages.SUCCESS)

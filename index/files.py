@@ -5,11 +5,14 @@ removed), whatever lies on disk. The bytes go out through the WSGI server's
 file_wrapper (sendfile under gunicorn), or through nginx when
 PIWHEELS_ACCEL_REDIRECT names an internal location; Python never copies them in a loop.
 A filename's content never changes, so the ETag is its sha256 and caches may keep it
-for a year. An armv7l wheel is also served under its linux_armv6l name.
+for a year. An armv7l wheel whose code runs on ARMv6 is also served under its
+linux_armv6l name (File.armv6l_filename, decided once at publication; files published
+before that check existed keep the name they had, rendering.armv6l_alias).
 """
 import os
 
 from django.conf import settings
+from django.db.models import Q
 from django.http import FileResponse, Http404, HttpResponse
 from django.utils.cache import get_conditional_response
 from django.views.decorators.http import require_safe
@@ -24,17 +27,21 @@ IMMUTABLE = "public, max-age=31536000, immutable"
 def _published(name, filename):
     """(file id, filename on disk, sha256, metadata sha256) of the published file
     offered as FILENAME under project NAME (maybe as an armv6l alias), or 404."""
-    candidates = [filename]
+    offered = Q(filename=filename) | Q(armv6l_filename=filename)
     original = rendering.armv7l_original(filename)
-    if original:
-        candidates.append(original)
+    if original:  # a file from before the ARMv6 check, under its old armv6l name
+        offered |= Q(filename=original, armv6_compatible__isnull=True)
     rows = (
         rendering.published_files()
-        .filter(filename__in=candidates, build__version__project__normalized_name=name)
-        .values_list("id", "filename", "sha256", "metadata_sha256")
+        .filter(offered, build__version__project__normalized_name=name)
+        .values_list("id", "filename", "sha256", "metadata_sha256", "armv6l_filename")
     )
-    by_name = {row[1]: row for row in rows}
-    row = by_name.get(filename) or by_name.get(original)
+    by_name, by_alias = {}, {}
+    for row in rows:
+        by_name[row[1]] = row[:4]
+        if row[4]:
+            by_alias[row[4]] = row[:4]
+    row = by_name.get(filename) or by_alias.get(filename) or by_name.get(original)
     if row is None:
         raise Http404(f"no file {filename} in {name}")
     return row
@@ -50,7 +57,8 @@ def _serve(request, path, etag, accel_path, content_type):
     if settings.PIWHEELS_ACCEL_REDIRECT:
         # nginx serves the bytes, Range, HEAD and its own conditional answers.
         response = HttpResponse(content_type=content_type)
-        response["X-Accel-Redirect"] = settings.PIWHEELS_ACCEL_REDIRECT.rstrip("/") + "/" + accel_path
+        location = settings.PIWHEELS_ACCEL_REDIRECT.rstrip("/")
+        response["X-Accel-Redirect"] = f"{location}/{accel_path}"
         response["ETag"] = etag
         response["Cache-Control"] = IMMUTABLE
         return response

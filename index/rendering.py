@@ -6,8 +6,12 @@ committed change moves the key on and a stale page is never served. The root pag
 rendered to gzip files on disk named by `Serial("index-root")`, shared by every web
 worker and streamed from there.
 
-armv7l wheels are also listed under their `linux_armv6l` name (`armv6l_alias`): the
-bytes are the same and Raspberry Pi OS on a Pi Zero / Pi 1 accepts only that tag.
+An armv7l wheel is also listed under a `linux_armv6l` name, the same bytes, for Raspberry
+Pi OS on a Pi Zero / Pi 1 (which accepts only that tag), when all its code runs on ARMv6:
+publication checks its ELF objects once (lib/elfarm.py) and stores the answer and the
+name on the File row (`armv6_compatible`, `armv6l_filename`; lib/platforms.py names it).
+Files published before that check (`armv6_compatible` NULL) keep the name they were
+listed under (`armv6l_alias`) until they are checked.
 """
 import gzip
 import json
@@ -77,21 +81,23 @@ def published_files():
 
 def simple_detail(project):
     """The PEP 691 (API 1.1) dict of PROJECT's page: one query. Files are sorted by
-    version then filename; armv7l wheels appear twice (their armv6l alias after them)."""
+    version then filename; armv7l wheels that run on ARMv6 appear twice (their armv6l
+    name after them)."""
     rows = list(
         published_files()
         .filter(build__version__project=project)
         .values_list(
             "filename", "size", "sha256", "metadata_sha256", "requires_python",
             "uploaded", "build__version__version", "build__version__yanked",
-            "build__version__yanked_reason",
+            "build__version__yanked_reason", "armv6_compatible", "armv6l_filename",
         )
     )
     keys = {version: version_sort_key(version) for version in {row[6] for row in rows}}
     rows.sort(key=lambda row: (keys[row[6]], row[0]))
-    names = {row[0] for row in rows}
+    names = {row[0] for row in rows} | {row[10] for row in rows if row[10]}
     files = []
-    for filename, size, sha256, meta_sha, requires, uploaded, version, yanked, reason in rows:
+    for (filename, size, sha256, meta_sha, requires, uploaded, _version, yanked, reason,
+         armv6, armv6l_name) in rows:
         entry = {
             "filename": filename,
             "url": storage.file_url(project.normalized_name, filename),
@@ -104,8 +110,12 @@ def simple_detail(project):
             "upload-time": uploaded.strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
         }
         files.append(entry)
-        alias = armv6l_alias(filename)
-        if alias and alias not in names:
+        if armv6 is None:  # not checked (published before the check): as it was listed
+            alias = armv6l_alias(filename)
+            alias = alias if alias not in names else None
+        else:
+            alias = armv6l_name or None
+        if alias:
             files.append(
                 dict(entry, filename=alias, url=storage.file_url(project.normalized_name, alias))
             )
