@@ -74,7 +74,7 @@ def build_state_counts():
             row = cursor.fetchone()
         if row:
             return {
-                value: int(freq * estimate) for value, freq in zip(row[0], row[1])
+                value: int(freq * estimate) for value, freq in zip(row[0], row[1], strict=True)
             }
     rows = Build.objects.values_list("state").annotate(n=Count("id")).order_by()
     return dict(rows)
@@ -214,6 +214,11 @@ def project_page(normalized_name):
             "dependencies": list(f.dependencies or []),
             "uploaded": f.uploaded,
             "build_id": f.build_id,
+            # Where it was built, and whether a Pi Zero / Pi 1 gets it (and as what).
+            "os_release": f.os_release,
+            "glibc": f.glibc,
+            "armv6_compatible": f.armv6_compatible,
+            "armv6l_filename": f.armv6l_filename,
         })
 
     rows = []

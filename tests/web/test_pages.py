@@ -1,13 +1,18 @@
 """The pages for people: home, project (HTML and JSON), unknown projects, logs, search."""
 import re
-from datetime import datetime, timezone as dt_timezone
+from datetime import UTC, datetime
 
 import pytest
 from django.core.cache import cache
 
 from builds.models import Build, BuildLog
 from tests.factories import (
-    make_abi, make_build, make_builder, make_file, make_project, make_version,
+    make_abi,
+    make_build,
+    make_builder,
+    make_file,
+    make_project,
+    make_version,
 )
 
 
@@ -23,7 +28,7 @@ def foo():
     make_abi("cp311")
     make_abi("cp37", active=False)
     project = make_project("Foo_Bar", summary="A test project")
-    when = datetime(2024, 3, 1, tzinfo=dt_timezone.utc)
+    when = datetime(2024, 3, 1, tzinfo=UTC)
     built = make_version(project, "1.0", released=when)
     build = make_build(built, "cp311", output="building...\nok\n")
     make_file(build, dependencies=["libfoo1", "libbar2"], downloads=7, content=b"x" * 2048)
@@ -271,3 +276,32 @@ def test_search_treats_like_wildcards_as_text(client):
     assert response.context["results"] == []
     response = client.get("/search/", {"q": "a_c"})  # "_" normalises to "-"
     assert response.context["results"] == []
+
+
+@pytest.mark.django_db
+def test_project_page_and_json_say_where_each_file_was_built_and_whether_armv6_gets_it(client):
+    version = make_version(make_project("bar"), "1.0")
+    build = make_build(version, "cp311", os_release="bookworm", glibc="2.36")
+    make_file(build, "bar-1.0-cp311-cp311-manylinux_2_36_armv7l.whl", os_release="bookworm",
+              glibc="2.36", armv6_compatible=True,
+              armv6l_filename="bar-1.0-cp311-cp311-linux_armv6l.whl")
+    make_file(build, "bar-1.0-cp311-cp311-manylinux_2_36_aarch64.whl", os_release="bookworm",
+              glibc="2.36", content=b"other")
+    neon = make_build(make_version(version.project, "2.0"), "cp311", os_release="bookworm",
+                      glibc="2.36")
+    make_file(neon, "bar-2.0-cp311-cp311-manylinux_2_36_armv7l.whl", os_release="bookworm",
+              glibc="2.36", armv6_compatible=False)
+
+    files = {f["filename"]: f for v in client.get("/project/bar/json/").json()["versions"]
+             for f in v["files"]}
+    assert {name: (f["os_release"], f["glibc"], f["armv6_compatible"], f["armv6l_filename"])
+            for name, f in files.items()} == {
+        "bar-1.0-cp311-cp311-manylinux_2_36_armv7l.whl":
+            ("bookworm", "2.36", True, "bar-1.0-cp311-cp311-linux_armv6l.whl"),
+        "bar-1.0-cp311-cp311-manylinux_2_36_aarch64.whl": ("bookworm", "2.36", None, ""),
+        "bar-2.0-cp311-cp311-manylinux_2_36_armv7l.whl": ("bookworm", "2.36", False, ""),
+    }
+    text = client.get("/project/bar/").content.decode()
+    assert text.count("built on bookworm (glibc 2.36)") == 3
+    assert "also for ARMv6 (Pi Zero, Pi 1) as bar-1.0-cp311-cp311-linux_armv6l.whl" in text
+    assert text.count("not for ARMv6: its code needs ARMv7") == 1
