@@ -24,9 +24,9 @@ log = logging.getLogger(__name__)
 
 ROOT_TABLE = "packages_sync_root"
 LOAD_CHUNK = 10_000
-# A root listing fewer than this share of the known projects is stale or cut short: it
-# may add names and move serials, but it marks nothing missing.
-TRUSTED_SHARE = 0.9
+# A root that lacks more of the known projects than this (and than 10% of them) is stale
+# or cut short: it may add names and move serials, but it marks nothing missing.
+TRUSTED_MISSING = 1000
 # Changelog actions that change what we store; the others (owners, docs) only move the serial.
 RELEVANT_ACTIONS = ("create", "new release", "yank release", "unyank release",
                     "remove release", "remove project")
@@ -102,16 +102,19 @@ def _diff_root(cursor, root, now, announced):
     cursor.execute(f"SELECT count(DISTINCT norm) FROM {ROOT_TABLE}")
     announced.listed = cursor.fetchone()[0]
     known = Project.objects.count()
+    cursor.execute(f"SELECT count(*) FROM {Project._meta.db_table} p WHERE NOT EXISTS "
+                   f"(SELECT 1 FROM {ROOT_TABLE} r WHERE r.norm = p.normalized_name)")
+    lacking = cursor.fetchone()[0]
     announced.moved = _mark_moved(cursor)
     announced.new = _add_new(cursor, now)
     # Back on the root: no longer suspected gone.
     _execute(cursor, f"DELETE FROM {Missing._meta.db_table} WHERE normalized_name IN "
                      f"(SELECT norm FROM {ROOT_TABLE})")
-    if announced.listed >= TRUSTED_SHARE * known:
+    if lacking <= max(TRUSTED_MISSING, known // 10):
         announced.missing = _note_missing(cursor, now)
     else:
-        log.warning("sync: the root lists %d of %d known projects: not trusted for removals",
-                    announced.listed, known)
+        log.warning("sync: the root lacks %d of %d known projects: not trusted for removals",
+                    lacking, known)
     if root.serial is not None:
         serial = root.serial
     else:
@@ -184,9 +187,11 @@ def record_changelog(rows, now):
             [Project(name=name[:200], normalized_name=n, upstream_serial=serial, added=now)
              for n, (name, serial, _) in alive.items() if n not in known and len(name) <= 200],
             batch_size=1000, ignore_conflicts=True)
-        moved = [Project(id=known[n][0], upstream_serial=serial)
-                 for n, (_, serial, _) in alive.items() if n in known and serial > known[n][1]]
-        Project.objects.bulk_update(moved, ["upstream_serial"], batch_size=1000)
+        # the spelling of the latest row is the one to ask upstream for
+        moved = [Project(id=known[n][0], upstream_serial=serial, name=name[:200])
+                 for n, (name, serial, _) in alive.items()
+                 if n in known and serial > known[n][1]]
+        Project.objects.bulk_update(moved, ["upstream_serial", "name"], batch_size=1000)
         announced.new = sum(1 for n in alive if n not in known)
         announced.moved, announced.missing = len(moved), len(gone)
         Serial.objects.update_or_create(name="pypi",

@@ -17,6 +17,7 @@ from html.parser import HTMLParser
 
 import ijson
 import requests
+import urllib3
 from django.conf import settings
 
 log = logging.getLogger(__name__)
@@ -164,7 +165,7 @@ class Root:
                 yield from parser.take()
         except (ijson.JSONError, KeyError, TypeError, ValueError) as exc:
             raise UpstreamError(f"/simple/: malformed JSON root ({exc})") from None
-        except (requests.RequestException, OSError) as exc:  # urllib3: cut short
+        except (requests.RequestException, urllib3.exceptions.HTTPError, OSError) as exc:
             raise UpstreamError(f"/simple/: root cut short ({exc.__class__.__name__})") from None
         finally:
             self.response.close()
