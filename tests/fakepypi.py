@@ -22,7 +22,7 @@ import json
 import socketserver
 import threading
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from urllib.parse import parse_qs, quote
 from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 from xmlrpc.server import SimpleXMLRPCDispatcher
@@ -45,7 +45,7 @@ class _QuietHandler(WSGIRequestHandler):
 
 
 def _iso(ts):
-    return datetime.fromtimestamp(ts, timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 def _packagetype(filename):
@@ -100,8 +100,8 @@ class FakePyPI:
             "127.0.0.1", 0, self._app, server_class=_Server, handler_class=_QuietHandler
         )
         self.url = f"http://127.0.0.1:{self._server.server_port}"
-        self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.02},
-                                        daemon=True)
+        self._thread = threading.Thread(target=self._server.serve_forever,
+                                        kwargs={"poll_interval": 0.02}, daemon=True)
         self._thread.start()
         return self
 
@@ -419,7 +419,8 @@ real answer, cut off halfway through, its Content-Length still whole). A 429 car
 
     @staticmethod
     def _respond(start_response, status, body, content_type, headers=()):
-        reason = {200: "OK", 304: "Not Modified", 404: "Not Found", 405: "Method Not Allowed", 429: "Too Many Requests",
+        reason = {200: "OK", 304: "Not Modified", 404: "Not Found", 405: "Method Not Allowed",
+                  429: "Too Many Requests",
                   500: "Internal Server Error", 502: "Bad Gateway", 503: "Service Unavailable",
                   504: "Gateway Timeout"}.get(status, "Status")
         start_response(f"{status} {reason}", [("Content-Type", content_type),

@@ -5,9 +5,8 @@ import subprocess
 import sys
 import threading
 import time
-from pathlib import Path
-
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
 from django.db import connection, connections
