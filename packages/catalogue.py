@@ -125,15 +125,17 @@ def _write_projects(states, now, only_versions, changes):
     existing = {p.normalized_name: p for p in Project.objects.filter(normalized_name__in=states)}
     new, changed = [], []
     for norm, state in states.items():
-        row = _project_row(norm, state, existing.get(norm), now, only_versions)
+        project = existing.get(norm)
+        first = project is None or project.serial == 0  # named by the root, no details yet
+        row = _project_row(norm, state, project, now, only_versions)
         if row is not None:
-            (changed if norm in existing else new).append(row)
+            (changed if project else new).append(row)
+            changes.projects_created += first
     insert_rows(Project, new, ["name", "normalized_name", "summary", "added", "last_changed",
                                "serial", "upstream_serial", "demand", "skip_reason",
                                "index_serial"])
     Project.objects.bulk_update(changed, PROJECT_FIELDS, batch_size=1000)
-    changes.projects_created += len(new)
-    changes.projects_updated += len(changed)
+    changes.projects_updated += len(new) + len(changed) - changes.projects_created
     return {**existing, **{p.normalized_name: p for p in new}}
 
 

@@ -39,7 +39,6 @@ from packaging.utils import canonicalize_name
 
 from packages.catalogue import (
     NO_SDIST,
-    REMOVED_BY_OPERATOR,
     apply_states,
     delete_projects,
     writing,
@@ -52,13 +51,10 @@ from packages.models import (
     Retry,
     Serial,
     SyncStatus,
-    Version,
-    touch_index_root,
 )
-from packages.skipping import get_project, get_version
 from packages.upstream import NotFound, ProjectState, Upstream, UpstreamError
 
-__all__ = ["NO_SDIST", "REMOVED_BY_OPERATOR", "PASS_LOCK", "SyncResult", "run_pass",
+__all__ = ["NO_SDIST", "PASS_LOCK", "SyncResult", "run_pass",
            "fetch_details", "add_package", "want"]
 
 log = logging.getLogger(__name__)
@@ -111,7 +107,8 @@ class SyncResult:
             else "root unchanged" if self.root_not_modified else f"{self.listed} on the root")
         return (f"sync at serial {self.serial} via {self.method} ({kind}): "
                 f"{self.names_added} new names, {self.projects_moved} moved; fetched "
-                f"{self.projects_fetched} projects, {self.projects_updated} changed, "
+                f"{self.projects_fetched} projects, {self.projects_created} new, "
+                f"{self.projects_updated} changed, "
                 f"{len(self.removed_project_names)} removed; {self.versions_created} new "
                 f"versions ({self.versions_without_sdist} without sdist), "
                 f"{self.versions_updated} changed; {len(self.errors)} errors; "
@@ -385,22 +382,3 @@ def add_package(name, versions=(), now=None):
         Missing.objects.filter(normalized_name=norm).delete()
     result.projects_fetched = 1
     return result
-
-
-def remove_package(name, version=None, now=None):
-    """Remove a project (deleted with its versions, builds and files) or one version (its
-    builds and files deleted; the version kept, marked removed, so it is not rebuilt).
-    Returns the ids of the versions touched."""
-    now = now or timezone.now()
-    with writing():
-        project = get_project(name)
-        if version is None:
-            ids = list(project.versions.values_list("id", flat=True))
-            project.delete()
-            touch_index_root(now)
-            return ids
-        found = get_version(project, version)
-        found.builds.all().delete()
-        Version.objects.filter(id=found.id).update(removed=True, skip_reason=REMOVED_BY_OPERATOR)
-        Project.objects.filter(id=project.id).touch_index(root=True, now=now)
-        return [found.id]

@@ -7,7 +7,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('packages', '0003_sync_schedule'),
+        ('packages', '0004_moved_sync_task'),
     ]
 
     operations = [
