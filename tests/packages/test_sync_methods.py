@@ -210,3 +210,20 @@ def test_add_package_fetches_a_waiting_project_now(fake_pypi, settings):
     assert waiting() == ["numpy"]
     add_package("numpy")
     assert waiting() == [] and Version.objects.get().version == "1.0"
+
+
+def test_a_404_from_the_farms_index_moves_a_waiting_project_up(fake_pypi, settings, client,
+                                                                data_dir):
+    for name in ("alpha", "beta", "gamma"):
+        fake_pypi.add_release(name, "1.0")
+    settings.PIWHEELS_SYNC_PASS_SECONDS = 0
+    run_pass()
+    assert client.get("/simple/gamma/").status_code == 404  # pip asked; nothing served yet
+    assert client.get("/simple/nonesuch/").status_code == 404
+    assert dict(Project.objects.values_list("name", "demand")) == {
+        "alpha": 0, "beta": 0, "gamma": Demand.ASKED_BY_PIP}
+    settings.PIWHEELS_SYNC_PASS_SECONDS = 60
+    settings.PIWHEELS_SYNC_WORKERS, settings.PIWHEELS_SYNC_BATCH = 1, 1
+    before = len(fake_pypi.requests)
+    run_pass()
+    assert fetched(fake_pypi, before)[0] == "gamma"
