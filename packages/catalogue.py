@@ -53,6 +53,25 @@ def insert_rows(model, objs, fields):
                 obj.pk = pk
 
 
+def update_rows(model, objs, fields):
+    """bulk_update without its CASE WHEN per row (most of a batch's time): on PostgreSQL
+    one UPDATE ... FROM (VALUES ...) per page; elsewhere bulk_update."""
+    if connection.vendor != "postgresql" or not objs:
+        model.objects.bulk_update(objs, fields, batch_size=1000)
+        return
+    from psycopg2.extras import execute_values
+
+    table, columns = model._meta.db_table, [model._meta.get_field(f) for f in fields]
+    sets = ", ".join(f"{c.column} = v.{c.column}::{c.db_type(connection)}" for c in columns)
+    names = ", ".join(c.column for c in columns)
+    sql = f"UPDATE {table} SET {sets} FROM (VALUES %s) AS v(id, {names}) WHERE {table}.id = v.id"
+    with connection.cursor() as cursor:
+        for start in range(0, len(objs), 2000):
+            page = objs[start:start + 2000]
+            rows = [(o.pk, *(getattr(o, f) for f in fields)) for o in page]
+            execute_values(cursor.cursor, sql, rows, page_size=len(rows))
+
+
 @dataclass
 class Changes:
     """What one apply_states() call changed."""
@@ -134,7 +153,7 @@ def _write_projects(states, now, only_versions, changes):
     insert_rows(Project, new, ["name", "normalized_name", "summary", "added", "last_changed",
                                "serial", "upstream_serial", "demand", "skip_reason",
                                "index_serial"])
-    Project.objects.bulk_update(changed, PROJECT_FIELDS, batch_size=1000)
+    update_rows(Project, changed, PROJECT_FIELDS)
     changes.projects_updated += len(new) + len(changed) - changes.projects_created
     return {**existing, **{p.normalized_name: p for p in new}}
 
@@ -205,8 +224,7 @@ def _plan_removals(project, versions, writes):
 def _write_versions(writes, now, changes):
     insert_rows(Version, writes.creates, ["project_id", "version", *UPSTREAM_FIELDS,
                                           "skip_reason", "removed"])
-    Version.objects.bulk_update(writes.updates, [*UPSTREAM_FIELDS, "skip_reason", "removed"],
-                                batch_size=2000)
+    update_rows(Version, writes.updates, [*UPSTREAM_FIELDS, "skip_reason", "removed"])
     if writes.index_changed:
         Project.objects.filter(id__in=writes.index_changed).touch_index(
             root=writes.root_changed, now=now)

@@ -58,12 +58,9 @@ class Project(models.Model):
                 F("demand").desc(), "id", name="packages_project_waiting",
                 condition=Q(serial__lt=F("upstream_serial")),
             ),
-            # search: prefix matches on the normalised name at 700,000 projects.
-            models.Index(
-                fields=["normalized_name"],
-                name="packages_project_name_prefix",
-                opclasses=["varchar_pattern_ops"],
-            ),
+            # search's prefix matches on the normalised name use the varchar_pattern_ops
+            # index PostgreSQL gets for the unique field (a second one, dropped in 0005,
+            # only slowed every insert down).
         ]
 
     def __str__(self):
@@ -213,6 +210,8 @@ class SyncStatus(models.Model):
     root_etag = models.CharField(max_length=200, blank=True)
     root_serial = models.BigIntegerField(default=0)
     root_checked = models.DateTimeField(null=True, blank=True)
+    # When XML-RPC last failed: "auto" leaves it alone for XMLRPC_RETRY seconds after.
+    xmlrpc_failed = models.DateTimeField(null=True, blank=True)
     updated = models.DateTimeField(default=timezone.now)
     known = models.BigIntegerField(default=0)
     with_details = models.BigIntegerField(default=0)

@@ -61,6 +61,9 @@ log = logging.getLogger(__name__)
 
 PASS_LOCK = 7_370_001  # PostgreSQL advisory lock: one sync pass at a time
 METHODS = ("auto", "simple", "xmlrpc")
+# After XML-RPC fails, "auto" reads the root only (an idle pass: one conditional request)
+# and asks XML-RPC again this many seconds later.
+XMLRPC_RETRY = 3600
 
 
 @dataclass
@@ -179,20 +182,26 @@ def _learn_changes(upstream, status, since, result, now):
     if method not in METHODS:
         raise UpstreamError(f"PIWHEELS_SYNC_METHOD is {method!r}, not one of "
                             f"{', '.join(METHODS)}")
+    retry_at = status.xmlrpc_failed and status.xmlrpc_failed + timedelta(seconds=XMLRPC_RETRY)
     if not since:
         result.method_reason = "first pass: every name from the root"
     elif method == "simple":
         result.method_reason = "PIWHEELS_SYNC_METHOD=simple"
+    elif method == "auto" and retry_at and now < retry_at:
+        result.method_reason = (f"XML-RPC failed at {status.xmlrpc_failed:%H:%M} UTC, so the "
+                                f"simple root; XML-RPC asked again at {retry_at:%H:%M} UTC")
     else:
         try:
             _use_changelog(upstream, result, since, now)
             result.method = SyncStatus.Method.XMLRPC
             result.method_reason = (f"PIWHEELS_SYNC_METHOD={method}: changelog_since_serial "
                                     "answered")
+            status.xmlrpc_failed = None
             return
         except UpstreamError as exc:
             if method == "xmlrpc":
                 raise
+            status.xmlrpc_failed = now
             result.method_reason = f"XML-RPC failed ({exc}), so the simple root"
             log.warning("sync: %s", result.method_reason)
     _use_root(upstream, status, result, now)
@@ -291,18 +300,25 @@ def _batch_size():
 def fetch_details(upstream, result, now, deadline, on_batch=None):
     """Step 2: fetch waiting projects' details, most wanted first, until none waits or
     the monotonic DEADLINE passes; each batch is committed and handed to ON_BATCH."""
-    failed = set()
+    failed, in_flight = set(), []
     with ThreadPoolExecutor(settings.PIWHEELS_SYNC_WORKERS) as pool:
         _check_missing(pool, upstream, result, now, on_batch)
-        while time.monotonic() < deadline:
-            waiting = (Project.objects.filter(serial__lt=F("upstream_serial"))
-                       .exclude(normalized_name__in=failed).order_by("-demand", "id")
-                       .only("id", "name", "normalized_name", "upstream_serial"))
-            batch = list(waiting[:_batch_size()])
-            if not batch:
+        while True:
+            batch = []
+            if time.monotonic() < deadline:
+                waiting = (Project.objects.filter(serial__lt=F("upstream_serial"))
+                           .exclude(normalized_name__in=failed)
+                           .exclude(id__in=[p.id for p, _ in in_flight])
+                           .order_by("-demand", "id")
+                           .only("id", "name", "normalized_name", "upstream_serial"))
+                batch = list(waiting[:_batch_size()])
+            # the next batch is fetched while the previous one is written
+            fetching = [(p, pool.submit(_fetch, upstream, p.name)) for p in batch]
+            if in_flight:
+                failed |= _write_details(in_flight, result, now, on_batch)
+            if not fetching:
                 break
-            fetched = [(p, pool.submit(_fetch, upstream, p.name)) for p in batch]
-            failed |= _write_details(fetched, result, now, on_batch)
+            in_flight = fetching
 
 
 def _record_status(status, result, now, fetch_seconds):

@@ -227,3 +227,18 @@ def test_a_404_from_the_farms_index_moves_a_waiting_project_up(fake_pypi, settin
     before = len(fake_pypi.requests)
     run_pass()
     assert fetched(fake_pypi, before)[0] == "gamma"
+
+
+def test_after_xmlrpc_fails_auto_leaves_it_alone_for_an_hour(fake_pypi):
+    fake_pypi.add_release("foo", "1.0")
+    t0 = timezone.now()
+    run_pass(now=t0)
+    fake_pypi.xmlrpc = False
+    assert run_pass(now=t0).method == "simple-json"
+    before = len(fake_pypi.requests)
+    result = run_pass(now=t0 + timedelta(minutes=59))
+    assert fake_pypi.requests[before:] == [("GET", "/simple/")]  # idle: one request
+    assert result.method_reason.startswith(f"XML-RPC failed at {t0:%H:%M} UTC")
+    fake_pypi.xmlrpc = True
+    assert run_pass(now=t0 + timedelta(minutes=61)).method == "xmlrpc"
+    assert SyncStatus.objects.get().xmlrpc_failed is None
