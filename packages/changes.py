@@ -55,8 +55,8 @@ def _load(cursor, entries):
 
     def flush():
         if connection.vendor == "postgresql":
-            buffer = io.StringIO()
-            csv.writer(buffer).writerows(rows)
+            buffer = io.StringIO()  # COPY's csv: an empty unquoted field is NULL
+            csv.writer(buffer).writerows((n, name, "" if s is None else s) for n, name, s in rows)
             buffer.seek(0)
             cursor.cursor.copy_expert(
                 f"COPY {ROOT_TABLE} (norm, name, serial) FROM STDIN WITH (FORMAT csv)", buffer)
@@ -68,7 +68,7 @@ def _load(cursor, entries):
     for name, serial in entries:
         norm = canonicalize_name(name)
         if norm and len(name) <= 200:  # a name no catalogue row could hold is left out
-            rows.append((norm, name, "" if serial is None else serial))
+            rows.append((norm, name, serial))
             if len(rows) >= LOAD_CHUNK:
                 flush()
     if rows:

@@ -212,6 +212,9 @@ class SyncStatus(models.Model):
     root_checked = models.DateTimeField(null=True, blank=True)
     # When XML-RPC last failed: "auto" leaves it alone for XMLRPC_RETRY seconds after.
     xmlrpc_failed = models.DateTimeField(null=True, blank=True)
+    # Where PostgreSQL's advisory lock is missing (SQLite, make run's default): the pass
+    # running holds the row until then.
+    lease_until = models.DateTimeField(null=True, blank=True)
     updated = models.DateTimeField(default=timezone.now)
     known = models.BigIntegerField(default=0)
     with_details = models.BigIntegerField(default=0)

@@ -120,9 +120,19 @@ class SyncResult:
 
 @contextmanager
 def _pass_lock():
-    """True when this process may run a pass (session advisory lock on PostgreSQL)."""
+    """True when this process may run a pass (session advisory lock on PostgreSQL, a
+    lease on the SyncStatus row elsewhere)."""
     if connection.vendor != "postgresql":
-        yield True
+        now = timezone.now()
+        SyncStatus.objects.get_or_create(id=1)
+        until = now + timedelta(seconds=settings.PIWHEELS_SYNC_PASS_SECONDS + 3600)
+        got = bool(SyncStatus.objects.filter(Q(lease_until__isnull=True) | Q(lease_until__lt=now),
+                                             id=1).update(lease_until=until))
+        try:
+            yield got
+        finally:
+            if got:
+                SyncStatus.objects.filter(id=1).update(lease_until=None)
         return
     with connection.cursor() as cursor:
         cursor.execute("SELECT pg_try_advisory_lock(%s)", [PASS_LOCK])
@@ -330,7 +340,8 @@ def _record_status(status, result, now, fetch_seconds):
         status.rate = result.projects_fetched / fetch_seconds
     status.method, status.reason = result.method, result.method_reason.lstrip("; ")
     status.updated = now
-    status.save()
+    status.save(update_fields=[f.name for f in SyncStatus._meta.concrete_fields
+                               if f.name not in ("id", "lease_until")])
     result.progress = status.progress_line()
 
 

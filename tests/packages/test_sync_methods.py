@@ -242,3 +242,13 @@ def test_after_xmlrpc_fails_auto_leaves_it_alone_for_an_hour(fake_pypi):
     fake_pypi.xmlrpc = True
     assert run_pass(now=t0 + timedelta(minutes=61)).method == "xmlrpc"
     assert SyncStatus.objects.get().xmlrpc_failed is None
+
+
+def test_stats_say_which_method_the_sync_uses_and_why(fake_pypi, client, settings):
+    fake_pypi.html_only = True
+    fake_pypi.add_release("foo", "1.0")
+    settings.PIWHEELS_SYNC_PASS_SECONDS = 0
+    run_pass()
+    page = client.get("/stats/").content.decode()
+    assert "Following upstream by the HTML simple root (PEP 503, names only): first pass" in page
+    assert "1 projects known, 0 with details, 1 waiting" in page
