@@ -215,6 +215,9 @@ class SyncStatus(models.Model):
     # Where PostgreSQL's advisory lock is missing (SQLite, make run's default): the pass
     # running holds the row until then.
     lease_until = models.DateTimeField(null=True, blank=True)
+    # With names only (an HTML root, no XML-RPC) the time left in a pass asks known
+    # projects again, round the catalogue in id order: the last id asked.
+    revisit_id = models.BigIntegerField(default=0)
     updated = models.DateTimeField(default=timezone.now)
     known = models.BigIntegerField(default=0)
     with_details = models.BigIntegerField(default=0)

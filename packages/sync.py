@@ -173,6 +173,8 @@ def _use_root(upstream, status, result, now):
     if root.kind == "not-modified":
         result.root_not_modified = True
         result.method = status.method or SyncStatus.Method.SIMPLE_JSON
+        if status.method == SyncStatus.Method.SIMPLE_HTML:
+            result.method_reason += "; the root is PEP 503 HTML: names only"
         return
     announced = record_root(root, now)
     status.root_etag = root.etag
@@ -331,6 +333,23 @@ def fetch_details(upstream, result, now, deadline, on_batch=None):
             in_flight = fetching
 
 
+def revisit(upstream, status, result, now, deadline, on_batch=None):
+    """Nothing says which known project changed when upstream gives names only (a PEP 503
+    root, XML-RPC refused): the time left in a pass goes to asking known projects again,
+    round the catalogue in id order from where the last pass stopped (at the paced rate)."""
+    with ThreadPoolExecutor(settings.PIWHEELS_SYNC_WORKERS) as pool:
+        while time.monotonic() < deadline:
+            batch = list(Project.objects.filter(id__gt=status.revisit_id).order_by("id")
+                         .only("id", "name", "normalized_name", "upstream_serial")
+                         [:_batch_size()])
+            if not batch:
+                status.revisit_id = 0  # round again from the start next pass
+                break
+            _write_details([(p, pool.submit(_fetch, upstream, p.name)) for p in batch],
+                           result, now, on_batch)
+            status.revisit_id = batch[-1].id
+
+
 def _record_status(status, result, now, fetch_seconds):
     """The figures /stats/ and sync_pypi show: method, why, progress."""
     status.known = Project.objects.count()
@@ -371,6 +390,8 @@ def run_pass(now=None, on_batch=None):
         log.info("sync: %s (%s)", result.method, result.method_reason.lstrip("; "))
         started = time.monotonic()
         fetch_details(upstream, result, now, deadline, on_batch)
+        if result.method == SyncStatus.Method.SIMPLE_HTML:
+            revisit(upstream, status, result, now, deadline, on_batch)
         _record_status(status, result, now, time.monotonic() - started)
     log.info("%s", result.summary())
     return result

@@ -252,3 +252,21 @@ def test_stats_say_which_method_the_sync_uses_and_why(fake_pypi, client, setting
     page = client.get("/stats/").content.decode()
     assert "Following upstream by the HTML simple root (PEP 503, names only): first pass" in page
     assert "1 projects known, 0 with details, 1 waiting" in page
+
+
+def test_with_names_only_known_projects_are_asked_again_round_the_catalogue(fake_pypi,
+                                                                            settings):
+    fake_pypi.html_only, fake_pypi.xmlrpc = True, False
+    for name in ("alpha", "beta", "gamma"):
+        fake_pypi.add_release(name, "1.0")
+    settings.PIWHEELS_SYNC_PASS_SECONDS = 0.4
+    settings.PIWHEELS_SYNC_RATE = 10
+    settings.PIWHEELS_SYNC_WORKERS = settings.PIWHEELS_SYNC_BATCH = 1
+    while waiting() or not Project.objects.exists():
+        run_pass()
+    fake_pypi.add_release("beta", "2.0")  # nothing on an HTML root says so
+    deadline = time.monotonic() + 30
+    while "2.0" not in [v for v, *_ in catalogue()["beta"]]:
+        assert time.monotonic() < deadline, "beta 2.0 never arrived"
+        assert run_pass().method == "simple-html"
+    assert fake_pypi.count("/pypi/beta/json") >= 2  # asked again, unprompted
