@@ -8,7 +8,6 @@ from django.views.decorators.cache import cache_control
 from django.views.decorators.http import require_safe
 from packaging.utils import canonicalize_name
 
-from packages.models import SyncStatus
 from web import pages
 
 # The project page shows the newest versions; ?all=1 shows every one (the JSON has all).
@@ -82,5 +81,4 @@ def stats(request):
     return render(request, "web/stats.html", {
         "stats": pages.slow_stats(),
         "builders": pages.builders_online(),
-        "sync": SyncStatus.objects.filter(id=1).first(),
     })
