@@ -200,7 +200,10 @@ def serve(projects, versions):
             state["requests"] += 1
             if not state["xmlrpc"]:
                 return self.answer(405, b"XML-RPC is not allowed here", "text/plain")
-            (since,), method = xmlrpc.client.loads(data)
+            try:
+                (since,), method = xmlrpc.client.loads(data)
+            except Exception as exc:  # say so rather than drop the connection
+                return self.answer(400, f"{self.path}: {exc!r}".encode(), "text/plain")
             with lock:
                 rows = [list(r) for r in catalogue.changelog if r[4] > since][:50000]
             body = xmlrpc.client.dumps((rows,), methodresponse=True, allow_none=True).encode()
@@ -226,6 +229,18 @@ def psql(sql):
 
 def peak_rss_mb():
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def control(url, what, timeout=10):
+    """Tell the generated upstream to change (or what to answer); one retry."""
+    import requests
+
+    for attempt in (1, 2):
+        try:
+            return requests.post(f"{url}/_bench/{what}", timeout=timeout).text
+        except requests.ConnectionError:
+            if attempt == 2:
+                raise
 
 
 def percentile(values, share):
@@ -316,8 +331,8 @@ def main():
               f"{Version.objects.count():,} versions); {len(result.errors)} errors; "
               f"database transactions: {result.write_seconds:.1f} s")
 
-        requests.post(f"{url}/_bench/xmlrpc=off", timeout=10)
-        requests.post(f"{url}/_bench/changes={args.changed}", timeout=600)
+        control(url, "xmlrpc=off", 10)
+        control(url, f"changes={args.changed}", 600)
         started = time.monotonic()
         result = run_pass()
         later = time.monotonic() - started
@@ -328,9 +343,9 @@ def main():
               f"{len(result.removed_project_names)} removed); goal < 30 s: "
               f"{'met' if later < 30 else 'NOT met'}")
         print(f"   {diffs[-1]}")
-        requests.post(f"{url}/_bench/xmlrpc=on", timeout=10)
+        control(url, "xmlrpc=on", 10)
         settings.PIWHEELS_SYNC_METHOD = "xmlrpc"  # auto would leave it alone for an hour
-        requests.post(f"{url}/_bench/changes={args.changed}", timeout=600)
+        control(url, f"changes={args.changed}", 600)
         started = time.monotonic()
         result = run_pass()
         fast = time.monotonic() - started
@@ -339,7 +354,7 @@ def main():
               f"events ({result.projects_fetched:,} fetched)")
         settings.PIWHEELS_SYNC_METHOD = "auto"
 
-        requests.post(f"{url}/_bench/xmlrpc=off", timeout=10)
+        control(url, "xmlrpc=off", 10)
         run_pass()  # takes the root's ETag
         before = upstream_requests()
         started = time.monotonic()
@@ -366,14 +381,13 @@ def lag(args, url, connection):
     the lag of each is the time until its job is claimable (a queued Build)."""
     import random
 
-    import requests
     from django.conf import settings
 
     from builds.models import Abi, Build
     from packages.tasks import run_sync
 
     Abi.objects.get_or_create(tag="cp311")
-    requests.post(f"{url}/_bench/xmlrpc=off", timeout=10)  # the root's _last-serial only
+    control(url, "xmlrpc=off", 10)  # the root's _last-serial only
     settings.PIWHEELS_SYNC_RATE = 10  # the default pace, as make run has it
     settings.PIWHEELS_SYNC_PASS_SECONDS = 45
     interval = settings.PIWHEELS_SYNC_INTERVAL
@@ -389,7 +403,7 @@ def lag(args, url, connection):
             if stop.wait(max(0, start + at - time.monotonic())):
                 return
             i = (k * 104729) % args.projects
-            version = requests.post(f"{url}/_bench/release={i}", timeout=10).text
+            version = control(url, f"release={i}", 10)
             published[(f"proj-{i:06d}", version)] = time.monotonic()
 
     def schedule():
