@@ -1,15 +1,21 @@
 """Benchmark of the catalogue sync against a generated upstream on 127.0.0.1.
 
-    .venv/bin/python bench/sync.py [--projects 100000] [--versions 5] [--events 10000]
+    .venv/bin/python bench/sync.py [--projects 1000000] [--versions 3] [--changed 10000]
+                                   [--details 20000] [--lag 100]
 
 Creates the PostgreSQL database bench_sync (dropped at the end; server from
 BENCH_PG, default postgres://postgres@127.0.0.1:5432), serves a fake upstream of
-PROJECTS projects x VERSIONS versions from a subprocess (responses generated on the fly),
-then times:
-  1. the first pass (goal: limited by the upstream's answers; peak RSS < 500 MB),
-  2. upstream answering alone: the listing and every project's JSON fetched and parsed by
-     the same client and thread pool, nothing written,
-  3. a later pass over EVENTS changelog events (goal: < 30 s).
+PROJECTS projects x VERSIONS versions from a subprocess (the JSON root streamed in chunks
+with an ETag, project documents generated on the fly, XML-RPC switchable), then times:
+  1. the first pass: every name from the one root request (goal < 60 s, peak RSS < 150 MB),
+  2. DETAILS projects' details fetched unpaced (the rest are taken as fetched, by SQL,
+     so that step 3 starts from a complete catalogue),
+  3. a pass over the root that finds CHANGED projects moved, with XML-RPC refused (goal
+     < 30 s), and the same changes read by the XML-RPC fast path,
+  4. an idle pass: one conditional request,
+  5. with LAG > 0: LAG releases published over a few minutes while passes run on the
+     default schedule (PIWHEELS_SYNC_INTERVAL); lag from publication to claimable jobs,
+     p50 and p95 (goal p95 < 90 s).
 """
 import sys
 from pathlib import Path
@@ -22,9 +28,9 @@ import argparse  # noqa: E402
 import os  # noqa: E402
 import resource  # noqa: E402
 import subprocess  # noqa: E402
+import threading  # noqa: E402
 import time  # noqa: E402
 import xmlrpc.client  # noqa: E402
-from concurrent.futures import ThreadPoolExecutor  # noqa: E402
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer  # noqa: E402
 
 PG = os.environ.get("BENCH_PG", "postgres://postgres@127.0.0.1:5432").rstrip("/")
@@ -51,12 +57,17 @@ class Catalogue:
         return f"proj-{i:06d}"
 
     def listing(self):
-        projects = ",".join(
-            f'{{"name": "{self.name(i)}", "_last-serial": {self.last.get(i, i + 1)}}}'
-            for i in range(self.projects) if i not in self.removed
-        )
-        return (f'{{"meta": {{"api-version": "1.1", "_last-serial": {self.serial}}}, '
-                f'"projects": [{projects}]}}').encode()
+        """The JSON root in chunks of 10,000 projects, generated as it is sent."""
+        yield (f'{{"meta": {{"api-version": "1.1", "_last-serial": {self.serial}}}, '
+               '"projects": [').encode()
+        for start in range(0, self.projects, 10_000):
+            chunk = ",".join(
+                f'{{"name": "{self.name(i)}", "_last-serial": {self.last.get(i, i + 1)}}}'
+                for i in range(start, min(start + 10_000, self.projects))
+                if i not in self.removed
+            )
+            yield ((", " if start else "") + chunk).encode()
+        yield b"]}"
 
     def project(self, i):
         if i in self.removed or not 0 <= i < self.projects:
@@ -85,14 +96,22 @@ class Catalogue:
         self.last[i] = self.serial
         self.changelog.append((self.name(i), version, 1700000000, action, self.serial))
 
-    def change(self, events):
-        """EVENTS changelog rows, realistic mix: new releases with a file, yanks, removed
-        releases, removed projects, owner changes."""
-        i = 0
-        while len(self.changelog) < events:
+    def release(self, i):
+        """A new release of project I now; returns its version."""
+        v = f"{self.versions + 1 + len(self.extra.get(i, []))}.0"
+        self.extra.setdefault(i, []).append(v)
+        self.log(i, v, "new release")
+        return v
+
+    def change(self, projects):
+        """Changelog rows that move PROJECTS projects, realistic mix: new releases with a
+        file, yanks, removed releases, removed projects, owner changes."""
+        i, moved = 0, set()
+        while len(moved) < projects:
             i = (i + 7919) % self.projects  # spread over the catalogue
             if i in self.removed:
                 continue
+            moved.add(i)
             kind = len(self.changelog) % 10
             if kind < 6:
                 v = f"{self.versions + 1 + len(self.extra.get(i, []))}.0"
@@ -107,7 +126,7 @@ class Catalogue:
                 self.log(i, "2.0", "remove release")
             else:
                 self.log(i, None, "add Owner someone")
-                if len(self.removed) < events // 100:
+                if len(self.removed) < projects // 100:
                     self.removed.add(i)
                     self.log(i, None, "remove project")
         return self.serial
@@ -115,7 +134,8 @@ class Catalogue:
 
 def serve(projects, versions):
     catalogue = Catalogue(projects, versions)
-    listing = [catalogue.listing()]
+    state = {"xmlrpc": True, "requests": 0}
+    lock = threading.Lock()
 
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
@@ -124,31 +144,68 @@ def serve(projects, versions):
         def log_message(self, *args):
             pass
 
-        def answer(self, status, body, ctype="application/json"):
+        def answer(self, status, body, ctype="application/json", headers=()):
             self.send_response(status)
             self.send_header("Content-Type", ctype)
             self.send_header("Content-Length", str(len(body)))
+            for header in headers:
+                self.send_header(*header)
             self.end_headers()
             self.wfile.write(body)
 
+        def root(self):
+            etag = f'"{catalogue.serial}"'
+            headers = [("ETag", etag), ("X-PyPI-Last-Serial", str(catalogue.serial))]
+            if self.headers.get("If-None-Match") == etag:
+                return self.answer(304, b"", "text/plain", headers)
+            self.send_response(200)
+            self.send_header("Content-Type", "application/vnd.pypi.simple.v1+json")
+            self.send_header("Transfer-Encoding", "chunked")
+            for header in headers:
+                self.send_header(*header)
+            self.end_headers()
+            with lock:
+                chunks = list(catalogue.listing())  # a consistent snapshot
+            for chunk in chunks:
+                self.wfile.write(b"%x\r\n%s\r\n" % (len(chunk), chunk))
+            self.wfile.write(b"0\r\n\r\n")
+
         def do_GET(self):
+            state["requests"] += 1
             parts = [p for p in self.path.split("/") if p]
             if parts == ["simple"]:
-                return self.answer(200, listing[0], "application/vnd.pypi.simple.v1+json")
+                return self.root()
+            if parts == ["_bench", "requests"]:
+                return self.answer(200, str(state["requests"]).encode(), "text/plain")
             if len(parts) == 3 and parts[0] == "pypi" and parts[1].startswith("proj-"):
-                body = catalogue.project(int(parts[1][5:]))
+                with lock:
+                    body = catalogue.project(int(parts[1][5:]))
                 if body is not None:
                     return self.answer(200, body)
             self.answer(404, b"not found", "text/plain")
 
         def do_POST(self):
             data = self.rfile.read(int(self.headers.get("Content-Length") or 0))
-            if self.path.startswith("/_bench/changes"):
-                serial = catalogue.change(int(self.path.rsplit("=", 1)[1]))
-                listing[0] = catalogue.listing()
-                return self.answer(200, str(serial).encode(), "text/plain")
-            (since,), method = xmlrpc.client.loads(data)
-            rows = [list(r) for r in catalogue.changelog if r[4] > since][:50000]
+            if self.path.startswith("/_bench/"):
+                command, _, value = self.path[len("/_bench/"):].partition("=")
+                with lock:
+                    if command == "changes":
+                        body = str(catalogue.change(int(value))).encode()
+                    elif command == "release":
+                        body = catalogue.release(int(value)).encode()
+                    else:
+                        state["xmlrpc"] = value == "on"
+                        body = b"ok"
+                return self.answer(200, body, "text/plain")
+            state["requests"] += 1
+            if not state["xmlrpc"]:
+                return self.answer(405, b"XML-RPC is not allowed here", "text/plain")
+            try:
+                (since,), method = xmlrpc.client.loads(data)
+            except Exception as exc:  # say so rather than drop the connection
+                return self.answer(400, f"{self.path}: {exc!r}".encode(), "text/plain")
+            with lock:
+                rows = [list(r) for r in catalogue.changelog if r[4] > since][:50000]
             body = xmlrpc.client.dumps((rows,), methodresponse=True, allow_none=True).encode()
             self.answer(200, body, "text/xml")
 
@@ -174,11 +231,30 @@ def peak_rss_mb():
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
+def control(url, what, timeout=10):
+    """Tell the generated upstream to change (or what to answer); one retry."""
+    import requests
+
+    for attempt in (1, 2):
+        try:
+            return requests.post(f"{url}/_bench/{what}", timeout=timeout).text
+        except requests.ConnectionError:
+            if attempt == 2:
+                raise
+
+
+def percentile(values, share):
+    values = sorted(values)
+    return values[min(len(values) - 1, int(share * len(values)))]
+
+
 def main():
     parser = argparse.ArgumentParser()
-    parser.add_argument("--projects", type=int, default=100_000)
-    parser.add_argument("--versions", type=int, default=5)
-    parser.add_argument("--events", type=int, default=10_000)
+    parser.add_argument("--projects", type=int, default=1_000_000)
+    parser.add_argument("--versions", type=int, default=3)
+    parser.add_argument("--changed", type=int, default=10_000)
+    parser.add_argument("--details", type=int, default=20_000)
+    parser.add_argument("--lag", type=int, default=0, help="releases for the lag figures")
     parser.add_argument("--serve", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.serve:
@@ -199,57 +275,97 @@ def main():
         django.setup()
         import logging
 
-        logging.disable(logging.INFO)
+        logging.getLogger().setLevel(logging.ERROR)
+        diffs = []  # the sync's "root read in ..., diffed in ..." lines
+
+        class Keep(logging.Handler):
+            def emit(self, record):
+                diffs.append(record.getMessage().removeprefix("sync: "))
+
+        logging.getLogger("packages.changes").addHandler(Keep())
+        logging.getLogger("packages.changes").setLevel(logging.INFO)
+        logging.getLogger("packages.changes").propagate = False
+        import requests
         from django.conf import settings
         from django.core.management import call_command
+        from django.db import connection
+        from django.db.models import F
 
         from packages.models import Project, Version
         from packages.sync import run_pass
-        from packages.upstream import Upstream
+
+        def upstream_requests():
+            return int(requests.get(f"{url}/_bench/requests", timeout=10).text)
 
         call_command("migrate", verbosity=0)
+        settings.PIWHEELS_SYNC_RATE = 0  # unpaced: the figures are ours, not the pacing's
         workers = settings.PIWHEELS_SYNC_WORKERS
         print(f"upstream: {args.projects:,} projects x {args.versions} versions at {url}; "
               f"{workers} fetch threads")
         rss_before = peak_rss_mb()
 
+        settings.PIWHEELS_SYNC_PASS_SECONDS = 0  # names only: how soon the farm knows them
         started = time.monotonic()
         result = run_pass()
         first = time.monotonic() - started
         rss = peak_rss_mb()
         assert result.status == "ok", result.summary()
-        print(f"first pass: {first:.1f} s for {Project.objects.count():,} projects, "
-              f"{Version.objects.count():,} versions "
-              f"({args.projects / first:,.0f} projects/s); {len(result.errors)} errors; "
-              f"of which in database transactions: {result.write_seconds:.1f} s")
-        print(f"  peak RSS {rss:.0f} MB (process before the pass: {rss_before:.0f} MB); "
-              f"goal < 500 MB: {'met' if rss < 500 else 'NOT met'}")
+        known = Project.objects.count()
+        print(f"1. first pass, names: {first:.1f} s for {known:,} projects from one root "
+              f"request; goal < 60 s: {'met' if first < 60 else 'NOT met'}")
+        print(f"   {diffs[-1]}")
+        print(f"   peak RSS {rss:.0f} MB (process before the pass: {rss_before:.0f} MB); "
+              f"goal < 150 MB: {'met' if rss < 150 else 'NOT met'}")
 
-        upstream = Upstream()
+        settings.PIWHEELS_SYNC_PASS_SECONDS = 3600
+        settings.PIWHEELS_SYNC_BATCH = 500
+        sample = list(Project.objects.order_by("id").values_list("id", flat=True)
+                      [args.details:args.details + 1])
+        if sample:  # the rest taken as fetched at their serial, to keep the bench short
+            Project.objects.filter(id__gte=sample[0]).update(serial=F("upstream_serial"))
         started = time.monotonic()
-        _, names = upstream.listing()
-        with ThreadPoolExecutor(workers) as pool:
-            for start in range(0, len(names), 1000):  # bounded: results are dropped
-                list(pool.map(lambda n: upstream.project(n[0]), names[start:start + 1000]))
-        alone = time.monotonic() - started
-        print(f"upstream alone (listing + every project's JSON fetched and parsed, nothing "
-              f"written): {alone:.1f} s")
-        print(f"  first pass / upstream alone = {first / alone:.2f} (goal: close to 1, "
-              f"i.e. limited by upstream answers, not by our writes)")
+        result = run_pass()
+        took = time.monotonic() - started
+        print(f"2. details of {result.projects_fetched:,} projects, unpaced: {took:.1f} s "
+              f"({result.projects_fetched / took:,.0f} projects/s, "
+              f"{Version.objects.count():,} versions); {len(result.errors)} errors; "
+              f"database transactions: {result.write_seconds:.1f} s")
 
-        import requests
-
-        requests.post(f"{url}/_bench/changes?n={args.events}", timeout=300)
+        control(url, "xmlrpc=off", 10)
+        control(url, f"changes={args.changed}", 600)
         started = time.monotonic()
         result = run_pass()
         later = time.monotonic() - started
         assert result.status == "ok", result.summary()
-        print(f"later pass: {later:.1f} s for {result.events:,} events "
-              f"({result.projects_fetched:,} projects refetched, "
-              f"{result.versions_created:,} new versions, {result.versions_updated:,} "
-              f"changed, {len(result.removed_project_names)} projects removed); "
-              f"goal < 30 s: {'met' if later < 30 else 'NOT met'}")
-        print(f"peak RSS at the end: {peak_rss_mb():.0f} MB")
+        print(f"3. a pass over the root (XML-RPC refused) that finds {result.projects_moved:,} "
+              f"projects moved: {later:.1f} s ({result.projects_fetched:,} fetched, "
+              f"{result.versions_created:,} new versions, {result.versions_updated:,} changed, "
+              f"{len(result.removed_project_names)} removed); goal < 30 s: "
+              f"{'met' if later < 30 else 'NOT met'}")
+        print(f"   {diffs[-1]}")
+        control(url, "xmlrpc=on", 10)
+        settings.PIWHEELS_SYNC_METHOD = "xmlrpc"  # auto would leave it alone for an hour
+        control(url, f"changes={args.changed}", 600)
+        started = time.monotonic()
+        result = run_pass()
+        fast = time.monotonic() - started
+        assert result.status == "ok", result.summary()
+        print(f"   the same through the XML-RPC fast path: {fast:.1f} s for {result.events:,} "
+              f"events ({result.projects_fetched:,} fetched)")
+        settings.PIWHEELS_SYNC_METHOD = "auto"
+
+        control(url, "xmlrpc=off", 10)
+        run_pass()  # takes the root's ETag
+        before = upstream_requests()
+        started = time.monotonic()
+        result = run_pass()
+        idle = time.monotonic() - started
+        asked = upstream_requests() - before - 1  # less the count request itself
+        print(f"4. idle pass: {asked} upstream request(s), root not modified: "
+              f"{result.root_not_modified}, {idle * 1000:.0f} ms; goal one conditional "
+              f"request: {'met' if asked == 1 and result.root_not_modified else 'NOT met'}")
+        if args.lag:
+            lag(args, url, connection)
     finally:
         server.terminate()
         server.wait()
@@ -257,6 +373,71 @@ def main():
 
         connections.close_all()
         psql(f"DROP DATABASE IF EXISTS {DB}")
+
+
+def lag(args, url, connection):
+    """Releases published at random moments over a few intervals, while passes run on the
+    default schedule (one every PIWHEELS_SYNC_INTERVAL seconds, as django-q starts them);
+    the lag of each is the time until its job is claimable (a queued Build)."""
+    import random
+
+    from django.conf import settings
+
+    from builds.models import Abi, Build
+    from packages.tasks import run_sync
+
+    Abi.objects.get_or_create(tag="cp311")
+    control(url, "xmlrpc=off", 10)  # the root's _last-serial only
+    settings.PIWHEELS_SYNC_RATE = 10  # the default pace, as make run has it
+    settings.PIWHEELS_SYNC_PASS_SECONDS = 45
+    interval = settings.PIWHEELS_SYNC_INTERVAL
+    span = 3 * interval
+    rng = random.Random(13)
+    moments = sorted(rng.uniform(0, span) for _ in range(args.lag))
+    published = {}  # (project, version) -> monotonic time
+    stop = threading.Event()
+
+    def publish():
+        start = time.monotonic()
+        for k, at in enumerate(moments):
+            if stop.wait(max(0, start + at - time.monotonic())):
+                return
+            i = (k * 104729) % args.projects
+            version = control(url, f"release={i}", 10)
+            published[(f"proj-{i:06d}", version)] = time.monotonic()
+
+    def schedule():
+        from django.db import connections
+
+        while not stop.is_set():
+            started = time.monotonic()
+            run_sync()
+            stop.wait(max(0, started + interval - time.monotonic()))
+        connections.close_all()
+
+    threads = [threading.Thread(target=publish), threading.Thread(target=schedule)]
+    for thread in threads:
+        thread.start()
+    seen, lags = set(), []
+    deadline = time.monotonic() + span + 3 * interval
+    while len(lags) < args.lag and time.monotonic() < deadline:
+        queued = Build.objects.filter(state="queued").values_list(
+            "version__project__name", "version__version")
+        for key in queued:
+            if key in published and key not in seen:
+                seen.add(key)
+                lags.append(time.monotonic() - published[key])
+        time.sleep(0.5)
+    stop.set()
+    for thread in threads:
+        thread.join()
+    if not lags:
+        print("5. lag: no release became claimable")
+        return
+    p50, p95 = percentile(lags, 0.5), percentile(lags, 0.95)
+    print(f"5. lag from release to claimable job, {len(lags)} of {args.lag} releases, passes "
+          f"every {interval} s: p50 {p50:.0f} s, p95 {p95:.0f} s; goal p95 < 90 s: "
+          f"{'met' if p95 < 90 and len(lags) == args.lag else 'NOT met'}")
 
 
 if __name__ == "__main__":

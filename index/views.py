@@ -23,6 +23,8 @@ from django.views.decorators.http import condition, require_safe
 from packaging.utils import canonicalize_name
 
 from index import rendering
+from packages.models import Demand
+from packages.sync import want
 
 # Offered media types, in the order preferred when the client rates them equally.
 OFFERS = (rendering.TEXT_HTML_TYPE, rendering.HTML_TYPE, rendering.JSON_TYPE)
@@ -157,6 +159,8 @@ def detail_answer(name, content_type, if_none_match, accept_encoding=None):
             return 304, headers, b""
         page = rendering.detail_page(row[0], name, row[1])
     if page is None:
+        if row is not None:  # known upstream, nothing served yet: fetch its details soon
+            want(name, Demand.ASKED_BY_PIP)
         return 404, [("Content-Type", "text/plain; charset=utf-8"), ("Vary", "Accept")], (
             f"No files for {name}\n".encode()
         )

@@ -3,7 +3,8 @@ from django.db import models
 from django.db.models import F, Q
 from django.utils import timezone
 from packaging.utils import canonicalize_name
-from packaging.version import InvalidVersion, Version as Pep440Version
+from packaging.version import InvalidVersion
+from packaging.version import Version as Pep440Version
 
 
 class ProjectQuerySet(models.QuerySet):
@@ -29,9 +30,15 @@ class Project(models.Model):
     normalized_name = models.CharField(max_length=200, unique=True)
     summary = models.TextField(blank=True)
     added = models.DateTimeField(default=timezone.now)
-    # When upstream last changed anything about the project, and its serial then.
+    # When upstream last changed anything about the project, and its serial then: the
+    # serial of the details we hold (0: none yet).
     last_changed = models.DateTimeField(null=True, blank=True)
     serial = models.BigIntegerField(default=0)
+    # The newest serial upstream has announced for it (the root's _last-serial, a
+    # changelog row). Details are waiting while serial < upstream_serial.
+    upstream_serial = models.BigIntegerField(default=0, db_default=0)
+    # Which waiting projects are fetched first (Demand, highest first).
+    demand = models.SmallIntegerField(default=0, db_default=0)
     skip_reason = models.CharField(max_length=400, blank=True, help_text="Empty: build it.")
     # Bumped whenever the project's index page changes: the cache key and ETag of the
     # rendered page, so a committed change is never served stale.
@@ -46,12 +53,14 @@ class Project(models.Model):
             ),
         ]
         indexes = [
-            # search: prefix matches on the normalised name at 700,000 projects.
+            # sync.fetch_details(): the next waiting projects, most wanted first.
             models.Index(
-                fields=["normalized_name"],
-                name="packages_project_name_prefix",
-                opclasses=["varchar_pattern_ops"],
+                F("demand").desc(), "id", name="packages_project_waiting",
+                condition=Q(serial__lt=F("upstream_serial")),
             ),
+            # search's prefix matches on the normalised name use the varchar_pattern_ops
+            # index PostgreSQL gets for the unique field (a second one, dropped in 0005,
+            # only slowed every insert down).
         ]
 
     def __str__(self):
@@ -65,6 +74,15 @@ def version_sort_key(version_string):
         return (1, Pep440Version(version_string), "")
     except InvalidVersion:
         return (0, Pep440Version("0"), version_string)
+
+
+class Demand(models.IntegerChoices):
+    """Why a waiting project's details are wanted: the order of the background fetches."""
+
+    NONE = 0
+    DOWNLOADED = 1
+    ASKED_BY_PIP = 2  # pip or uv asked the farm's index for it and got a 404
+    REQUESTED = 3  # named by add_package
 
 
 class VersionQuerySet(models.QuerySet):
@@ -161,3 +179,72 @@ class Retry(models.Model):
 
     def __str__(self):
         return f"{self.name}: {self.reason}"
+
+
+class Missing(models.Model):
+    """A project upstream seems to have dropped (absent from the root, or a "remove
+    project" changelog row). It is deleted only when upstream answers 404 for it twice,
+    PIWHEELS_SYNC_GONE_AFTER seconds apart, so that a truncated or stale root never deletes
+    a catalogue. FIRST_404: when it first answered 404 (None: not asked yet)."""
+
+    normalized_name = models.CharField(max_length=200, unique=True)
+    name = models.CharField(max_length=200)
+    noticed = models.DateTimeField(default=timezone.now)
+    first_404 = models.DateTimeField(null=True, blank=True)
+
+    def __str__(self):
+        return self.name
+
+
+class SyncStatus(models.Model):
+    """The one row (id 1) that says how the sync follows upstream and how far it is, for
+    the log, sync_pypi's output and /stats/."""
+
+    class Method(models.TextChoices):
+        SIMPLE_JSON = "simple-json", "JSON simple root (_last-serial)"
+        SIMPLE_HTML = "simple-html", "HTML simple root (PEP 503, names only)"
+        XMLRPC = "xmlrpc", "XML-RPC changelog_since_serial"
+
+    method = models.CharField(max_length=20, choices=Method.choices, blank=True)
+    reason = models.TextField(blank=True, help_text="Why this method was used.")
+    root_etag = models.CharField(max_length=200, blank=True)
+    root_serial = models.BigIntegerField(default=0)
+    root_checked = models.DateTimeField(null=True, blank=True)
+    # When XML-RPC last failed: "auto" leaves it alone for XMLRPC_RETRY seconds after.
+    xmlrpc_failed = models.DateTimeField(null=True, blank=True)
+    # Where PostgreSQL's advisory lock is missing (SQLite, make run's default): the pass
+    # running holds the row until then.
+    lease_until = models.DateTimeField(null=True, blank=True)
+    # With names only (an HTML root, no XML-RPC) the time left in a pass asks known
+    # projects again, round the catalogue in id order: the last id asked.
+    revisit_id = models.BigIntegerField(default=0)
+    updated = models.DateTimeField(default=timezone.now)
+    known = models.BigIntegerField(default=0)
+    with_details = models.BigIntegerField(default=0)
+    waiting = models.BigIntegerField(default=0)
+    rate = models.FloatField(default=0.0, help_text="Detail fetches per second, last pass.")
+
+    def __str__(self):
+        return f"{self.method}: {self.reason}"
+
+    @property
+    def eta_seconds(self):
+        """Seconds until every waiting project has its details, at the last pass's rate."""
+        return self.waiting / self.rate if self.rate and self.waiting else None
+
+    def progress_line(self):
+        eta = self.eta_seconds
+        text = (f"{self.known} projects known, {self.with_details} with details, "
+                f"{self.waiting} waiting")
+        if self.waiting:
+            text += f" ({self.rate:.1f}/s" + (f", about {_duration(eta)} left)" if eta else ")")
+        return text
+
+
+def _duration(seconds):
+    seconds = int(seconds)
+    if seconds < 120:
+        return f"{seconds} s"
+    if seconds < 7200:
+        return f"{seconds // 60} min"
+    return f"{seconds // 3600} h {seconds % 3600 // 60} min"

@@ -2,10 +2,12 @@
 from dataclasses import dataclass
 
 from django.db import transaction
+from django.utils import timezone
 
-from packages import sync
+from packages.catalogue import REMOVED_BY_OPERATOR, writing
 from packages.jobs import queue
-from packages.models import Project
+from packages.models import Project, Version, touch_index_root
+from packages.skipping import get_project, get_version
 
 
 @dataclass
@@ -26,7 +28,7 @@ def remove_package(name, version=None):
         raise LookupError(f"no project named {name!r}")
     filenames = jobs.served_filenames(project.id, version)
     with transaction.atomic():
-        ids = sync.remove_package(name, version)
+        ids = remove_rows(name, version)
         if version is not None:
             jobs.refresh(ids, "backlog")
     if version is None:
@@ -34,3 +36,22 @@ def remove_package(name, version=None):
     else:
         jobs.delete_files(project.normalized_name, filenames)
     return Removed(project.name, len(ids), len(filenames))
+
+
+def remove_rows(name, version=None, now=None):
+    """The catalogue's part: the project's rows deleted (versions, builds and file rows by
+    cascade), or one version's builds deleted and the version kept, marked removed.
+    Returns the ids of the versions touched."""
+    now = now or timezone.now()
+    with writing():
+        project = get_project(name)
+        if version is None:
+            ids = list(project.versions.values_list("id", flat=True))
+            project.delete()
+            touch_index_root(now)
+            return ids
+        found = get_version(project, version)
+        found.builds.all().delete()
+        Version.objects.filter(id=found.id).update(removed=True, skip_reason=REMOVED_BY_OPERATOR)
+        Project.objects.filter(id=project.id).touch_index(root=True, now=now)
+        return [found.id]

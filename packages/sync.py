@@ -1,50 +1,69 @@
 """Keeping the catalogue in step with the upstream index (PyPI).
 
-run_pass() is one sync pass. The first (no "pypi" Serial yet) imports the whole catalogue:
-the JSON simple root lists every project with its last serial, and each project's
-/pypi/<name>/json is fetched by a small thread pool while the previous batch is written.
-Later passes read XML-RPC changelog_since_serial and refetch each touched project once
-per batch of events.
+run_pass() is one sync pass, in two steps:
+
+1. Learn what changed (packages/changes.py). By default ("auto") XML-RPC
+   changelog_since_serial where it answers, else the simple root: asked for
+   conditionally (If-None-Match), streamed into a temporary table and diffed in SQL
+   against each project's stored serial. A JSON root gives every project's _last-serial;
+   a PEP 503 HTML root (decided by its Content-Type) gives names only. Either way a new
+   name becomes a Project row at once (the whole catalogue of names in one request), and
+   a project whose serial moved is marked waiting (serial < upstream_serial).
+2. Fetch the details (/pypi/<name>/json) of waiting projects in the background: paced
+   (PIWHEELS_SYNC_RATE), most wanted first (Demand), for at most
+   PIWHEELS_SYNC_PASS_SECONDS; each batch is committed on its own and handed to ON_BATCH
+   (the build queue), so builds are queued as soon as a project's details are in. What is
+   left waits for the next pass.
 
 Applying upstream is state-based: a project's JSON replaces what we know of it (new
-versions created, changed ones updated, versions gone upstream marked removed, a project
-that 404s deleted), so applying a batch twice changes nothing. Each batch is committed in
-one transaction with the serial it reached (Project.serial on the first pass, the "pypi"
-Serial on later ones), so a killed pass resumes where it stopped: nothing skipped, nothing
-doubled. A project that keeps failing is logged, left out and remembered in Retry; every
-later pass asks for it again.
+versions created, changed ones updated, versions gone upstream marked removed), so
+applying a batch twice changes nothing and a killed pass resumes where it stopped. A
+project upstream seems to have dropped is deleted only when it answers 404 twice, minutes
+apart (Missing). A project that keeps failing is logged, left out and remembered in Retry.
 
 A release without an sdist is recorded with has_sdist=False and skip_reason
 "no source distribution" (cleared again if an sdist appears later).
 """
 import logging
 import time
-from collections import defaultdict
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from datetime import timedelta
 
 from django.conf import settings
-from django.db import connection, transaction
-from django.db.models import F
+from django.db import connection
+from django.db.models import F, Q
 from django.utils import timezone
 from packaging.utils import canonicalize_name
 
-from packages.models import Project, Retry, Serial, Version, touch_index_root
-from packages.upstream import NotFound, Upstream, UpstreamError, merge_states
+from packages.catalogue import (
+    NO_SDIST,
+    apply_states,
+    delete_projects,
+    writing,
+)
+from packages.changes import record_changelog, record_root
+from packages.models import (
+    Demand,
+    Missing,
+    Project,
+    Retry,
+    Serial,
+    SyncStatus,
+)
+from packages.upstream import NotFound, ProjectState, Upstream, UpstreamError
+
+__all__ = ["NO_SDIST", "PASS_LOCK", "SyncResult", "run_pass",
+           "fetch_details", "add_package", "want"]
 
 log = logging.getLogger(__name__)
 
 PASS_LOCK = 7_370_001  # PostgreSQL advisory lock: one sync pass at a time
-WRITE_LOCK = 7_370_002  # taken by each catalogue-writing transaction (sync batch, commands)
-NO_SDIST = "no source distribution"
-REMOVED_BY_OPERATOR = "removed by operator"
-# Changelog actions that change what we store; the others (owners, docs) only move the serial.
-RELEVANT_ACTIONS = ("create", "new release", "yank release", "unyank release",
-                    "remove release", "remove project")
-UPSTREAM_FIELDS = ["released", "yanked", "yanked_reason", "requires_python", "has_sdist"]
-# A change to one of these changes the project's index page.
-INDEX_FIELDS = {"yanked", "yanked_reason", "requires_python", "removed"}
+METHODS = ("auto", "simple", "xmlrpc")
+# After XML-RPC fails, "auto" reads the root only (an idle pass: one conditional request)
+# and asks XML-RPC again this many seconds later.
+XMLRPC_RETRY = 3600
 
 
 @dataclass
@@ -53,9 +72,14 @@ class SyncResult:
     message: str = ""
     first_pass: bool = False
     serial: int = 0  # the upstream serial the catalogue has reached
-    events: int = 0
+    method: str = ""  # SyncStatus.Method
+    method_reason: str = ""
+    root_not_modified: bool = False
+    events: int = 0  # XML-RPC changelog rows read
+    listed: int = 0  # projects on the root
+    names_added: int = 0  # new names learnt (root or changelog)
+    projects_moved: int = 0  # known projects whose serial moved
     projects_fetched: int = 0
-    projects_skipped: int = 0  # first pass: already imported at their serial
     projects_created: int = 0
     projects_updated: int = 0
     versions_created: int = 0
@@ -66,26 +90,49 @@ class SyncResult:
     removed_project_names: list = field(default_factory=list)
     errors: list = field(default_factory=list)  # "project: why"
     write_seconds: float = 0.0  # time spent in the database transactions
+    progress: str = ""  # SyncStatus.progress_line() after the pass
+
+    def add(self, changes):
+        """Count one batch's catalogue.Changes."""
+        for name in ("projects_created", "projects_updated", "versions_created",
+                     "versions_updated", "versions_without_sdist"):
+            setattr(self, name, getattr(self, name) + getattr(changes, name))
+        self.new_version_ids.extend(changes.new_version_ids)
+        self.changed_version_ids.extend(changes.changed_version_ids)
+        self.removed_project_names.extend(changes.removed_project_names)
+        self.errors.extend(changes.errors)
 
     def summary(self):
         if self.status != "ok":
             return f"sync {self.status}: {self.message}"
-        kind = "first pass" if self.first_pass else f"{self.events} events"
-        text = (f"sync at serial {self.serial} ({kind}): fetched {self.projects_fetched} "
-                f"projects, {self.projects_created} new, {self.projects_updated} changed, "
+        kind = "first pass" if self.first_pass else (
+            f"{self.events} events" if self.method == SyncStatus.Method.XMLRPC
+            else "root unchanged" if self.root_not_modified else f"{self.listed} on the root")
+        return (f"sync at serial {self.serial} via {self.method} ({kind}): "
+                f"{self.names_added} new names, {self.projects_moved} moved; fetched "
+                f"{self.projects_fetched} projects, {self.projects_created} new, "
+                f"{self.projects_updated} changed, "
                 f"{len(self.removed_project_names)} removed; {self.versions_created} new "
                 f"versions ({self.versions_without_sdist} without sdist), "
-                f"{self.versions_updated} changed; {len(self.errors)} errors")
-        if self.projects_skipped:
-            text += f"; {self.projects_skipped} already imported"
-        return text
+                f"{self.versions_updated} changed; {len(self.errors)} errors; "
+                f"{self.progress}")
 
 
 @contextmanager
 def _pass_lock():
-    """True when this process may run a pass (session advisory lock on PostgreSQL)."""
+    """True when this process may run a pass (session advisory lock on PostgreSQL, a
+    lease on the SyncStatus row elsewhere)."""
     if connection.vendor != "postgresql":
-        yield True
+        now = timezone.now()
+        SyncStatus.objects.get_or_create(id=1)
+        until = now + timedelta(seconds=settings.PIWHEELS_SYNC_PASS_SECONDS + 3600)
+        got = bool(SyncStatus.objects.filter(Q(lease_until__isnull=True) | Q(lease_until__lt=now),
+                                             id=1).update(lease_until=until))
+        try:
+            yield got
+        finally:
+            if got:
+                SyncStatus.objects.filter(id=1).update(lease_until=None)
         return
     with connection.cursor() as cursor:
         cursor.execute("SELECT pg_try_advisory_lock(%s)", [PASS_LOCK])
@@ -98,376 +145,288 @@ def _pass_lock():
                 cursor.execute("SELECT pg_advisory_unlock(%s)", [PASS_LOCK])
 
 
-@contextmanager
-def _writing():
-    """A transaction that no other catalogue writer interleaves with."""
-    with transaction.atomic():
-        if connection.vendor == "postgresql":
-            with connection.cursor() as cursor:
-                cursor.execute("SELECT pg_advisory_xact_lock(%s)", [WRITE_LOCK])
-        yield
+# -- step 1: what changed ----------------------------------------------------------------
 
-
-def _set_serial(value, now):
-    Serial.objects.update_or_create(name="pypi", defaults={"value": value, "updated": now})
-
-
-def _insert(model, objs, fields):
-    """bulk_create without the ORM's per-value work: on PostgreSQL one multi-row INSERT
-    ... RETURNING id per page (Django's bulk_create spends most of a big first pass
-    preparing values); elsewhere bulk_create."""
-    if connection.vendor != "postgresql" or not objs:
-        model.objects.bulk_create(objs, batch_size=1000)
-        return
-    from psycopg2.extras import execute_values
-
-    columns = [model._meta.get_field(f).column for f in fields]
-    sql = (f'INSERT INTO {model._meta.db_table} ({", ".join(columns)}) VALUES %s '
-           "RETURNING id")
-    with connection.cursor() as cursor:
-        for start in range(0, len(objs), 2000):
-            page = objs[start:start + 2000]
-            rows = [tuple(getattr(o, f) for f in fields) for o in page]
-            ids = execute_values(cursor.cursor, sql, rows, page_size=len(rows), fetch=True)
-            for obj, (pk,) in zip(page, ids):
-                obj.pk = pk
-
-
-def _apply(states, result, now, only_versions=None):
-    """Make the catalogue say what upstream says about these projects.
-
-    STATES maps normalised name -> ProjectState, or None for a project upstream no longer
-    has. With ONLY_VERSIONS (add_package of some versions) only those versions are
-    written, nothing is marked removed and the project's serial is left alone."""
-    existing = {p.normalized_name: p for p in Project.objects.filter(normalized_name__in=states)}
-    gone = {n: existing[n] for n, s in states.items() if s is None and n in existing}
-    if gone:
-        Project.objects.filter(id__in=[p.id for p in gone.values()]).delete()
-        result.removed_project_names.extend(gone)
-        touch_index_root(now)
-    live = {n: s for n, s in states.items() if s is not None}
-    new_projects, changed_projects = [], []
-    for norm, state in live.items():
-        last_changed = max((r.released for r in state.releases.values() if r.released),
-                           default=None)
-        serial = state.last_serial if only_versions is None else 0
-        project = existing.get(norm)
-        if project is None:
-            new_projects.append(Project(name=state.name[:200], normalized_name=norm,
-                                        summary=state.summary, serial=serial,
-                                        last_changed=last_changed, added=now))
-            continue
-        if only_versions is not None:
-            serial = project.serial
-        new = (state.name[:200], state.summary, serial, last_changed or project.last_changed)
-        if new != (project.name, project.summary, project.serial, project.last_changed):
-            project.name, project.summary, project.serial, project.last_changed = new
-            changed_projects.append(project)
-    _insert(Project, new_projects, ["name", "normalized_name", "summary", "added",
-                                    "last_changed", "serial", "skip_reason", "index_serial"])
-    Project.objects.bulk_update(changed_projects, ["name", "summary", "serial", "last_changed"],
-                                batch_size=1000)
-    result.projects_created += len(new_projects)
-    result.projects_updated += len(changed_projects)
-    projects = {**existing, **{p.normalized_name: p for p in new_projects}}
-
-    have = defaultdict(dict)
-    for version in Version.objects.filter(project_id__in=[projects[n].id for n in live]).only(
-        "id", "project_id", "version", "skip_reason", "removed", *UPSTREAM_FIELDS
-    ):
-        have[version.project_id][version.version] = version
-    creates, updates, index_changed = [], [], set()
-    root_changed = False
-    for norm, state in live.items():
-        project = projects[norm]
-        known = have.pop(project.id, {})
-        for release in state.releases.values():
-            if only_versions is not None and release.version not in only_versions:
-                known.pop(release.version, None)
-                continue
-            if not release.version or len(release.version) > 200:
-                result.errors.append(f"{state.name}: version {release.version[:50]!r}... "
-                                     "is empty or longer than 200 characters, left out")
-                continue
-            wanted = {f: getattr(release, f) for f in UPSTREAM_FIELDS}
-            version = known.pop(release.version, None)
-            if version is None:
-                version = Version(project_id=project.id, version=release.version, **wanted,
-                                  skip_reason="" if release.has_sdist else NO_SDIST)
-                creates.append(version)
-                result.versions_without_sdist += not release.has_sdist
-                continue
-            wanted["removed"] = version.skip_reason == REMOVED_BY_OPERATOR
-            if not release.has_sdist and not version.skip_reason:
-                wanted["skip_reason"] = NO_SDIST
-            elif release.has_sdist and version.skip_reason == NO_SDIST:
-                wanted["skip_reason"] = ""
-            changed = {f for f, value in wanted.items() if getattr(version, f) != value}
-            if changed:
-                for f in changed:
-                    setattr(version, f, wanted[f])
-                updates.append(version)
-                if changed & INDEX_FIELDS:
-                    index_changed.add(project.id)
-                # a version's files coming or going may add or drop the project on the root
-                root_changed |= "removed" in changed
-        if only_versions is None:
-            for version in known.values():  # no longer upstream
-                if not version.removed:
-                    version.removed = True
-                    updates.append(version)
-                    index_changed.add(project.id)
-                    root_changed = True
-    _insert(Version, creates, ["project_id", "version", *UPSTREAM_FIELDS, "skip_reason",
-                               "removed"])
-    Version.objects.bulk_update(updates, [*UPSTREAM_FIELDS, "skip_reason", "removed"],
-                                batch_size=2000)
-    if index_changed:
-        Project.objects.filter(id__in=index_changed).touch_index(root=root_changed, now=now)
-    result.versions_created += len(creates)
-    result.versions_updated += len(updates)
-    result.new_version_ids.extend(v.id for v in creates)
-    result.changed_version_ids.extend(v.id for v in creates)
-    result.changed_version_ids.extend(v.id for v in updates)
-
-
-def _fetch_group(upstream, names):
-    """The merged state of the upstream spellings NAMES of one project; None when none of
-    them exists upstream. UpstreamError when one of them cannot be fetched."""
-    states = []
-    for name in names:
-        try:
-            states.append(upstream.project(name))
-        except NotFound:
-            pass
-    return merge_states(states) if states else None
-
-
-def _write_batch(futures, result, now, serial=None):
-    """Wait for a batch of fetches and commit it (with SERIAL when given)."""
-    states, failures = {}, {}
-    for norm, name, future in futures:
-        try:
-            states[norm] = future.result()
-            result.projects_fetched += 1
-            if states[norm] is None:
-                log.info("sync %s: not found upstream, removed or left out", name)
-        except UpstreamError as exc:
-            failures[norm] = (name, str(exc))
-            result.errors.append(f"{name}: {exc}")
-            log.warning("sync %s: %s; left for a later pass", name, exc)
-    started = time.monotonic()
-    with _writing():
-        _apply(states, result, now)
-        Retry.objects.filter(normalized_name__in=states).delete()
-        for norm, (name, why) in failures.items():
-            retry, created = Retry.objects.get_or_create(
-                normalized_name=norm, defaults={"name": name, "reason": why, "since": now}
-            )
-            if not created:
-                Retry.objects.filter(id=retry.id).update(attempts=F("attempts") + 1, reason=why)
-        if serial is not None:
-            _set_serial(serial, now)
-            result.serial = serial
-    result.write_seconds += time.monotonic() - started
-
-
-def _done(value):
-    future = Future()
-    future.set_result(value)
-    return future
-
-
-def _fetch_all(pool, upstream, groups):
-    """Submit fetches for [(norm, [names])] and return [(norm, display name, future)]."""
-    return [(norm, names[-1], pool.submit(_fetch_group, upstream, names))
-            for norm, names in groups]
-
-
-def _first_pass(upstream, result, now):
-    serial, listing = upstream.listing()
-    by_norm = defaultdict(list)  # normalised name -> [(serial, name)]
-    for name, last_serial in listing:
-        by_norm[canonicalize_name(name)].append((last_serial, name))
-    del listing
-    groups = sorted(by_norm.items())
-    del by_norm
-    batch = settings.PIWHEELS_SYNC_BATCH
-    with ThreadPoolExecutor(settings.PIWHEELS_SYNC_WORKERS) as pool:
-        previous = None
-        for start in range(0, len(groups), batch):
-            chunk = groups[start:start + batch]
-            done = dict(Project.objects.filter(normalized_name__in=[n for n, _ in chunk])
-                        .values_list("normalized_name", "serial"))
-            need = [(norm, [name for _, name in sorted(spellings)]) for norm, spellings in chunk
-                    if done.get(norm, -1) < max(s for s, _ in spellings)]
-            result.projects_skipped += len(chunk) - len(need)
-            futures = _fetch_all(pool, upstream, need)
-            if previous:
-                _write_batch(previous, result, now)
-            previous = futures
-        if previous:
-            _write_batch(previous, result, now)
-    listed = {norm for norm, _ in groups}
-    del groups
-    with _writing():
-        # A resumed first pass: projects imported earlier that upstream has dropped since.
-        stale = [n for n in Project.objects.filter(added__lt=now)
-                 .values_list("normalized_name", flat=True).iterator(chunk_size=10000)
-                 if n not in listed]
-        _apply(dict.fromkeys(stale), result, now)
-        _set_serial(serial, now)
-    result.serial = serial
-
-
-def _is_relevant(action):
-    return (action in RELEVANT_ACTIONS or action.startswith("remove file ")
-            or (action.startswith("add ") and " file " in action))
-
-
-def _changelog_pass(upstream, result, since, now):
-    rows = upstream.changelog_since(since)  # fails cleanly, before any change, if unreachable
+def _use_changelog(upstream, result, since, now):
+    """Read XML-RPC changelog rows after SINCE, committed chunk by chunk."""
+    rows = upstream.changelog_since(since)  # fails cleanly, before any change
     batch = settings.PIWHEELS_SYNC_EVENTS_BATCH
-    with ThreadPoolExecutor(settings.PIWHEELS_SYNC_WORKERS) as pool:
-        retries = list(Retry.objects.order_by("since").values_list("normalized_name", "name")[:1000])
-        if retries:
-            _write_batch(_fetch_all(pool, upstream, [(n, [name]) for n, name in retries]),
-                         result, now)
-        for _round in range(10000):  # bounded: PyPI answers at most 50,000 rows a call
-            rows = sorted((r for r in rows if r[4] > since), key=lambda r: r[4])
-            if not rows:
-                break
-            for start in range(0, len(rows), batch):
-                chunk = rows[start:start + batch]
-                touched = {}  # normalised name -> (latest spelling, serial, action)
-                for name, _version, _when, action, serial in chunk:
-                    if name and _is_relevant(action):
-                        touched[canonicalize_name(name)] = (name, serial, action)
-                result.events += len(chunk)
-                done = dict(Project.objects.filter(normalized_name__in=touched)
-                            .values_list("normalized_name", "serial"))
-                need, gone = [], []
-                for norm, (name, serial, action) in touched.items():
-                    if done.get(norm, -1) >= serial:
-                        continue  # already fetched at (or after) this change
-                    if action == "remove project":  # its last word: nothing to fetch
-                        gone.append((norm, name, _done(None)))
-                    else:
-                        need.append((norm, [name]))
-                _write_batch(_fetch_all(pool, upstream, need) + gone, result, now,
-                             serial=chunk[-1][4])
-                since = chunk[-1][4]
-            rows = upstream.changelog_since(since)
+    for _round in range(10000):  # bounded: PyPI answers at most 50,000 rows a call
+        rows = sorted((r for r in rows if r[4] > since), key=lambda r: r[4])
+        if not rows:
+            break
+        for start in range(0, len(rows), batch):
+            chunk = rows[start:start + batch]
+            announced = record_changelog(chunk, now)
+            result.events += announced.events
+            result.names_added += announced.new
+            result.projects_moved += announced.moved
+            since = chunk[-1][4]
+        rows = upstream.changelog_since(since)
     result.serial = since
 
 
-def run_pass(now=None):
+def _use_root(upstream, status, result, now):
+    """Read the simple root, conditionally; diff it against the catalogue."""
+    root = upstream.root(status.root_etag)
+    status.root_checked = now
+    if root.kind == "not-modified":
+        result.root_not_modified = True
+        result.method = status.method or SyncStatus.Method.SIMPLE_JSON
+        if status.method == SyncStatus.Method.SIMPLE_HTML:
+            result.method_reason += "; the root is PEP 503 HTML: names only"
+        return
+    announced = record_root(root, now)
+    status.root_etag = root.etag
+    status.root_serial = root.serial or 0
+    result.method = (SyncStatus.Method.SIMPLE_JSON if root.kind == "json"
+                     else SyncStatus.Method.SIMPLE_HTML)
+    if root.kind == "html":
+        result.method_reason += ("; the root is PEP 503 HTML (by its Content-Type): names "
+                                 "only, details fetched per project")
+    result.listed, result.names_added = announced.listed, announced.new
+    result.projects_moved = announced.moved
+
+
+def _learn_changes(upstream, status, since, result, now):
+    """Step 1 by PIWHEELS_SYNC_METHOD: XML-RPC where it may and does answer, else the root."""
+    method = settings.PIWHEELS_SYNC_METHOD
+    if method not in METHODS:
+        raise UpstreamError(f"PIWHEELS_SYNC_METHOD is {method!r}, not one of "
+                            f"{', '.join(METHODS)}")
+    retry_at = status.xmlrpc_failed and status.xmlrpc_failed + timedelta(seconds=XMLRPC_RETRY)
+    if not since:
+        result.method_reason = "first pass: every name from the root"
+    elif method == "simple":
+        result.method_reason = "PIWHEELS_SYNC_METHOD=simple"
+    elif method == "auto" and retry_at and now < retry_at:
+        result.method_reason = (f"XML-RPC failed at {status.xmlrpc_failed:%H:%M} UTC, so the "
+                                f"simple root; XML-RPC asked again at {retry_at:%H:%M} UTC")
+    else:
+        try:
+            _use_changelog(upstream, result, since, now)
+            result.method = SyncStatus.Method.XMLRPC
+            result.method_reason = (f"PIWHEELS_SYNC_METHOD={method}: changelog_since_serial "
+                                    "answered")
+            status.xmlrpc_failed = None
+            return
+        except UpstreamError as exc:
+            if method == "xmlrpc":
+                raise
+            status.xmlrpc_failed = now
+            result.method_reason = f"XML-RPC failed ({exc}), so the simple root"
+            log.warning("sync: %s", result.method_reason)
+    _use_root(upstream, status, result, now)
+    result.serial = Serial.objects.filter(name="pypi").values_list("value", flat=True).first() or 0
+
+
+# -- step 2: details, in the background --------------------------------------------------
+
+def _fetch(upstream, name):
+    """ProjectState of NAME, or None when upstream answers 404."""
+    try:
+        return upstream.project(name)
+    except NotFound:
+        return None
+
+
+def _remember_failures(failures, now):
+    for norm, (name, why) in failures.items():
+        retry, created = Retry.objects.get_or_create(
+            normalized_name=norm, defaults={"name": name, "reason": why, "since": now}
+        )
+        if not created:
+            Retry.objects.filter(id=retry.id).update(attempts=F("attempts") + 1, reason=why)
+
+
+def _write_details(fetched, result, now, on_batch):
+    """Commit one batch of fetched details: [(project row, future)]. Returns the
+    normalised names that failed."""
+    states, failures = {}, {}
+    for project, future in fetched:
+        try:
+            state = future.result()
+        except UpstreamError as exc:
+            failures[project.normalized_name] = (project.name, str(exc))
+            result.errors.append(f"{project.name}: {exc}")
+            log.warning("sync %s: %s; left for a later pass", project.name, exc)
+            continue
+        result.projects_fetched += 1
+        if state is None:  # listed, but no releases (PyPI's JSON API answers 404)
+            state = ProjectState(name=project.name)
+        # never asked again for what was announced, even from a lagging cache
+        state.last_serial = max(state.last_serial, project.upstream_serial, 1)
+        states[project.normalized_name] = state
+    started = time.monotonic()
+    with writing():
+        changes = apply_states(states, now, backlog_before=None if result.first_pass else now)
+        Retry.objects.filter(normalized_name__in=states).delete()
+        _remember_failures(failures, now)
+    result.write_seconds += time.monotonic() - started
+    result.add(changes)
+    if on_batch:
+        on_batch(changes, result.first_pass)
+    return set(failures)
+
+
+def _check_missing(pool, upstream, result, now, on_batch):
+    """Ask again for the projects upstream seems to have dropped: back (200: kept,
+    updated), first 404 (remembered), or a second 404 at least PIWHEELS_SYNC_GONE_AFTER
+    seconds after the first (deleted)."""
+    ripe = now - timedelta(seconds=settings.PIWHEELS_SYNC_GONE_AFTER)
+    due = list(Missing.objects.filter(Q(first_404__isnull=True) | Q(first_404__lte=ripe))
+               .order_by("id")[:10 * settings.PIWHEELS_SYNC_BATCH])
+    answers = [(m, pool.submit(_fetch, upstream, m.name)) for m in due]
+    back, first, gone = {}, [], []
+    for missing, future in answers:
+        try:
+            state = future.result()
+        except UpstreamError as exc:
+            log.warning("sync %s (missing from upstream?): %s", missing.name, exc)
+            continue
+        if state is not None:
+            back[missing.normalized_name] = state
+        elif missing.first_404 is None:
+            first.append(missing.id)
+        else:
+            gone.append(missing.normalized_name)
+    with writing():
+        changes = apply_states(back, now)
+        changes.removed_project_names = delete_projects(gone, now)
+        Missing.objects.filter(Q(id__in=first)).update(first_404=now)
+        Missing.objects.filter(normalized_name__in=[*back, *gone]).delete()
+    result.add(changes)
+    for name in changes.removed_project_names:
+        log.info("sync %s: gone upstream (404 twice), removed", name)
+    if on_batch and (back or gone):
+        on_batch(changes, False)
+
+
+def _batch_size():
+    """Small enough that a batch commits within seconds at the paced rate."""
+    rate = settings.PIWHEELS_SYNC_RATE
+    size = settings.PIWHEELS_SYNC_BATCH
+    return max(settings.PIWHEELS_SYNC_WORKERS, min(size, int(rate * 5))) if rate else size
+
+
+def fetch_details(upstream, result, now, deadline, on_batch=None):
+    """Step 2: fetch waiting projects' details, most wanted first, until none waits or
+    the monotonic DEADLINE passes; each batch is committed and handed to ON_BATCH."""
+    failed, in_flight = set(), []
+    with ThreadPoolExecutor(settings.PIWHEELS_SYNC_WORKERS) as pool:
+        _check_missing(pool, upstream, result, now, on_batch)
+        while True:
+            batch = []
+            if time.monotonic() < deadline:
+                waiting = (Project.objects.filter(serial__lt=F("upstream_serial"))
+                           .exclude(normalized_name__in=failed)
+                           .exclude(id__in=[p.id for p, _ in in_flight])
+                           .order_by("-demand", "id")
+                           .only("id", "name", "normalized_name", "upstream_serial"))
+                batch = list(waiting[:_batch_size()])
+            # the next batch is fetched while the previous one is written
+            fetching = [(p, pool.submit(_fetch, upstream, p.name)) for p in batch]
+            if in_flight:
+                failed |= _write_details(in_flight, result, now, on_batch)
+            if not fetching:
+                break
+            in_flight = fetching
+
+
+def revisit(upstream, status, result, now, deadline, on_batch=None):
+    """Nothing says which known project changed when upstream gives names only (a PEP 503
+    root, XML-RPC refused): the time left in a pass goes to asking known projects again,
+    round the catalogue in id order from where the last pass stopped (at the paced rate)."""
+    with ThreadPoolExecutor(settings.PIWHEELS_SYNC_WORKERS) as pool:
+        while time.monotonic() < deadline:
+            batch = list(Project.objects.filter(id__gt=status.revisit_id).order_by("id")
+                         .only("id", "name", "normalized_name", "upstream_serial")
+                         [:_batch_size()])
+            if not batch:
+                status.revisit_id = 0  # round again from the start next pass
+                break
+            _write_details([(p, pool.submit(_fetch, upstream, p.name)) for p in batch],
+                           result, now, on_batch)
+            status.revisit_id = batch[-1].id
+
+
+def _record_status(status, result, now, fetch_seconds):
+    """The figures /stats/ and sync_pypi show: method, why, progress."""
+    status.known = Project.objects.count()
+    status.waiting = Project.objects.filter(serial__lt=F("upstream_serial")).count()
+    status.with_details = status.known - status.waiting
+    if result.projects_fetched and fetch_seconds > 0:
+        status.rate = result.projects_fetched / fetch_seconds
+    status.method, status.reason = result.method, result.method_reason.lstrip("; ")
+    status.updated = now
+    status.save(update_fields=[f.name for f in SyncStatus._meta.concrete_fields
+                               if f.name not in ("id", "lease_until")])
+    result.progress = status.progress_line()
+
+
+def run_pass(now=None, on_batch=None):
     """One sync pass; returns a SyncResult (status "busy" if another pass holds the lock,
-    "failed" with the reason if upstream could not be read)."""
+    "failed" with the reason if upstream could not be read). ON_BATCH(changes,
+    first_pass) runs after each committed batch (the build queue)."""
     now = now or timezone.now()
     result = SyncResult()
+    deadline = time.monotonic() + settings.PIWHEELS_SYNC_PASS_SECONDS
     with _pass_lock() as got:
         if not got:
             result.status, result.message = "busy", "another pass is running"
             log.info("sync: another pass is running")
             return result
+        status = SyncStatus.objects.get_or_create(id=1)[0]
         since = Serial.objects.filter(name="pypi").values_list("value", flat=True).first() or 0
         result.first_pass, result.serial = since == 0, since
         upstream = Upstream()
         try:
-            if result.first_pass:
-                _first_pass(upstream, result, now)
-            else:
-                _changelog_pass(upstream, result, since, now)
+            _learn_changes(upstream, status, since, result, now)
         except UpstreamError as exc:
             result.status = "failed"
             result.message = f"upstream {upstream.base}: {exc}"
             log.error("sync failed: %s", result.message)
             return result
+        log.info("sync: %s (%s)", result.method, result.method_reason.lstrip("; "))
+        started = time.monotonic()
+        fetch_details(upstream, result, now, deadline, on_batch)
+        if result.method == SyncStatus.Method.SIMPLE_HTML:
+            revisit(upstream, status, result, now, deadline, on_batch)
+        _record_status(status, result, now, time.monotonic() - started)
     log.info("%s", result.summary())
     return result
 
 
+def want(name, demand=Demand.ASKED_BY_PIP):
+    """Someone wants NAME's details (pip got a 404 for it, an operator named it): it moves
+    up the queue of waiting projects. One UPDATE, nothing when it is not waiting."""
+    return (Project.objects.named(name).filter(serial__lt=F("upstream_serial"),
+                                               demand__lt=demand).update(demand=demand))
+
+
 # -- operator actions -------------------------------------------------------------------
 
-def _project(name):
-    project = Project.objects.named(name).first()
-    if project is None:
-        raise LookupError(f"no project named {name!r}")
-    return project
-
-
-def _version(project, version):
-    found = project.versions.filter(version=version).first()
-    if found is None:
-        raise LookupError(f"{project.name} has no version {version!r}")
-    return found
-
-
 def add_package(name, versions=(), now=None):
-    """Add one project (or only VERSIONS of it) from upstream now; returns a SyncResult."""
+    """Add one project (or only VERSIONS of it) from upstream now; returns a SyncResult.
+    LookupError (one line) when upstream has no such project: a 404 is an answer."""
     now = now or timezone.now()
-    upstream = Upstream()
+    upstream = Upstream(rate=0)  # one operator request, not the background's pace
     try:
         state = upstream.project(name)
     except NotFound:
-        raise LookupError(f"no project named {name!r} upstream")
+        raise LookupError(f"no project named {name!r} upstream") from None
     except UpstreamError as exc:
-        raise UpstreamError(f"{name}: {exc}")
+        want(name, Demand.REQUESTED)  # first in line for the background, if it waits
+        raise UpstreamError(f"{name}: {exc}") from None
     missing = [v for v in versions if v not in state.releases]
     if missing:
         raise ValueError(f"{state.name} has no version {missing[0]!r} upstream")
     result = SyncResult()
-    with _writing():
-        _apply({canonicalize_name(state.name): state}, result, now,
-               only_versions=set(versions) if versions else None)
-        Retry.objects.filter(normalized_name=canonicalize_name(state.name)).delete()
+    norm = canonicalize_name(state.name)
+    with writing():
+        result.add(apply_states({norm: state}, now,
+                                only_versions=set(versions) if versions else None))
+        Retry.objects.filter(normalized_name=norm).delete()
+        Missing.objects.filter(normalized_name=norm).delete()
     result.projects_fetched = 1
     return result
-
-
-def remove_package(name, version=None, now=None):
-    """Remove a project (deleted with its versions, builds and files) or one version (its
-    builds and files deleted; the version kept, marked removed, so it is not rebuilt).
-    Returns the ids of the versions touched."""
-    now = now or timezone.now()
-    with _writing():
-        project = _project(name)
-        if version is None:
-            ids = list(project.versions.values_list("id", flat=True))
-            project.delete()
-            touch_index_root(now)
-            return ids
-        found = _version(project, version)
-        found.builds.all().delete()
-        Version.objects.filter(id=found.id).update(removed=True, skip_reason=REMOVED_BY_OPERATOR)
-        Project.objects.filter(id=project.id).touch_index(root=True, now=now)
-        return [found.id]
-
-
-def skip(name, version=None, reason=""):
-    """Stop building a project or one version; returns the ids of the versions touched."""
-    reason = (reason or "").strip()
-    if not reason:
-        raise ValueError("a reason is required")
-    with _writing():
-        project = _project(name)
-        if version is None:
-            Project.objects.filter(id=project.id).update(skip_reason=reason[:400])
-            return list(project.versions.values_list("id", flat=True))
-        found = _version(project, version)
-        Version.objects.filter(id=found.id).update(skip_reason=reason[:400])
-        return [found.id]
-
-
-def unskip(name, version=None):
-    """Resume building a project or one version; returns the ids of the versions touched.
-    (A version without an sdist stays unbuildable: it has nothing to build from.)"""
-    with _writing():
-        project = _project(name)
-        if version is None:
-            Project.objects.filter(id=project.id).update(skip_reason="")
-            return list(project.versions.values_list("id", flat=True))
-        found = _version(project, version)
-        Version.objects.filter(id=found.id).update(skip_reason="")
-        return [found.id]

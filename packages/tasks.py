@@ -5,28 +5,45 @@ the sync_pypi command runs the same function.
 """
 import logging
 
+from django.conf import settings
+
 from packages.jobs import queue
 from packages.sync import run_pass
 
 log = logging.getLogger(__name__)
 
 
+class _Queueing:
+    """Brings the build queue in step after each committed batch of a pass, so that a
+    project's builds are queued as soon as its details are in."""
+
+    def __init__(self):
+        self.jobs = queue()
+        self.queued = self.dropped = 0
+
+    def __call__(self, changes, first_pass):
+        """New releases jump the backlog; the first pass, and projects that waited for
+        their first details since an earlier pass, fill the backlog."""
+        backlog = set(changes.backlog_version_ids)
+        new = [v for v in changes.new_version_ids if v not in backlog]
+        known = set(changes.new_version_ids)
+        changed = [v for v in changes.changed_version_ids if v not in known]
+        refreshed = [self.jobs.refresh(new, "backlog" if first_pass else "new-release"),
+                     self.jobs.refresh([*backlog, *changed], "backlog")]
+        for q, d in refreshed:
+            self.queued, self.dropped = self.queued + q, self.dropped + d
+        self.jobs.delete_project_dirs(changes.removed_project_names)
+        self.jobs.delete_builds_of_removed(changed)
+
+
 def run_sync(now=None):
-    """One sync pass and the queue refresh that follows; returns (result, queued, dropped).
-    New releases of a later pass jump the backlog; the first pass fills the backlog."""
-    jobs = queue()
-    result = run_pass(now=now)
-    new = set(result.new_version_ids)
-    changed = [v for v in result.changed_version_ids if v not in new]
-    queued, dropped = jobs.refresh(
-        result.new_version_ids, "backlog" if result.first_pass else "new-release"
-    )
-    c, d = jobs.refresh(changed, "backlog")
-    jobs.delete_project_dirs(result.removed_project_names)
-    jobs.delete_builds_of_removed(changed)
-    if queued + c or dropped + d:
-        log.info("sync queue: %d builds queued, %d dropped", queued + c, dropped + d)
-    return result, queued + c, dropped + d
+    """One sync pass, the build queue refreshed after each batch; returns (result,
+    queued, dropped)."""
+    queueing = _Queueing()
+    result = run_pass(now=now, on_batch=queueing)
+    if queueing.queued or queueing.dropped:
+        log.info("sync queue: %d builds queued, %d dropped", queueing.queued, queueing.dropped)
+    return result, queueing.queued, queueing.dropped
 
 
 def summary(result, queued, dropped):
@@ -40,9 +57,24 @@ class SyncFailed(RuntimeError):
     """A pass that could not run (upstream unreachable, changelog refused)."""
 
 
+def follow_interval():
+    """Bring the schedule's interval in step with PIWHEELS_SYNC_INTERVAL (read at run
+    time, not only when migration 0003 created the schedule); returns the minutes."""
+    from django_q.models import Schedule
+
+    minutes = max(1, round(settings.PIWHEELS_SYNC_INTERVAL / 60))
+    Schedule.objects.filter(name="sync_pypi").exclude(minutes=minutes).update(minutes=minutes)
+    return minutes
+
+
 def sync_pypi():
     """The scheduled task: returns only a summary line (django-q stores the result). A
-    failed pass raises, so that the admin lists it under Django Q's failed tasks."""
+    failed pass raises, so that the admin lists it under Django Q's failed tasks.
+    PIWHEELS_SYNC_INTERVAL=0 pauses it."""
+    if settings.PIWHEELS_SYNC_INTERVAL <= 0:
+        log.info("sync paused (PIWHEELS_SYNC_INTERVAL=0)")
+        return "sync paused (PIWHEELS_SYNC_INTERVAL=0)"
+    follow_interval()
     result, queued, dropped = run_sync()
     line = summary(result, queued, dropped)
     if result.status == "failed":

@@ -1,24 +1,32 @@
-"""Talking to the upstream index (PyPI): the JSON simple root, per-project JSON and the
-XML-RPC changelog, with timeouts, retries and backoff. Django-free apart from settings.
+"""Talking to the upstream index (PyPI): the simple root (JSON or HTML), per-project JSON
+and the XML-RPC changelog, with timeouts, retries, backoff and pacing. Django-free apart
+from settings.
 
 Every fault is retried with exponential backoff (PIWHEELS_SYNC_BACKOFF seconds, doubled
-each time, PIWHEELS_SYNC_RETRIES times); a 429's Retry-After is honoured. What still fails
-raises UpstreamError (NotFound for a 404) whose message says what and why.
+each time, PIWHEELS_SYNC_RETRIES times); a 429's Retry-After is honoured by every thread.
+Requests are paced to PIWHEELS_SYNC_RATE per second (0: unpaced). What still fails raises
+UpstreamError (NotFound for a 404: an answer, never retried) whose message says what and why.
 """
-import json
 import logging
 import threading
 import time
 import xmlrpc.client
 from dataclasses import dataclass, field
 from datetime import datetime
+from html.parser import HTMLParser
 
+import ijson
 import requests
+import urllib3
 from django.conf import settings
 
 log = logging.getLogger(__name__)
 
 SIMPLE_JSON = "application/vnd.pypi.simple.v1+json"
+SIMPLE_HTML = "application/vnd.pypi.simple.v1+html"
+# JSON preferred; PEP 503 HTML accepted (an old mirror, a proxy that rewrites the answer).
+ROOT_ACCEPT = f"{SIMPLE_JSON}, {SIMPLE_HTML};q=0.2, text/html;q=0.1"
+CHUNK = 256 * 1024
 USER_AGENT = "piwheels-farm-sync/1.0"
 
 
@@ -106,13 +114,98 @@ def merge_states(states):
     return merged
 
 
+class Pacer:
+    """At most RATE request starts per second over all threads; hold() pauses them all
+    (a 429's Retry-After)."""
+
+    def __init__(self, rate):
+        self.interval = 1.0 / rate if rate else 0.0
+        self._next = 0.0
+        self._lock = threading.Lock()
+
+    def wait(self):
+        with self._lock:
+            now = time.monotonic()
+            start = max(now, self._next)
+            self._next = start + self.interval
+        if start > now:
+            time.sleep(start - now)
+
+    def hold(self, seconds):
+        with self._lock:
+            self._next = max(self._next, time.monotonic() + seconds)
+
+
+@dataclass
+class Root:
+    """One answer of the simple root. KIND: "json" (names with their _last-serial),
+    "html" (PEP 503: names only, serial None) or "not-modified" (ETag unchanged)."""
+
+    kind: str
+    etag: str = ""
+    serial: int | None = None  # X-PyPI-Last-Serial, when sent
+    response: object = None
+
+    def entries(self):
+        """(name, last serial or None) for each project, parsed as it arrives. Raises
+        UpstreamError if the document is cut short or malformed (then nothing may be
+        concluded from what came before)."""
+        raw = self.response.raw
+        raw.decode_content = True
+        try:
+            if self.kind == "json":
+                for project in ijson.items(raw, "projects.item", use_float=True):
+                    yield project["name"], int(project.get("_last-serial") or 0)
+            else:
+                parser = _AnchorText()
+                while chunk := raw.read(CHUNK):
+                    parser.feed(chunk.decode("utf-8", "replace"))
+                    yield from parser.take()
+                parser.close()
+                yield from parser.take()
+        except (ijson.JSONError, KeyError, TypeError, ValueError) as exc:
+            raise UpstreamError(f"/simple/: malformed JSON root ({exc})") from None
+        except (requests.RequestException, urllib3.exceptions.HTTPError, OSError) as exc:
+            raise UpstreamError(f"/simple/: root cut short ({exc.__class__.__name__})") from None
+        finally:
+            self.response.close()
+
+
+class _AnchorText(HTMLParser):
+    """The text of each <a> of a PEP 503 root: the project names."""
+
+    def __init__(self):
+        super().__init__(convert_charrefs=True)
+        self._names, self._text = [], None
+
+    def handle_starttag(self, tag, attrs):
+        if tag == "a":
+            self._text = []
+
+    def handle_data(self, data):
+        if self._text is not None:
+            self._text.append(data)
+
+    def handle_endtag(self, tag):
+        if tag == "a" and self._text is not None:
+            name = "".join(self._text).strip()
+            if name:
+                self._names.append((name, None))
+            self._text = None
+
+    def take(self):
+        names, self._names = self._names, []
+        return names
+
+
 class Upstream:
-    def __init__(self, base=None):
+    def __init__(self, base=None, rate=None):
         self.base = (base or settings.PIWHEELS_PYPI_URL).rstrip("/")
         self.timeout = settings.PIWHEELS_SYNC_TIMEOUT
         self.retries = settings.PIWHEELS_SYNC_RETRIES
         self.backoff = settings.PIWHEELS_SYNC_BACKOFF
         self.max_wait = settings.PIWHEELS_SYNC_MAX_WAIT
+        self.pacer = Pacer(settings.PIWHEELS_SYNC_RATE if rate is None else rate)
         self._local = threading.local()
 
     @property
@@ -131,7 +224,7 @@ class Upstream:
                 return attempt_once()
             except _Retry as fault:
                 if attempt == retries:
-                    raise UpstreamError(f"{fault} (gave up after {attempt + 1} attempts)")
+                    raise UpstreamError(f"{fault} (gave up after {attempt + 1} attempts)") from None
                 wait = self.backoff * 2**attempt
                 if fault.wait is not None:
                     wait = max(wait, fault.wait)
@@ -140,17 +233,21 @@ class Upstream:
                 time.sleep(wait)
 
     def _send(self, method, url, **kwargs):
+        self.pacer.wait()
         try:
             response = self.session.request(method, url, timeout=self.timeout, **kwargs)
         except requests.Timeout:
-            raise _Retry(f"timed out after {self.timeout}s")
+            raise _Retry(f"timed out after {self.timeout}s") from None
         except requests.ConnectionError as exc:
-            raise _Retry(f"connection failed: {exc.__class__.__name__}")
+            raise _Retry(f"connection failed: {exc.__class__.__name__}") from None
         if response.status_code == 429:
             retry_after = response.headers.get("Retry-After", "")
-            raise _Retry("rate limited (429)",
-                         wait=float(retry_after) if retry_after.isdigit() else None)
+            wait = min(float(retry_after), self.max_wait) if retry_after.isdigit() else None
+            if wait:
+                self.pacer.hold(wait)  # every thread waits, not only this one
+            raise _Retry("rate limited (429)", wait=wait)
         if response.status_code >= 500:
+            response.close()
             raise _Retry(f"HTTP {response.status_code}")
         return response
 
@@ -159,59 +256,60 @@ class Upstream:
         try:
             return response.json()
         except ValueError:
-            raise _Retry("malformed JSON")
+            raise _Retry("malformed JSON") from None
 
     def project(self, name):
-        """ProjectState of one project; NotFound when upstream has no such project (a 404
-        is asked again once, in case it was a stale cache)."""
+        """ProjectState of one project; NotFound when upstream has no such project. A 404
+        is an answer, not a fault: the sync asks again minutes later before it deletes."""
         url = f"{self.base}/pypi/{name}/json"
-        not_found = []
 
         def once():
             response = self._send("GET", url)
             if response.status_code == 404:
-                not_found.append(1)
-                if len(not_found) > 1:
-                    raise NotFound(f"not found upstream (404 from {url})")
-                raise _Retry("not found (404)")
+                raise NotFound(f"not found upstream (404 from {url})")
             if response.status_code != 200:
                 raise UpstreamError(f"HTTP {response.status_code} from {url}")
             try:
                 return parse_project(self._json(response))
             except (ValueError, TypeError, AttributeError, KeyError) as exc:
-                raise _Retry(f"unexpected JSON: {exc}")
+                raise _Retry(f"unexpected JSON: {exc}") from None
 
-        try:
-            return self._call(name, once)
-        except UpstreamError as exc:
-            if not isinstance(exc, NotFound) and "not found (404)" in str(exc):
-                raise NotFound(f"not found upstream (404 from {url})")
-            raise
+        return self._call(name, once)
 
-    def listing(self):
-        """(serial, [(name, last serial), ...]) of every project on the JSON simple root."""
+    def root(self, etag=""):
+        """The simple root, asked for with If-None-Match: ETAG. Its kind is decided by the
+        Content-Type, not by trying to parse it; entries() streams it."""
         url = f"{self.base}/simple/"
+        headers = {"Accept": ROOT_ACCEPT}
+        if etag:
+            headers["If-None-Match"] = etag
 
         def once():
-            response = self._send("GET", url, headers={"Accept": SIMPLE_JSON})
+            response = self._send("GET", url, headers=headers, stream=True)
+            serial = response.headers.get("X-PyPI-Last-Serial", "")
+            serial = int(serial) if serial.isdigit() else None
+            if response.status_code == 304:
+                response.close()
+                return Root("not-modified", etag, serial)
             if response.status_code != 200:
+                response.close()
                 raise UpstreamError(f"HTTP {response.status_code} from {url}")
-            try:
-                data = json.loads(response.content)
-            except ValueError:
-                raise _Retry("malformed JSON")
-            del response
-            serial = (data.get("meta") or {}).get("_last-serial")
-            projects = [(p["name"], int(p.get("_last-serial") or 0))
-                        for p in data.get("projects", ())]
-            if serial is None:
-                serial = max((s for _, s in projects), default=0)
-            return int(serial), projects
+            kind = response.headers.get("Content-Type", "").split(";")[0].strip().lower()
+            if kind in (SIMPLE_JSON, "application/json"):
+                kind = "json"
+            elif kind in (SIMPLE_HTML, "text/html"):
+                kind = "html"
+            else:
+                response.close()
+                raise UpstreamError(f"{url} answered Content-Type {kind or 'none'!r}, "
+                                    "neither the JSON nor the HTML simple API")
+            return Root(kind, response.headers.get("ETag", ""), serial, response)
 
         return self._call("/simple/", once)
 
     def changelog_since(self, serial):
-        """The XML-RPC changelog rows after SERIAL: [(name, version, time, action, serial)]."""
+        """The XML-RPC changelog rows after SERIAL: [(name, version, time, action, serial)].
+        UpstreamError at once (no retries) when XML-RPC is refused: the caller falls back."""
         url = f"{self.base}/pypi"
         body = xmlrpc.client.dumps((serial,), "changelog_since_serial", allow_none=True)
 
@@ -226,9 +324,10 @@ class Upstream:
             try:
                 (rows,), _ = xmlrpc.client.loads(response.content)
             except xmlrpc.client.Fault as fault:
-                raise UpstreamError(f"XML-RPC at {url} answered fault: {fault.faultString}")
+                raise UpstreamError(
+                    f"XML-RPC at {url} answered fault: {fault.faultString}") from None
             except Exception as exc:
-                raise _Retry(f"malformed XML-RPC answer: {exc.__class__.__name__}")
+                raise _Retry(f"malformed XML-RPC answer: {exc.__class__.__name__}") from None
             return [(r[0], r[1], int(r[2]), r[3], int(r[4])) for r in rows]
 
         return self._call("changelog", once)

@@ -63,8 +63,21 @@ CSRF_TRUSTED_ORIGINS = [
 
 PIWHEELS_DATA_DIR = Path(os.environ.get("PIWHEELS_DATA_DIR", BASE_DIR / "var"))
 PIWHEELS_PYPI_URL = os.environ.get("PIWHEELS_PYPI_URL", "https://pypi.org").rstrip("/")
-# Seconds between catalogue sync passes run by the task worker's schedule.
+# Seconds between catalogue sync passes run by the task worker's schedule (whole
+# minutes, read at run time); 0 pauses the scheduled sync.
 PIWHEELS_SYNC_INTERVAL = envint("PIWHEELS_SYNC_INTERVAL", 60)
+# How the sync learns what changed upstream: "auto" (the simple root's per-project
+# _last-serial, XML-RPC changelog_since_serial as a fast path where it answers),
+# "simple" (the root only) or "xmlrpc" (the changelog only, after the first pass).
+PIWHEELS_SYNC_METHOD = os.environ.get("PIWHEELS_SYNC_METHOD", "auto")
+# Upstream requests per second of the sync (project details fetched in the background,
+# far below PyPI's limits; 0: unpaced), and how long one pass may keep fetching (s): the
+# rest waits for the next pass.
+PIWHEELS_SYNC_RATE = envfloat("PIWHEELS_SYNC_RATE", 10)
+PIWHEELS_SYNC_PASS_SECONDS = envfloat("PIWHEELS_SYNC_PASS_SECONDS", 45)
+# A project upstream seems to have dropped is deleted only when it answers 404 twice at
+# least this many seconds apart.
+PIWHEELS_SYNC_GONE_AFTER = envfloat("PIWHEELS_SYNC_GONE_AFTER", 300)
 # Upstream requests of the sync: timeout (s), retries, first backoff (s, doubled each
 # retry), longest wait honoured for Retry-After (s), fetch threads, projects per
 # transaction of a first pass, changelog events per transaction of a later pass.

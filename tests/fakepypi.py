@@ -9,6 +9,10 @@ It answers as PyPI does: the simple index (HTML and PEP 691 JSON, by Accept or ?
 the files, the per-project JSON API and XML-RPC `changelog_since_serial` /
 `changelog_last_serial` at POST /pypi. Every change appends PyPI-style changelog rows
 (name, version, timestamp, action, serial). `fail()` makes the next requests misbehave.
+The root carries an ETag (If-None-Match answers 304). Switches, as upstreams differ:
+`xmlrpc = False` answers XML-RPC with 405 (as the public PyPI does through some proxies),
+`html_only = True` serves the root as PEP 503 HTML whatever is asked for, `unlisted`
+(a set of names) leaves projects off the root, as a stale or partial root would.
 Projects are keyed by their exact name, so two spellings of one normalised name can
 coexist (as they do in old changelog rows); lookups by another spelling find the newest.
 """
@@ -18,7 +22,7 @@ import json
 import socketserver
 import threading
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from urllib.parse import parse_qs, quote
 from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 from xmlrpc.server import SimpleXMLRPCDispatcher
@@ -41,7 +45,7 @@ class _QuietHandler(WSGIRequestHandler):
 
 
 def _iso(ts):
-    return datetime.fromtimestamp(ts, timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 def _packagetype(filename):
@@ -77,6 +81,9 @@ class FakePyPI:
         self.projects = {}  # exact name -> {"summary", "last_serial", "releases"}
         self.files = {}  # filename -> bytes
         self.requests = []  # (method, path) of every request, in order
+        self.xmlrpc = True
+        self.html_only = False
+        self.unlisted = set()
         self._rules = []
         self._lock = threading.RLock()
         self._release_hung = threading.Event()
@@ -93,8 +100,8 @@ class FakePyPI:
             "127.0.0.1", 0, self._app, server_class=_Server, handler_class=_QuietHandler
         )
         self.url = f"http://127.0.0.1:{self._server.server_port}"
-        self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.02},
-                                        daemon=True)
+        self._thread = threading.Thread(target=self._server.serve_forever,
+                                        kwargs={"poll_interval": 0.02}, daemon=True)
         self._thread.start()
         return self
 
@@ -205,7 +212,8 @@ class FakePyPI:
     def fail(self, path_prefix, status=503, times=1, *, after=0, retry_after=None):
         """The next TIMES requests whose path starts with PATH_PREFIX (after letting AFTER
         of them through) answer STATUS: an HTTP status, 'timeout' (hold the answer for
-        hang_seconds or until stop()) or 'garbage' (200 with malformed JSON). A 429 carries
+        hang_seconds or until stop()), 'garbage' (200 with malformed JSON) or 'cut' (the
+real answer, cut off halfway through, its Content-Length still whole). A 429 carries
         Retry-After: RETRY_AFTER (default 0)."""
         with self._lock:
             self._rules.append(_Rule(path_prefix, status, times, after, retry_after))
@@ -244,6 +252,8 @@ class FakePyPI:
             if rule.status == "timeout":
                 self._release_hung.wait(self.hang_seconds)
                 return self._respond(start_response, 504, b"gateway timeout", "text/plain")
+            if rule.status == "cut":
+                return self._cut(environ, start_response, path)
             if rule.status == "garbage":
                 return self._respond(start_response, 200, b'{"info": {"name": ',
                                      "application/json")
@@ -252,7 +262,7 @@ class FakePyPI:
                 headers.append(("Retry-After", str(rule.retry_after or 0)))
             return self._respond(start_response, rule.status, b"fault", "text/plain", headers)
         try:
-            if method == "POST" and path == "/pypi":
+            if method == "POST" and path == "/pypi" and self.xmlrpc:
                 length = int(environ.get("CONTENT_LENGTH") or 0)
                 body = self._xmlrpc._marshaled_dispatch(environ["wsgi.input"].read(length))
                 return self._respond(start_response, 200, body, "text/xml")
@@ -262,6 +272,18 @@ class FakePyPI:
                 return self._get(environ, start_response, path)
         except KeyError:
             return self._respond(start_response, 404, b"not found", "text/plain")
+
+    def _cut(self, environ, start_response, path):
+        """The answer to PATH with only the first half of its body sent."""
+        sent = {}
+
+        def capture(status, headers):
+            sent["status"], sent["headers"] = status, headers
+
+        with self._lock:
+            body = b"".join(self._get(environ, capture, path))
+        start_response(sent["status"], sent["headers"])
+        return [body[: len(body) // 2]]
 
     def _get(self, environ, start_response, path):
         parts = [p for p in path.split("/") if p]
@@ -288,21 +310,27 @@ class FakePyPI:
         return accept.find(JSON_TYPE) < html_at
 
     def _simple_root(self, environ, start_response):
-        headers = [("X-PyPI-Last-Serial", str(self.serial))]
-        if self._wants_json(environ):
+        wants_json = self._wants_json(environ) and not self.html_only
+        etag = f'"root-{self.serial}-{sorted(self.unlisted)}-{"json" if wants_json else "html"}"'
+        headers = [("X-PyPI-Last-Serial", str(self.serial)), ("ETag", etag)]
+        if environ.get("HTTP_IF_NONE_MATCH") == etag:
+            start_response("304 Not Modified", headers)
+            return [b""]
+        listed = [(n, p) for n, p in self.projects.items() if n not in self.unlisted]
+        if wants_json:
             body = json.dumps({
                 "meta": {"api-version": "1.1", "_last-serial": self.serial},
-                "projects": [{"name": n, "_last-serial": p["last_serial"]}
-                             for n, p in self.projects.items()],
+                "projects": [{"name": n, "_last-serial": p["last_serial"]} for n, p in listed],
             }).encode()
             return self._respond(start_response, 200, body, JSON_TYPE, headers)
         links = "".join(
             f'<a href="/simple/{canonicalize_name(n)}/">{html.escape(n)}</a>\n'
-            for n in self.projects
+            for n, _ in listed
         )
         body = ('<!DOCTYPE html><html><head><meta name="pypi:repository-version" '
                 f'content="1.1"></head><body>\n{links}</body></html>').encode()
-        return self._respond(start_response, 200, body, HTML_TYPE, headers)
+        kind = "text/html; charset=utf-8" if self.html_only else HTML_TYPE  # as proxies say
+        return self._respond(start_response, 200, body, kind, headers)
 
     def _files_of(self, name):
         for version, release in self.projects[name]["releases"].items():
@@ -391,7 +419,8 @@ class FakePyPI:
 
     @staticmethod
     def _respond(start_response, status, body, content_type, headers=()):
-        reason = {200: "OK", 404: "Not Found", 405: "Method Not Allowed", 429: "Too Many Requests",
+        reason = {200: "OK", 304: "Not Modified", 404: "Not Found", 405: "Method Not Allowed",
+                  429: "Too Many Requests",
                   500: "Internal Server Error", 502: "Bad Gateway", 503: "Service Unavailable",
                   504: "Gateway Timeout"}.get(status, "Status")
         start_response(f"{status} {reason}", [("Content-Type", content_type),

@@ -20,7 +20,7 @@ from packaging.utils import canonicalize_name
 from builds import storage
 from builds.models import Abi, Build, Builder, BuildLog, DailyDownloads, File
 from lib.counts import EXACT_COUNT_BELOW, table_estimate
-from packages.models import Project, Version, version_sort_key
+from packages.models import Project, SyncStatus, Version, version_sort_key
 
 # Seconds the totals of the home and stats pages are cached.
 CACHE_SECONDS = 60
@@ -397,6 +397,8 @@ def slow_stats(now=None):
         "disk_bytes": File.objects.aggregate(total=Sum("size"))["total"] or 0,
         "generated": now,
     }
+    # how the catalogue sync follows upstream and how far it is (packages.sync)
+    stats["sync"] = SyncStatus.objects.filter(id=1).first()
     cache.set("pages:stats", stats, CACHE_SECONDS)
     return stats
 

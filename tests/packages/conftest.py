@@ -10,3 +10,4 @@ def fast_sync(settings):
     settings.PIWHEELS_SYNC_BATCH = 2
     settings.PIWHEELS_SYNC_EVENTS_BATCH = 3
     settings.PIWHEELS_SYNC_WORKERS = 2
+    settings.PIWHEELS_SYNC_RATE = 0  # unpaced; the pacing tests set it

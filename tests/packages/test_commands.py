@@ -6,7 +6,7 @@ from django.core.management import CommandError, call_command
 
 from builds import storage
 from builds.models import Build
-from packages.models import Project, Version
+from packages.models import Project, SyncStatus, Version
 from tests.factories import make_abi, make_build, make_file, make_project, make_version
 
 pytestmark = pytest.mark.django_db
@@ -28,9 +28,10 @@ def test_sync_pypi_imports_and_queues(fake_pypi):
     fake_pypi.add_release("foo", "1.0")
     fake_pypi.add_release("bar", "1.0", [("bar-1.0-py3-none-any.whl", b"w")])
     line = run("sync_pypi")
-    assert line == ("sync at serial 6 (first pass): fetched 2 projects, 2 new, 0 changed, "
-                    "0 removed; 2 new versions (1 without sdist), 0 changed; 0 errors; "
-                    "1 builds queued, 0 dropped")
+    assert line == ("sync at serial 6 via simple-json (first pass): 2 new names, 0 moved; "
+                    "fetched 2 projects, 2 new, 0 changed, 0 removed; 2 new versions (1 "
+                    "without sdist), 0 changed; 0 errors; 2 projects known, 2 with details, "
+                    "0 waiting; 1 builds queued, 0 dropped")
     assert queued() == [("foo", "1.0", Build.Priority.BACKLOG)]
     fake_pypi.add_release("foo", "2.0")
     fake_pypi.yank("foo", "1.0")
@@ -39,12 +40,31 @@ def test_sync_pypi_imports_and_queues(fake_pypi):
     assert queued() == [("foo", "2.0", Build.Priority.NEW_RELEASE)]
 
 
-def test_sync_pypi_fails_clearly_when_the_changelog_is_unreachable(fake_pypi):
+def test_sync_pypi_fails_clearly_when_the_changelog_is_unreachable(fake_pypi, settings):
     fake_pypi.add_release("foo", "1.0")
     run("sync_pypi")
+    settings.PIWHEELS_SYNC_METHOD = "xmlrpc"
     fake_pypi.fail("/pypi", 405)
     with pytest.raises(CommandError, match="XML-RPC at .* answered HTTP 405"):
         run("sync_pypi")
+
+
+def test_sync_pypi_falls_back_to_the_root_and_says_why(fake_pypi):
+    make_abi("cp311")
+    fake_pypi.add_release("foo", "1.0")
+    run("sync_pypi")
+    fake_pypi.xmlrpc = False  # as the public PyPI answers through some proxies
+    fake_pypi.add_release("foo", "2.0")
+    line = run("sync_pypi")
+    assert line.startswith("sync at serial 5 via simple-json (1 on the root): 0 new names, "
+                           "1 moved; fetched 1 projects, 0 new, 1 changed")
+    assert line.endswith("1 builds queued, 0 dropped")
+    assert queued() == [("foo", "1.0", Build.Priority.BACKLOG),
+                        ("foo", "2.0", Build.Priority.NEW_RELEASE)]
+    status = SyncStatus.objects.get()
+    assert (status.method, status.reason) == (
+        "simple-json", f"XML-RPC failed (XML-RPC at {fake_pypi.url}/pypi answered HTTP 405 "
+                       "Method Not Allowed), so the simple root")
 
 
 def test_add_package_adds_a_project_and_queues_it(fake_pypi):

@@ -1,8 +1,11 @@
 """The sync against the fake upstream over HTTP: first import and changelog events."""
+from datetime import timedelta
+
 import pytest
+from django.utils import timezone
 
 from builds.models import Build, File
-from packages.models import Project, Retry, Serial, Version
+from packages.models import Missing, Project, Retry, Serial, Version
 from packages.sync import NO_SDIST, run_pass
 from tests.factories import make_build, make_file
 
@@ -121,18 +124,35 @@ def test_removed_file_updates_the_release(fake_pypi):
     assert catalogue()["foo"][0] == ("1.0", False, "", False, False, NO_SDIST, "")
 
 
-def test_removed_project_is_deleted_with_its_builds_and_files(fake_pypi):
+@pytest.mark.parametrize("method", ["auto", "simple"])
+def test_removed_project_goes_after_two_404s_minutes_apart(fake_pypi, settings, method):
+    settings.PIWHEELS_SYNC_METHOD = method
     first_import(fake_pypi)
     build = make_build(Version.objects.get(project__name="foo", version="1.0"))
     make_file(build)
     fake_pypi.remove_project("foo")
-    fetched = fake_pypi.count("/pypi/foo/json")
-    result = run_pass()
+    t0 = timezone.now()
+    assert run_pass(now=t0).removed_project_names == []  # first 404: remembered only
+    assert Missing.objects.get().first_404 == t0 and "foo" in catalogue()
+    soon = t0 + timedelta(seconds=settings.PIWHEELS_SYNC_GONE_AFTER - 1)
+    assert run_pass(now=soon).removed_project_names == []  # not asked again yet
+    asked = fake_pypi.count("/pypi/foo/json")
+    later = t0 + timedelta(seconds=settings.PIWHEELS_SYNC_GONE_AFTER)
+    result = run_pass(now=later)
     assert result.removed_project_names == ["foo"]
-    assert fake_pypi.count("/pypi/foo/json") == fetched  # its removal is the last word
-    assert list(catalogue()) == ["Bar_Baz"]
+    assert fake_pypi.count("/pypi/foo/json") == asked + 1
+    assert list(catalogue()) == ["Bar_Baz"] and not Missing.objects.exists()
     assert not Build.objects.exists() and not File.objects.exists()
     assert serial("index-root") == 1
+
+
+def test_a_project_that_answers_again_is_kept(fake_pypi):
+    first_import(fake_pypi)
+    fake_pypi.unlisted.add("foo")  # a stale root (or a remove, undone by upstream)
+    fake_pypi.add_release("Bar_Baz", "0.2")
+    before = catalogue()["foo"]
+    run_pass(now=timezone.now())
+    assert not Missing.objects.exists() and catalogue()["foo"] == before
 
 
 def test_other_changelog_actions_only_move_the_serial(fake_pypi):
@@ -161,11 +181,11 @@ def test_spellings_of_one_name_are_one_project(fake_pypi):
     run_pass()
     project = Project.objects.get()
     assert (project.name, project.normalized_name) == ("foo_bar", "foo-bar")
-    assert catalogue() == {"foo_bar": [("1.0", False, "", True, False, "", ""),
-                                       ("2.0", False, "", True, False, "", "")]}
+    assert catalogue() == {"foo_bar": [("2.0", False, "", True, False, "", "")]}
     fake_pypi.add_release("FOO-BAR", "3.0")
     run_pass()
-    assert [v for v, *_ in catalogue()["FOO-BAR"]] == ["1.0", "2.0", "3.0"]
+    live = [v for v, _y, _r, _s, removed, *_ in catalogue()["FOO-BAR"] if not removed]
+    assert live == ["3.0"]  # asked for by the spelling of the latest changelog row
     assert Project.objects.count() == 1
 
 
@@ -177,8 +197,9 @@ def test_a_failed_project_is_retried_by_later_passes(fake_pypi):
     result = run_pass()
     assert result.errors == ["flaky: HTTP 503 (gave up after 3 attempts)"]
     assert serial() == fake_pypi.serial  # the pass went on past it
-    assert "4.0" in [v for v, *_ in catalogue()["foo"]] and "flaky" not in catalogue()
+    assert "4.0" in [v for v, *_ in catalogue()["foo"]] and catalogue()["flaky"] == []
     assert Retry.objects.get().name == "flaky"
+    assert Project.objects.named("flaky").get().serial == 0  # still waiting
     result = run_pass()
     assert result.errors == [] and catalogue()["flaky"][0][0] == "1.0"
     assert not Retry.objects.exists()

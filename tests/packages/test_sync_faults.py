@@ -5,10 +5,13 @@ import subprocess
 import sys
 import threading
 import time
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
 from django.db import connection, connections
+from django.db.models import F
+from django.utils import timezone
 
 from packages.models import Project, Retry, Serial
 from packages.sync import PASS_LOCK, run_pass
@@ -56,28 +59,30 @@ def test_a_project_that_keeps_failing_does_not_stop_the_pass(fake_pypi):
     result = run_pass()
     assert result.status == "ok"
     assert result.errors == ["beta: malformed JSON (gave up after 3 attempts)"]
-    assert sorted(catalogue()) == ["alpha", "gamma"]
+    assert catalogue()["beta"] == [] and len(catalogue()["alpha"]) == 1  # beta still waits
     assert serial() == fake_pypi.serial
     assert Retry.objects.get().reason == "malformed JSON (gave up after 3 attempts)"
 
 
 @pytest.mark.django_db
-def test_a_project_gone_between_listing_and_fetching_is_left_out(fake_pypi):
+def test_a_listed_project_without_details_is_kept_without_versions(fake_pypi):
     three_projects(fake_pypi)
-    fake_pypi.fail("/pypi/beta/json", 404, times=10)
+    fake_pypi.fail("/pypi/beta/json", 404, times=10)  # PyPI: a project without releases
     result = run_pass()
     assert result.status == "ok" and result.errors == []
-    assert sorted(catalogue()) == ["alpha", "gamma"]
-    assert fake_pypi.count("/pypi/beta/json") == 2  # asked again once
+    assert catalogue()["beta"] == [] and sorted(catalogue()) == ["alpha", "beta", "gamma"]
+    assert fake_pypi.count("/pypi/beta/json") == 1  # a 404 is an answer: not retried
+    assert not Project.objects.filter(serial__lt=F("upstream_serial")).exists()
 
 
 @pytest.mark.django_db
-def test_unreachable_xmlrpc_fails_the_pass_cleanly_and_changes_nothing(fake_pypi):
+def test_unreachable_xmlrpc_fails_the_pass_cleanly_and_changes_nothing(fake_pypi, settings):
     three_projects(fake_pypi)
     run_pass()
     fake_pypi.add_release("delta", "1.0")
     Retry.objects.create(normalized_name="alpha", name="alpha", reason="earlier")
     before = (catalogue(), serial())
+    settings.PIWHEELS_SYNC_METHOD = "xmlrpc"
     fake_pypi.fail("/pypi", 405, times=1)  # what the public PyPI answers from here
     result = run_pass()
     assert result.status == "failed"
@@ -132,39 +137,45 @@ def expected_catalogue(fake_pypi):
             for name, p in fake_pypi.projects.items()}
 
 
+def with_details():
+    return Project.objects.filter(serial__gte=F("upstream_serial")).count()
+
+
 @pytest.mark.django_db(transaction=True)
 def test_a_killed_first_pass_resumes_without_skipping_or_doubling(fake_pypi):
     for i in range(7):
         fake_pypi.add_release(f"proj{i}", "1.0")
         fake_pypi.add_release(f"proj{i}", "2.0")
     run_killable_pass(fake_pypi, hang_after=5)
-    imported = Project.objects.count()
-    assert 2 <= imported < 7 and serial() is None
+    imported = with_details()
+    assert Project.objects.count() == 7  # every name, from the one root request
+    assert 2 <= imported < 7 and serial() == fake_pypi.serial
     fetched_before = fake_pypi.count("/pypi/")
     result = run_pass()
     assert result.status == "ok" and result.errors == []
-    assert result.projects_skipped == imported
+    assert result.projects_fetched == 7 - imported
     assert fake_pypi.count("/pypi/") - fetched_before == 7 - imported
     assert catalogue() == expected_catalogue(fake_pypi)
-    assert serial() == fake_pypi.serial
 
 
 @pytest.mark.django_db(transaction=True)
-def test_a_killed_changelog_pass_resumes_from_its_last_committed_serial(fake_pypi):
+def test_a_killed_changelog_pass_resumes_from_its_last_committed_serial(fake_pypi, settings):
     fake_pypi.add_release("base", "1.0")
     run_pass()
-    start = serial()
     for i in range(6):
         fake_pypi.add_release(f"new{i}", "1.0")  # 3 events each
     fake_pypi.remove_project("base")
     run_killable_pass(fake_pypi, hang_after=3)
-    reached = serial()
-    assert start < reached < fake_pypi.serial
-    result = run_pass()
-    assert result.status == "ok" and result.errors == []
-    assert result.events == fake_pypi.serial - reached
+    assert serial() == fake_pypi.serial  # every event is recorded before any fetch
+    waiting = 7 - with_details()
+    assert 1 <= waiting <= 6 and Project.objects.count() == 7
+    fetched_before = fake_pypi.count("/pypi/")
+    later = timezone.now() + timedelta(seconds=settings.PIWHEELS_SYNC_GONE_AFTER)
+    result = run_pass(now=later)
+    assert result.status == "ok" and result.errors == [] and result.events == 0
+    assert fake_pypi.count("/pypi/") - fetched_before == waiting + 1  # and base's first 404
+    run_pass(now=later + timedelta(seconds=settings.PIWHEELS_SYNC_GONE_AFTER))  # base: 404 x2
     assert catalogue() == expected_catalogue(fake_pypi)
-    assert serial() == fake_pypi.serial
 
 
 @pytest.mark.django_db(transaction=True)

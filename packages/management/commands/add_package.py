@@ -1,7 +1,7 @@
 from django.core.management.base import BaseCommand, CommandError
 
-from packages.jobs import queue
 from packages import sync
+from packages.jobs import queue
 from packages.upstream import UpstreamError
 
 
@@ -16,7 +16,7 @@ class Command(BaseCommand):
         try:
             result = sync.add_package(name, versions)
         except (LookupError, ValueError, UpstreamError) as exc:
-            raise CommandError(str(exc))
+            raise CommandError(str(exc)) from None
         queued, _ = queue().refresh(result.changed_version_ids, "requested")
         self.stdout.write(
             f"added {name}: {result.versions_created} new versions, "

@@ -1,7 +1,7 @@
 from django.core.management.base import BaseCommand, CommandError
 
 from packages.jobs import queue
-from packages import sync
+from packages.skipping import skip
 
 
 class Command(BaseCommand):
@@ -14,9 +14,9 @@ class Command(BaseCommand):
 
     def handle(self, name, version, reason, **options):
         try:
-            ids = sync.skip(name, version, reason)
+            ids = skip(name, version, reason)
         except (LookupError, ValueError) as exc:
-            raise CommandError(str(exc))
+            raise CommandError(str(exc)) from None
         _, dropped = queue().refresh(ids, "backlog")
         what = f"{name} {version}" if version else name
         self.stdout.write(f"skipped {what} ({reason}): {dropped} queued builds dropped")

@@ -1,7 +1,7 @@
 from django.core.management.base import BaseCommand, CommandError
 
 from packages.jobs import queue
-from packages import sync
+from packages.skipping import unskip
 
 
 class Command(BaseCommand):
@@ -13,9 +13,9 @@ class Command(BaseCommand):
 
     def handle(self, name, version, **options):
         try:
-            ids = sync.unskip(name, version)
+            ids = unskip(name, version)
         except LookupError as exc:
-            raise CommandError(str(exc))
+            raise CommandError(str(exc)) from None
         queued, _ = queue().refresh(ids, "backlog")
         what = f"{name} {version}" if version else name
         self.stdout.write(f"unskipped {what}: {queued} builds queued")
