@@ -149,7 +149,8 @@ class Agent:
             if outcome.stopped:
                 log.info("build %s: stopped", build_id)
                 raise Stopped()
-            result = self._result(job, outcome, sorted(wheel_dir.glob("*.whl")))
+            built = [wheels.with_canonical_name(p) for p in sorted(wheel_dir.glob("*.whl"))]
+            result = self._result(job, outcome, built)
             files = [w["filename"] for w in result["files"]]
             return self.spool.put(job, result, [wheel_dir / f for f in files])
         finally:

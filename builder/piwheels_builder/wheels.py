@@ -10,6 +10,8 @@ import zipfile
 from email.parser import HeaderParser
 from pathlib import Path
 
+from packaging.utils import InvalidWheelFilename, canonicalize_name, parse_wheel_filename
+
 log = logging.getLogger(__name__)
 
 # Every system has these; telling users to `apt install` them says nothing.
@@ -25,6 +27,31 @@ def sha256_of(path, chunk=1 << 20):
         for block in iter(lambda: f.read(chunk), b""):
             digest.update(block)
     return digest.hexdigest()
+
+
+def canonical_filename(filename):
+    """The name `packaging` writes for this wheel, which is the only one the farm takes:
+    the project name normalised with underscores, the version in normal form, lower-case
+    tags. Old build backends write others (`Foo_Bar-1.00-...`); renaming changes nothing
+    for installers, which match the .dist-info inside by its normalised name. FILENAME
+    itself when it does not parse (the farm then says why it refuses it)."""
+    try:
+        name, version, build, _ = parse_wheel_filename(filename)
+    except InvalidWheelFilename:
+        return filename
+    tags = "-".join(part.lower() for part in filename[: -len(".whl")].split("-")[-3:])
+    build_tag = f"-{build[0]}{build[1]}" if build else ""
+    return f"{canonicalize_name(name).replace('-', '_')}-{version}{build_tag}-{tags}.whl"
+
+
+def with_canonical_name(path):
+    """PATH renamed to its canonical_filename (in its directory); the new path."""
+    path = Path(path)
+    target = path.with_name(canonical_filename(path.name))
+    if target != path:
+        log.info("renaming %s to %s, the name packaging writes", path.name, target.name)
+        os.replace(path, target)
+    return target
 
 
 def metadata_text(path):

@@ -89,3 +89,20 @@ def test_libraries_no_package_owns_are_skipped_beside_those_one_does():
 def test_human_size(size, text):
     from piwheels_builder.farm import human_size
     assert human_size(size) == text
+
+
+@pytest.mark.parametrize("written, canonical", [
+    ("foo-1.0-py3-none-any.whl", "foo-1.0-py3-none-any.whl"),
+    ("Foo_Bar-1.0-cp311-cp311-linux_armv7l.whl", "foo_bar-1.0-cp311-cp311-linux_armv7l.whl"),
+    ("foo.bar-1.00-1-PY3-none-any.whl", "foo_bar-1.0-1-py3-none-any.whl"),
+    ("PyYAML-6.0_post1-cp311-cp311-linux_armv7l.whl",
+     "pyyaml-6.0.post1-cp311-cp311-linux_armv7l.whl"),
+    ("not a wheel.whl", "not a wheel.whl"),
+])
+def test_a_built_wheel_is_renamed_as_packaging_names_it(tmp_path, written, canonical):
+    path = make_wheel(tmp_path / written)
+    data = path.read_bytes()
+    renamed = wheels.with_canonical_name(path)
+    assert renamed == tmp_path / canonical
+    assert renamed.read_bytes() == data
+    assert [p.name for p in tmp_path.iterdir()] == [canonical]
