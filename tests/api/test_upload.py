@@ -17,9 +17,9 @@ import requests
 
 from builds import storage
 from builds.models import Build, File, Upload
-from tests.live import ROOT, database_url, free_port, wait_until
 from tests.builds.bad_wheels import CASES
 from tests.factories import make_build, make_builder, make_project, make_version, make_wheel
+from tests.live import ROOT, database_url, free_port, wait_until
 
 pytestmark = pytest.mark.django_db
 NAME = "foo_bar-1.0-cp311-cp311-linux_armv7l.whl"

@@ -8,9 +8,9 @@ import pytest
 from django.core.management import CommandError, call_command
 
 from builds.models import Build, File
-from tests.live import ROOT, database_url
 from tests.builds.bad_wheels import CASES, TAG
 from tests.factories import make_abi, make_project, make_version
+from tests.live import ROOT, database_url
 
 
 def nothing_kept(data_dir):
