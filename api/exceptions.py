@@ -4,6 +4,7 @@ from rest_framework import status
 from rest_framework.exceptions import APIException
 from rest_framework.views import exception_handler
 
+from builds.depwait import BadPackageList
 from builds.publish import (
     FinishRefused,
     UploadConflict,
@@ -26,6 +27,7 @@ STATUS = [
     (FinishRefused, status.HTTP_400_BAD_REQUEST),
     (UnknownAbi, status.HTTP_400_BAD_REQUEST),
     (WrongRelease, status.HTTP_400_BAD_REQUEST),
+    (BadPackageList, status.HTTP_400_BAD_REQUEST),
 ]
 
 

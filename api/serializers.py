@@ -23,6 +23,9 @@ class ClaimSerializer(serializers.Serializer):
         error_messages={"invalid": "glibc must be a version such as '2.36'"},
     )
     wait = serializers.FloatField(min_value=0, max_value=MAX_WAIT, default=30)
+    # sha256 of the builder's installed Debian packages (sorted names, one a line): when
+    # the farm's copy differs, the answer asks for the list (X-Packages-Wanted).
+    packages_digest = serializers.RegexField(r"^[0-9a-f]{64}$", required=False)
 
 
 class JobSerializer(serializers.Serializer):
@@ -35,6 +38,19 @@ class JobSerializer(serializers.Serializer):
     extra_index_urls = serializers.ListField(child=serializers.CharField())
     lease_seconds = serializers.IntegerField()
     attempt = serializers.IntegerField()
+
+
+class PackagesSerializer(serializers.Serializer):
+    os_release = serializers.RegexField(r"^[a-z][a-z0-9-]{1,29}$")
+    abi = serializers.CharField(max_length=20, required=False)
+    packages = serializers.ListField(
+        child=serializers.CharField(max_length=200), max_length=50_000, allow_empty=False
+    )
+
+
+class PackagesRecordedSerializer(serializers.Serializer):
+    digest = serializers.CharField()
+    requeued = serializers.IntegerField()
 
 
 class FileSerializer(serializers.Serializer):

@@ -16,7 +16,7 @@ from api.authentication import BuilderTokenAuthentication
 from api.bodies import body_chunks
 from api.longpoll import wait_for_job
 from api.permissions import IsEnabledBuilder
-from builds import publish, queue
+from builds import depwait, publish, queue
 
 # A finish body carries the whole build log: past this it is refused unread.
 MAX_FINISH_BODY = 64 * 1024**2
@@ -63,10 +63,12 @@ class Claim(BuilderView):
                        facts["glibc"])
         queue.check_release(abi, facts["os_release"], facts["glibc"])
         build = wait_for_job(builder, abi, facts["wait"], timezone.now)
+        wanted = depwait.wants_packages(builder, facts.get("packages_digest"))
+        headers = {"X-Packages-Wanted": "1"} if wanted else None
         if build is None:
-            return Response(status=204)
+            return Response(status=204, headers=headers)
         version = build.version
-        return Response({
+        return Response(headers=headers, data={
             "build_id": build.id,
             "project": version.project.name,
             "normalized_name": version.project.normalized_name,
@@ -77,6 +79,26 @@ class Claim(BuilderView):
             "lease_seconds": settings.PIWHEELS_LEASE_SECONDS,
             "attempt": build.attempt,
         })
+
+
+class Packages(BuilderView):
+    @extend_schema(
+        operation_id="packages",
+        summary="Report the Debian packages installed on this builder (dpkg-query -W); "
+                "failed builds that waited for one of them are queued again.",
+        request=serializers.PackagesSerializer,
+        responses={200: serializers.PackagesRecordedSerializer,
+                   400: OpenApiResponse(description="bad body"), **ERRORS},
+    )
+    def post(self, request):
+        body = serializers.PackagesSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        report = body.validated_data
+        abi = queue.find_abi(report["abi"]) if report.get("abi") else None
+        digest, requeued = depwait.record_packages(
+            request.auth, report["os_release"], report["packages"], abi=abi,
+            now=timezone.now())
+        return Response({"digest": digest, "requeued": requeued})
 
 
 class Heartbeat(BuilderView):

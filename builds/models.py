@@ -92,6 +92,16 @@ class Build(models.Model):
     duration = models.DurationField(null=True, blank=True)
     lease_until = models.DateTimeField(null=True, blank=True)
     failure_reason = models.CharField(max_length=400, blank=True)
+    # (db_default: raw INSERTs of builds, add_abi's and the benchmarks', need not name these.)
+    # Why it failed (builds/failures.py): one cause of failures.CAUSES and the missing
+    # thing (lber.h, cairo, curl-config) or the line that says why; "" unless failed.
+    cause = models.CharField(max_length=20, blank=True, default="", db_default="")
+    cause_detail = models.CharField(max_length=200, blank=True, default="", db_default="")
+    # The Debian package that provides the missing thing on the builder's OS release
+    # (builds/depwait.py, from Debian's Contents index), and the one this failed build
+    # waits for: it is queued again when a builder of its ABI and release reports it.
+    apt = models.CharField(max_length=100, blank=True, default="", db_default="")
+    waiting_for = models.CharField(max_length=100, blank=True, default="", db_default="")
     # Who asked for it, when an admin or operator did ("" for the farm itself).
     requested_by = models.CharField(max_length=150, blank=True)
     # The OS release and glibc of the builder that claimed it last ("" if it did not say).
@@ -130,6 +140,16 @@ class Build(models.Model):
             ),
             # project page and index: the builds of a version.
             models.Index(fields=["version", "abi"], name="builds_build_version_abi"),
+            # depwait.requeue_waiting(): failed builds waiting for a Debian package.
+            models.Index(
+                fields=["waiting_for", "abi"],
+                condition=Q(state="failed") & ~Q(waiting_for=""),
+                name="builds_build_waiting",
+            ),
+            # /failures/: failed builds by cause.
+            models.Index(
+                fields=["cause"], condition=Q(state="failed"), name="builds_build_failed_cause",
+            ),
             # stats: builds finished per day.
             models.Index(
                 fields=["finished"],
@@ -144,6 +164,60 @@ class Build(models.Model):
 
 LIVE_STATES = frozenset({Build.State.QUEUED, Build.State.BUILDING})
 FINISHED_STATES = frozenset({Build.State.SUCCEEDED, Build.State.FAILED})
+
+
+class BuilderPackages(models.Model):
+    """The Debian packages installed on a builder, as it last reported them
+    (`dpkg-query -W`), with its OS release: what dep-wait checks failed builds against."""
+
+    builder = models.OneToOneField(
+        Builder, on_delete=models.CASCADE, primary_key=True, related_name="debian"
+    )
+    os_release = models.CharField(max_length=30, blank=True)  # e.g. bookworm
+    digest = models.CharField(max_length=64)  # sha256 of the sorted names, one a line
+    # The sorted names, each on a line of its own and the text starting with a newline
+    # (newline, libc6, newline, zlib1g, newline), so that "has X" is a LIKE on any database.
+    packages = models.TextField(blank=True)
+    updated = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        verbose_name_plural = "builder packages"
+
+    def __str__(self):
+        return f"{self.builder_id}: {len(self.names())} packages on {self.os_release}"
+
+    def names(self):
+        return self.packages.split()
+
+
+class AptPath(models.Model):
+    """A file of Debian's Contents index for one release that a missing header, library,
+    pkg-config module or tool is looked up by (refresh_apt_contents fills it)."""
+
+    class Kind(models.TextChoices):
+        HEADER = "header"
+        LIBRARY = "library"
+        PKGCONFIG = "pkgconfig"
+        TOOL = "tool"
+
+    release = models.CharField(max_length=30)
+    kind = models.CharField(max_length=10, choices=Kind.choices)
+    # What a lookup asks for: a header's file name, libX.so, X.pc, a program's name.
+    name = models.CharField(max_length=255)
+    path = models.CharField(max_length=500)  # e.g. usr/include/lber.h
+    packages = models.CharField(max_length=500)  # as Contents says: "libldap-dev[,...]"
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["release", "path"], name="builds_aptpath_unique"),
+        ]
+        indexes = [
+            # depwait.packages_for(): the files of one name in one release.
+            models.Index(fields=["release", "kind", "name"], name="builds_aptpath_lookup"),
+        ]
+
+    def __str__(self):
+        return f"{self.release}: {self.path} ({self.packages})"
 
 
 class BuildLog(models.Model):

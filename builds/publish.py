@@ -32,7 +32,7 @@ from django.db.models import Q
 from django.utils import timezone
 from packaging.utils import canonicalize_version
 
-from builds import sql, storage, wheels
+from builds import depwait, failures, queue, sql, storage, wheels
 from builds.models import FINISHED_STATES, Abi, Build, BuildLog, File, Upload
 from builds.queue import LeaseLost, NoSuchBuild, hold
 from lib import elfarm, platforms, wheeltags
@@ -184,8 +184,14 @@ def finish(build_id, builder, success, duration, output, failure_reason="", file
     with filename, size, sha256, and optionally requires_python and dependencies), which
     must all have been uploaded. Posting the same result again changes nothing."""
     now = now or timezone.now()
+    if not success and failures.is_farm_fault(failure_reason):
+        return queue.retry_farm_fault(build_id, builder, failure_reason, now)
+    # Why it failed, and the Debian package that would fix it (builds/depwait.py).
+    diagnosis = {} if success else depwait.diagnose(builder, builder.abi_id, output,
+                                                    failure_reason)
     if not success and connection.vendor == "postgresql":
-        build = _fail_one_statement(build_id, builder, duration, output, failure_reason, now)
+        build = _fail_one_statement(build_id, builder, duration, output, failure_reason, now,
+                                    diagnosis)
         if build is not None:
             log.info("build %s: %s %s for %s %s by %s", build.id, build.version.project.name,
                      build.version.version, build.abi.tag, build.state, builder)
@@ -208,8 +214,10 @@ def finish(build_id, builder, success, duration, output, failure_reason="", file
         build.duration = timedelta(seconds=max(0.0, float(duration or 0)))
         build.lease_until = None
         build.failure_reason = "" if success else (failure_reason or "build failed")[:400]
+        for field, value in diagnosis.items():
+            setattr(build, field, value)
         build.save(update_fields=["state", "finished", "duration", "lease_until",
-                                  "failure_reason"])
+                                  "failure_reason", *diagnosis])
         keep_log(build, output)
         if success:
             _publish(build, published, now)
@@ -231,7 +239,8 @@ def _fail_sql():
     return f"""
         WITH done AS (
             UPDATE {b} SET state = 'failed', finished = %(now)s, duration = %(duration)s,
-                lease_until = NULL, failure_reason = %(reason)s
+                lease_until = NULL, failure_reason = %(reason)s, cause = %(cause)s,
+                cause_detail = %(cause_detail)s, apt = %(apt)s, waiting_for = %(waiting_for)s
             WHERE id = %(id)s AND builder_id = %(builder)s AND state IN ('queued', 'building')
             RETURNING *
         ), logged AS (
@@ -246,14 +255,14 @@ def _fail_sql():
     """
 
 
-def _fail_one_statement(build_id, builder, duration, output, failure_reason, now):
+def _fail_one_statement(build_id, builder, duration, output, failure_reason, now, diagnosis):
     """The failed build, or None when it is not BUILDER's live job (nothing changed)."""
     text, truncated = _log_text(output)
     row = sql.execute_prepared("builds_fail", _fail_sql, {
         "id": build_id, "builder": builder.id, "now": now,
         "duration": timedelta(seconds=max(0.0, float(duration or 0))),
         "reason": (failure_reason or "build failed")[:400],
-        "output": text, "truncated": truncated,
+        "output": text, "truncated": truncated, **diagnosis,
     })
     if row is None:
         return None

@@ -22,7 +22,7 @@ from django.db.models.functions import Greatest
 from django.utils import timezone
 
 from builds import sql, storage
-from builds.models import Abi, Build, Builder, Upload
+from builds.models import LIVE_STATES, Abi, Build, Builder, Upload
 from lib import platforms
 from packages.models import Project, Version
 
@@ -308,28 +308,46 @@ def disable_builders(builder_ids):
 
 
 def requeue_expired(now):
-    """Put jobs whose lease ran out back in the queue; after PIWHEELS_MAX_ATTEMPTS
-    attempts mark them failed instead. The builder stays recorded, so that it can take
-    the job back if nobody else claims it first. Returns (requeued, failed)."""
+    """Put jobs whose lease ran out back in the queue. A vanished builder is a farm
+    fault, never the package's failure: the job is never failed for it. After
+    PIWHEELS_MAX_ATTEMPTS attempts it goes on at BACKLOG priority, behind all new work,
+    so that a job which keeps taking its builders down does not hold the queue up. The
+    builder stays recorded, so that it can take the job back if nobody else claims it
+    first. Returns (requeued, of which demoted to the backlog)."""
     limit = settings.PIWHEELS_MAX_ATTEMPTS
     expired = Build.objects.filter(state=Build.State.BUILDING, lease_until__lt=now)
     with transaction.atomic():
-        failed_ids = list(
-            expired.filter(attempt__gte=limit).select_for_update(skip_locked=True)
-            .values_list("id", flat=True)
-        )
-        failed = Build.objects.filter(id__in=failed_ids, state=Build.State.BUILDING).update(
-            state=Build.State.FAILED, finished=now, lease_until=None,
-            failure_reason=f"builder vanished {limit} times",
+        demoted = expired.filter(attempt__gte=limit).update(
+            state=Build.State.QUEUED, lease_until=None, priority=Build.Priority.BACKLOG,
         )
         requeued = expired.filter(attempt__lt=limit).update(
             state=Build.State.QUEUED, lease_until=None
         )
-        for build_id in failed_ids:
-            storage.discard_incoming_on_commit(build_id)
-    if requeued or failed:
-        log.info("leases ran out: %d jobs requeued, %d failed", requeued, failed)
-    return requeued, failed
+    if requeued or demoted:
+        log.info("leases ran out: %d jobs requeued, %d more sent to the backlog after %d "
+                 "attempts", requeued, demoted, limit)
+    return requeued + demoted, demoted
+
+
+def retry_farm_fault(build_id, builder, why, now):
+    """BUILDER's result could not be taken for a reason of the farm's (it refused an
+    upload): the job goes back to the queue, the attempt counted, and at BACKLOG priority
+    after PIWHEELS_MAX_ATTEMPTS attempts, as for a vanished builder. Returns the build."""
+    live = Build.objects.filter(id=build_id, builder=builder, state__in=LIVE_STATES)
+    demote = {"priority": Build.Priority.BACKLOG} if live.filter(
+        attempt__gte=settings.PIWHEELS_MAX_ATTEMPTS).exists() else {}
+    if live.update(state=Build.State.QUEUED, builder=None, lease_until=None, started=None,
+                   **demote) != 1:
+        build = Build.objects.filter(id=build_id).first()
+        if build is None:
+            raise NoSuchBuild(build_id)
+        if build.builder_id == builder.id and build.state not in LIVE_STATES:
+            return build  # posted twice: the first result stands
+        raise LeaseLost(build_id)
+    storage.discard_incoming_on_commit(build_id)
+    log.warning("build %s: farm fault reported by %s (%s); queued again", build_id, builder,
+                why)
+    return Build.objects.get(id=build_id)
 
 
 def rebuild(target, abi=None, requested_by="", now=None):

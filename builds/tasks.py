@@ -5,6 +5,7 @@ from builds import queue
 
 
 def requeue_expired():
-    """Every minute: jobs whose lease ran out go back to the queue (or fail)."""
-    requeued, failed = queue.requeue_expired(timezone.now())
-    return {"requeued": requeued, "failed": failed}
+    """Every minute: jobs whose lease ran out go back to the queue (the backlog after
+    PIWHEELS_MAX_ATTEMPTS)."""
+    requeued, demoted = queue.requeue_expired(timezone.now())
+    return {"requeued": requeued, "demoted": demoted}

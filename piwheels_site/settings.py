@@ -118,6 +118,18 @@ PIWHEELS_MAX_ATTEMPTS = envint("PIWHEELS_MAX_ATTEMPTS", 3)
 PIWHEELS_JOBS = "builds.catalogue"
 PIWHEELS_ACCEL_REDIRECT = os.environ.get("PIWHEELS_ACCEL_REDIRECT", "")
 REDIS_URL = os.environ.get("REDIS_URL", "")
+# Debian's archive, whose Contents index names the package that provides a missing header,
+# library, pkg-config module or tool (refresh_apt_contents): the mirror this machine's apt
+# uses by default; the architecture and components of the builders' releases; the release
+# assumed for a builder that has not said which it runs.
+PIWHEELS_DEBIAN_MIRROR = os.environ.get(
+    "PIWHEELS_DEBIAN_MIRROR", "http://deb.debian.org/debian"
+).rstrip("/")
+PIWHEELS_DEBIAN_ARCH = os.environ.get("PIWHEELS_DEBIAN_ARCH", "armhf")
+PIWHEELS_DEBIAN_COMPONENTS = [
+    c for c in os.environ.get("PIWHEELS_DEBIAN_COMPONENTS", "main").split(",") if c
+]
+PIWHEELS_DEBIAN_RELEASE = os.environ.get("PIWHEELS_DEBIAN_RELEASE", "bookworm")
 # Seconds pip and uv may keep an index page before revalidating it (a 304 is cheap).
 PIWHEELS_INDEX_MAX_AGE = envint("PIWHEELS_INDEX_MAX_AGE", 60)
 # Project pages each web worker keeps rendered in memory (both formats, a few KB each).

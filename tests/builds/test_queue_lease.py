@@ -4,7 +4,6 @@ import pytest
 
 from builds import publish, queue
 from builds.models import Build
-from builds.queue import refresh_jobs
 from tests.builds.queue_helpers import T0
 from tests.factories import make_build, make_project, make_version
 
@@ -64,18 +63,17 @@ def test_a_builder_cut_off_takes_its_job_back_if_nobody_claimed_it(job, builder)
     assert job.lease_until == T0 + LEASE * 4
 
 
-def test_after_three_vanished_builders_the_job_fails_and_stays_failed(job, builder):
+def test_vanished_builders_never_fail_the_job_after_three_it_goes_to_the_backlog(job, builder):
+    Build.objects.filter(id=job.id).update(priority=Build.Priority.NEW_RELEASE)
     now = T0
     for attempt in (1, 2, 3):
         assert queue.claim(builder, "cp311", now).attempt == attempt
         now += LEASE * 2
-        queue.requeue_expired(now)
-    assert state(job) == ("failed", builder.id, 3)
+        assert queue.requeue_expired(now) == (1, 1 if attempt == 3 else 0)
+    assert state(job) == ("queued", builder.id, 3)
     job.refresh_from_db()
-    assert job.failure_reason == "builder vanished 3 times"
-    assert job.finished == now
-    assert refresh_jobs([job.version_id]) == (0, 0)
-    assert queue.claim(builder, "cp311", now) is None
+    assert (job.priority, job.failure_reason, job.cause) == (Build.Priority.BACKLOG, "", "")
+    assert queue.claim(builder, "cp311", now).attempt == 4
 
 
 def test_release_puts_the_job_back_without_counting_the_attempt(job, builder, other_builder):
@@ -115,5 +113,5 @@ def test_the_task_worker_requeues_expired_leases_every_minute(job, builder):
     assert (schedule.func, schedule.schedule_type, schedule.minutes) == (
         "builds.tasks.requeue_expired", Schedule.MINUTES, 1)
     queue.claim(builder, "cp311", T0)  # lease ran out long ago: T0 is in the past
-    assert tasks.requeue_expired() == {"requeued": 1, "failed": 0}
+    assert tasks.requeue_expired() == {"requeued": 1, "demoted": 0}
     assert state(job) == ("queued", builder.id, 1)

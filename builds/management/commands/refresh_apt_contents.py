@@ -1,0 +1,30 @@
+from django.conf import settings
+from django.core.management.base import BaseCommand, CommandError
+
+from builds import apt, depwait
+
+
+class Command(BaseCommand):
+    help = (
+        "Rebuild the map of the Debian packages that provide headers, libraries, pkg-config "
+        "modules and tools from the archive's Contents index (PIWHEELS_DEBIAN_MIRROR), for "
+        "one release, then name the fix of the failed builds of that release."
+    )
+
+    def add_arguments(self, parser):
+        parser.add_argument("--release", default=settings.PIWHEELS_DEBIAN_RELEASE,
+                            help="Debian release, e.g. bookworm (default "
+                                 "PIWHEELS_DEBIAN_RELEASE)")
+        parser.add_argument("--arch", default=settings.PIWHEELS_DEBIAN_ARCH,
+                            help="architecture of the builders (default PIWHEELS_DEBIAN_ARCH)")
+        parser.add_argument("--mirror", default=settings.PIWHEELS_DEBIAN_MIRROR,
+                            help="archive base URL (default PIWHEELS_DEBIAN_MIRROR)")
+
+    def handle(self, release, arch, mirror, **options):
+        try:
+            kept = apt.refresh(release, mirror=mirror, arch=arch)
+        except apt.ContentsError as exc:
+            raise CommandError(str(exc)) from None
+        named = depwait.name_fixes(release)
+        self.stdout.write(f"{release} ({arch}): {kept} paths kept from {mirror}; "
+                          f"the fix named for {named} failed builds")
