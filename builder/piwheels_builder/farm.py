@@ -84,19 +84,31 @@ class Farm:
         self.session.headers["Authorization"] = f"Token {token}"
         self.session.headers["User-Agent"] = USER_AGENT
         self._local = threading.local()
+        self.packages_wanted = False
 
     def close(self):
         self.session.close()
 
     # -- the protocol -------------------------------------------------------------------
 
-    def claim(self, identity, wait=30):
-        """The next job (a dict, see the API doc) or None when there was none within ``wait``."""
+    def claim(self, identity, wait=30, packages_digest=None):
+        """The next job (a dict, see the API doc) or None when there was none within ``wait``.
+        ``packages_wanted`` says afterwards whether the farm asked for the package list."""
         body = dict(identity.as_claim(), wait=wait)
+        if packages_digest:
+            body["packages_digest"] = packages_digest
         response = self.call("POST", "/api/v1/claim/", json=body, read_timeout=wait + 30)
+        self.packages_wanted = response.headers.get("X-Packages-Wanted") == "1"
         if response.status_code == 204:
             return None
         return response.json()
+
+    def report_packages(self, os_release, abi, names, budget=60.0):
+        """Send the installed Debian packages; the farm answers its digest and how many
+        failed builds that waited for one of them it queued again."""
+        return self.call("POST", "/api/v1/packages/", budget=budget, json={
+            "os_release": os_release, "abi": abi, "packages": names,
+        }).json()
 
     def heartbeat(self, build_id, budget=None):
         self.call("POST", f"/api/v1/builds/{build_id}/heartbeat/", budget=budget,

@@ -13,7 +13,7 @@ import time
 import zipfile
 from pathlib import Path
 
-from . import build, identity, wheels
+from . import build, debian, identity, wheels
 from .farm import Farm, GaveUp, LeaseLost, Rejected, Stopped, TokenRefused, human_size
 from .spool import Spool
 
@@ -22,6 +22,8 @@ log = logging.getLogger("piwheels_builder")
 DEFAULT_TIMEOUT = 3 * 60 * 60
 # Least time between two claims that found nothing.
 IDLE_PAUSE = 1.0
+# Seconds between two listings of the installed Debian packages (dpkg-query -W).
+PACKAGES_EVERY = 60.0
 
 
 class Agent:
@@ -44,6 +46,8 @@ class Agent:
         builds.mkdir()
         # True while the main thread only waits on the farm, where SIGTERM may cut in.
         self.interruptible = False
+        # The installed Debian packages, when they were listed, the digest last sent.
+        self._packages, self._packages_at, self._packages_sent = None, 0.0, None
 
     # -- the loop -----------------------------------------------------------------------
 
@@ -93,11 +97,35 @@ class Agent:
         log.info("stopped")
 
     def claim(self):
+        digest = self.check_packages()
         self.interruptible = True
         try:
-            return self.farm.claim(self.identity, wait=self.wait)
+            return self.farm.claim(self.identity, wait=self.wait, packages_digest=digest)
         finally:
             self.interruptible = False
+
+    def check_packages(self):
+        """The digest of the installed Debian packages (listed at most every
+        PACKAGES_EVERY seconds), after sending the list when it changed or the farm asked
+        for it; None where there is no dpkg or no release name."""
+        now = time.monotonic()
+        if self._packages is None or now - self._packages_at >= PACKAGES_EVERY:
+            self._packages, self._packages_at = debian.installed(), now
+        release = debian.codename()
+        if not self._packages or not release:
+            return None
+        digest = debian.digest(self._packages)
+        if digest != self._packages_sent or self.farm.packages_wanted:
+            self._packages_sent = digest  # a farm that cannot take it is not asked again
+            self.farm.packages_wanted = False
+            try:
+                answer = self.farm.report_packages(release, self.identity.abi, self._packages)
+            except (Rejected, LeaseLost, GaveUp) as exc:  # 404: a farm without dep-wait
+                log.warning("the farm did not take the package list: %s", exc)
+            else:
+                log.info("sent %d Debian packages; %d failed builds queued again",
+                         len(self._packages), answer.get("requeued", 0))
+        return digest
 
     def handle(self, job):
         """Build one claimed job and deliver the result; never lets a job go silently."""

@@ -15,6 +15,7 @@ def test_schema_describes_every_builder_action(client):
         "/api/v1/builds/{build_id}/files/{filename}",
         "/api/v1/builds/{build_id}/finish/",
         "/api/v1/builds/{build_id}/release/",
+        "/api/v1/packages/",
     }
     claim = schema["paths"]["/api/v1/claim/"]["post"]
     assert set(claim["responses"]) >= {"200", "204", "400", "401", "403"}

@@ -17,8 +17,8 @@ import time
 import pytest
 
 from builds import queue, storage
-from builds.models import Build, File
-from piwheels_builder import identity
+from builds.models import Build, BuilderPackages, File
+from piwheels_builder import debian, identity
 from piwheels_builder.identity import platform_tag, probe
 from tests.builder.conftest import (
     ABI,
@@ -131,6 +131,15 @@ def test_builds_pure_c_and_broken_sdists_then_pip_installs_them_from_the_farm(
     assert broken.failure_reason == (  # the compiler's first error: what a user needs
         "src/broken.c:1:10: fatal error: no_such_header_for_the_farm.h: "
         "No such file or directory")
+    assert (broken.cause, broken.cause_detail) == (
+        "missing-header", "no_such_header_for_the_farm.h")
+    if shutil.which("dpkg-query") and debian.codename():
+        # The agent told the farm its Debian packages, for dep-wait.
+        reported = BuilderPackages.objects.get(builder=farm_builder)
+        assert reported.os_release == debian.codename()
+        assert "libc6" in reported.names()
+        assert reported.digest == debian.digest(debian.installed())
+        assert "sent " in output and " Debian packages" in output
 
     assert f"building pure-demo 1.0 for {ABI}" in output
     assert "built cext-demo 2.0 in" in output

@@ -77,3 +77,9 @@ def test_a_refused_upload_is_a_farm_fault_not_a_cause():
 ])
 def test_summary_says_it_in_one_line(cause, detail, package, line):
     assert failures.summary(cause, detail, package) == line
+
+
+def test_the_cause_is_found_when_more_output_follows_it():
+    log = (LOGS / "python-ldap-3.4.4.log").read_text() + "  copying x.py -> build/x.py\n" * 800
+    assert len(log) > 2 * failures.WINDOWS[0]
+    assert failures.classify(log, "") == failures.Diagnosis("missing-header", "lber.h")
