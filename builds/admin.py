@@ -21,8 +21,8 @@ from django.utils.functional import cached_property
 from django.utils.html import format_html
 from packaging.utils import canonicalize_name
 
-from builds import queue, storage
-from builds.models import Abi, Build, Builder, BuildLog, File, hash_token
+from builds import depwait, queue, storage
+from builds.models import Abi, Build, Builder, BuilderPackages, BuildLog, File, hash_token
 from lib.counts import EXACT_COUNT_BELOW, table_estimate
 from packages.models import Project, Retry, Version
 
@@ -255,18 +255,53 @@ class VersionAdmin(ScaleSafeAdmin):
 # ---------------------------------------------------------------- builds and files
 
 
+class CauseFilter(admin.SimpleListFilter):
+    """Failed builds by cause, most first, with their counts (depwait.overview())."""
+
+    title = "cause of failure"
+    parameter_name = "cause"
+
+    def lookups(self, request, model_admin):
+        return [(row["cause"], f"{row['cause']} ({row['builds']})")
+                for row in depwait.overview()["causes"]]
+
+    def queryset(self, request, queryset):
+        if self.value():
+            return queryset.filter(state=Build.State.FAILED, cause=self.value())
+        return queryset
+
+
+class WaitingForFilter(admin.SimpleListFilter):
+    """The Debian packages to install on the builders, by how many builds each fixes."""
+
+    title = "waiting for Debian package (install on the builders)"
+    parameter_name = "waiting_for"
+
+    def lookups(self, request, model_admin):
+        return [(row["package"], f"{row['package']} ({row['builds']} builds: "
+                                 f"{', '.join(row['where'])})")
+                for row in depwait.overview()["packages"]]
+
+    def queryset(self, request, queryset):
+        if self.value():
+            return queryset.filter(state=Build.State.FAILED, waiting_for=self.value())
+        return queryset
+
+
 @admin.register(Build)
 class BuildAdmin(ScaleSafeAdmin):
     list_display = ["id", "version", "abi", "state", "builder", "priority", "finished",
-                    "duration", "failure_reason", "requested_by"]
+                    "duration", "cause", "cause_detail", "waiting_for", "failure_reason",
+                    "requested_by"]
     list_select_related = ["version__project", "abi", "builder"]
-    list_filter = ["state", "abi", "priority"]
+    list_filter = ["state", "abi", "priority", CauseFilter, WaitingForFilter]
     search_fields = ["id"]
     search_help_text = "A build id, or a project's exact name optionally followed by a version."
     raw_id_fields = ["version", "builder"]
     readonly_fields = ["version", "abi", "builder", "state", "priority", "attempt", "created",
                        "started", "finished", "duration", "lease_until", "failure_reason",
-                       "requested_by", "os_release", "glibc", "output_tail"]
+                       "requested_by", "os_release", "glibc", "cause", "cause_detail",
+                       "apt", "waiting_for", "output_tail"]
 
     def get_search_results(self, request, queryset, search_term):
         term = search_term.strip()
@@ -428,3 +463,19 @@ class BuilderAdmin(admin.ModelAdmin):
                 request, f"new API token of {builder.name} (shown only now): {token}",
                 messages.WARNING,
             )
+
+
+@admin.register(BuilderPackages)
+class BuilderPackagesAdmin(admin.ModelAdmin):
+    """What each builder last reported installed (dep-wait reads it); read-only."""
+
+    list_display = ["builder", "os_release", "package_count", "updated"]
+    list_select_related = ["builder"]
+    readonly_fields = ["builder", "os_release", "digest", "packages", "updated"]
+
+    @admin.display(description="packages")
+    def package_count(self, obj):
+        return len(obj.names())
+
+    def has_add_permission(self, request):
+        return False

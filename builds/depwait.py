@@ -190,4 +190,5 @@ def overview():
         release = row["builder__debian__os_release"] or settings.PIWHEELS_DEBIAN_RELEASE
         entry["where"].append(f"{row['abi__tag']} on {release}")
     ranked = sorted(fixes.values(), key=lambda e: (-e["builds"], e["package"]))
-    return {"causes": causes, "unclassified": unclassified, "packages": ranked}
+    return {"causes": causes, "unclassified": unclassified, "packages": ranked,
+            "failed": sum(row["builds"] for row in causes) + unclassified}

@@ -21,6 +21,7 @@ from builds import storage
 from builds.models import Abi, Build, Builder, BuildLog, DailyDownloads, File
 from lib.counts import EXACT_COUNT_BELOW, table_estimate
 from packages.models import Project, SyncStatus, Version, version_sort_key
+from web.failures import fix_line
 
 # Seconds the totals of the home and stats pages are cached.
 CACHE_SECONDS = 60
@@ -114,6 +115,12 @@ def _build_summary(build, builder_names):
         "build_state": build.state,
         "log_url": log_url(build.id) if build.has_log else "",
         "failure_reason": build.failure_reason,
+        # Why it failed (builds/failures.py) and the Debian package that fixes it.
+        "cause": build.cause if build.state == Build.State.FAILED else "",
+        "cause_detail": build.cause_detail if build.state == Build.State.FAILED else "",
+        "apt": build.apt if build.state == Build.State.FAILED else "",
+        "waiting_for": build.waiting_for if build.state == Build.State.FAILED else "",
+        "fix": fix_line(build) if build.state == Build.State.FAILED else "",
         "builder": builder_names.get(build.builder_id, ""),
         "created": build.created,
         "finished": build.finished,
@@ -138,7 +145,9 @@ def _cell(project, version, abi, builds, builder_names):
                 cell["label"] = "built, rebuild pending"
         else:
             cell["label"] = cell["state"]
-        cell["detail"] = cell["failure_reason"] if cell["state"] == "failed" else ""
+        cell["detail"] = cell["fix"] if cell["state"] == "failed" else ""
+        if cell["state"] == "failed" and cell["waiting_for"]:
+            cell["label"] = f"waiting for {cell['waiting_for']}"
         cell["abi"] = abi.tag
         return cell
     cell = {"abi": abi.tag, "build_id": None, "log_url": "", "history": [],
@@ -239,13 +248,18 @@ def project_page(normalized_name):
             "files": files_by_version.get(version.id, []),
         })
     deps = sorted(dependencies)
+    # pip finds nothing of a project without files here, and its index page is a 404:
+    # offer neither then.
+    has_files = bool(files)
     return {
         "name": project.name,
         "normalized_name": project.normalized_name,
         "summary": project.summary,
         "skip_reason": project.skip_reason,
         "url": project_url(project.normalized_name),
-        "install": f"pip3 install {project.name}",
+        "has_files": has_files,
+        "install": f"pip3 install {project.name}" if has_files else "",
+        "index_url": f"/simple/{project.normalized_name}/" if has_files else "",
         "dependencies": deps,
         "apt_install": f"sudo apt install {' '.join(deps)}" if deps else "",
         "abis": [abi.tag for abi in columns],

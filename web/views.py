@@ -6,9 +6,10 @@ from django.http import Http404, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.cache import cache_control
 from django.views.decorators.http import require_safe
+from django.views.decorators.vary import vary_on_headers
 from packaging.utils import canonicalize_name
 
-from web import pages
+from web import failures, pages
 
 # The project page shows the newest versions; ?all=1 shows every one (the JSON has all).
 VERSIONS_SHOWN = 50
@@ -55,7 +56,15 @@ def project_json(request, name):
 
 
 @require_safe
+@vary_on_headers("Accept")
 def build_log(request, build_id):
+    """A browser gets a page (what failed, why, the fix, the lines around the first
+    error, then the whole log); scripts and curl get the log as text, as before."""
+    if request.get_preferred_type(["text/plain", "text/html"]) == "text/html":
+        data = failures.log_page(build_id)
+        if data is None:
+            raise Http404(f"build {build_id} has no log")
+        return render(request, "web/log.html", {"log": data})
     row = pages.build_log(build_id)
     if row is None:
         raise Http404(f"build {build_id} has no log")
@@ -63,6 +72,11 @@ def build_log(request, build_id):
     if truncated:
         output = "[the start of this log was cut: only its end is kept]\n" + output
     return HttpResponse(output, content_type="text/plain; charset=utf-8")
+
+
+@require_safe
+def failures_overview(request):
+    return render(request, "web/failures.html", {"data": failures.failures_page()})
 
 
 @require_safe
