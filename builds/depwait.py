@@ -34,12 +34,25 @@ class BadPackageList(ValueError):
 
 
 def release_of(builder):
-    """The OS release BUILDER last reported (bookworm), else PIWHEELS_DEBIAN_RELEASE."""
+    """The OS release BUILDER runs (bookworm): what its claims said, else what its package
+    report said, else PIWHEELS_DEBIAN_RELEASE."""
     if builder is None:
         return settings.PIWHEELS_DEBIAN_RELEASE
+    if builder.os_release:
+        return builder.os_release
     found = (BuilderPackages.objects.filter(builder_id=builder.id)
              .values_list("os_release", flat=True).first())
     return found or settings.PIWHEELS_DEBIAN_RELEASE
+
+
+def _built_on(release):
+    """Q of the builds made on RELEASE: as their claim recorded it, else as their
+    builder's package report says, else (builds from before either) the default."""
+    found = Q(os_release=release) | Q(os_release="", builder__debian__os_release=release)
+    if release == settings.PIWHEELS_DEBIAN_RELEASE:
+        found |= Q(os_release="", builder__isnull=True) | Q(
+            os_release="", builder__debian__isnull=True)
+    return found
 
 
 def _has_package(release, abi_id, names):
@@ -70,12 +83,8 @@ def diagnose(builder, abi_id, output, reason):
 def name_fixes(release):
     """After the map of RELEASE changed: name the package for failed builds of that
     release that have a fixable cause and no package yet. Returns the builds named."""
-    default = release == settings.PIWHEELS_DEBIAN_RELEASE
-    of_release = Q(builder__debian__os_release=release)
-    if default:
-        of_release |= Q(builder__isnull=True) | Q(builder__debian__isnull=True)
     unnamed = Build.objects.filter(
-        of_release, state=Build.State.FAILED, apt="",
+        _built_on(release), state=Build.State.FAILED, apt="",
         cause__in=list(failures.PROVIDED_BY_PACKAGE),
     )
     named = 0
@@ -143,14 +152,11 @@ def requeue_waiting(abi_id, release, packages, now):
     (and have no newer build); their wait ends. Returns how many were queued."""
     if not packages:
         return 0
-    of_release = Q(builder__debian__os_release=release)
-    if release == settings.PIWHEELS_DEBIAN_RELEASE:
-        of_release |= Q(builder__isnull=True)
     newer = Build.objects.filter(version_id=OuterRef("version_id"), abi_id=abi_id,
                                  id__gt=OuterRef("id"))
     total = 0
     waiting = (
-        Build.objects.filter(of_release, state=Build.State.FAILED, abi_id=abi_id)
+        Build.objects.filter(_built_on(release), state=Build.State.FAILED, abi_id=abi_id)
         .filter(waiting_for__in=packages).exclude(Exists(newer))
     )
     abi = Abi.objects.get(id=abi_id)
@@ -178,7 +184,7 @@ def overview():
     unclassified = failed.filter(cause="").count()
     packages = list(
         failed.exclude(waiting_for="")
-        .values("waiting_for", "abi__tag", "builder__debian__os_release")
+        .values("waiting_for", "abi__tag", "os_release", "builder__debian__os_release")
         .annotate(builds=Count("id"))
         .order_by("-builds", "waiting_for")
     )
@@ -187,8 +193,11 @@ def overview():
         entry = fixes.setdefault(row["waiting_for"], {"package": row["waiting_for"],
                                                       "builds": 0, "where": []})
         entry["builds"] += row["builds"]
-        release = row["builder__debian__os_release"] or settings.PIWHEELS_DEBIAN_RELEASE
-        entry["where"].append(f"{row['abi__tag']} on {release}")
+        release = (row["os_release"] or row["builder__debian__os_release"]
+                   or settings.PIWHEELS_DEBIAN_RELEASE)
+        where = f"{row['abi__tag']} on {release}"
+        if where not in entry["where"]:
+            entry["where"].append(where)
     ranked = sorted(fixes.values(), key=lambda e: (-e["builds"], e["package"]))
     return {"causes": causes, "unclassified": unclassified, "packages": ranked,
             "failed": sum(row["builds"] for row in causes) + unclassified}

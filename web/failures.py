@@ -42,8 +42,8 @@ def log_page(build_id):
     if log is None:
         return None
     output, truncated = log
-    release = ""
-    if build.builder_id:
+    release = build.os_release
+    if not release and build.builder_id:
         release = (BuilderPackages.objects.filter(builder_id=build.builder_id)
                    .values_list("os_release", flat=True).first() or "")
     start, excerpt = first_error(output, build.cause_detail) if build.state == "failed" else (

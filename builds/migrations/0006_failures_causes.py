@@ -8,7 +8,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('builds', '0005_wheelcheck_upload'),
+        ('builds', '0005_osarm_os_release_glibc_armv6'),
         ('packages', '0003_sync_schedule'),
     ]
 
