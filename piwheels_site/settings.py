@@ -9,6 +9,8 @@ from pathlib import Path
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 
+from lib.aptsources import first_debian_uri
+
 BASE_DIR = Path(__file__).resolve().parent.parent
 
 
@@ -110,20 +112,20 @@ PIWHEELS_UPLOAD_MIN_RATE = envint("PIWHEELS_UPLOAD_MIN_RATE", 50_000)
 PIWHEELS_MAX_LOG = envint("PIWHEELS_MAX_LOG", 2 * 1024**2)
 # Seconds a claimed job stays a builder's without a heartbeat.
 PIWHEELS_LEASE_SECONDS = envint("PIWHEELS_LEASE_SECONDS", 300)
-# Attempts before a job whose builders keep vanishing is marked failed.
+# Attempts after which a job whose builders keep vanishing goes to the back of the queue.
 PIWHEELS_MAX_ATTEMPTS = envint("PIWHEELS_MAX_ATTEMPTS", 3)
-# Hand wheel downloads to nginx with X-Accel-Redirect under this internal location
-# (e.g. "/internal-files/"); empty serves them from Django.
 # The module through which the catalogue (packages) reaches the build queue: packages/jobs.py.
 PIWHEELS_JOBS = "builds.catalogue"
+# Hand wheel downloads to nginx with X-Accel-Redirect under this internal location
+# (e.g. "/internal-files/"); empty serves them from Django.
 PIWHEELS_ACCEL_REDIRECT = os.environ.get("PIWHEELS_ACCEL_REDIRECT", "")
 REDIS_URL = os.environ.get("REDIS_URL", "")
 # Debian's archive, whose Contents index names the package that provides a missing header,
 # library, pkg-config module or tool (refresh_apt_contents): the mirror this machine's apt
 # uses by default; the architecture and components of the builders' releases; the release
 # assumed for a builder that has not said which it runs.
-PIWHEELS_DEBIAN_MIRROR = os.environ.get(
-    "PIWHEELS_DEBIAN_MIRROR", "http://deb.debian.org/debian"
+PIWHEELS_DEBIAN_MIRROR = (
+    os.environ.get("PIWHEELS_DEBIAN_MIRROR") or first_debian_uri()
 ).rstrip("/")
 PIWHEELS_DEBIAN_ARCH = os.environ.get("PIWHEELS_DEBIAN_ARCH", "armhf")
 PIWHEELS_DEBIAN_COMPONENTS = [
