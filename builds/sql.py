@@ -53,12 +53,13 @@ def execute_prepared(name, make_sql, params):
 
         _prepared[name] = (re.sub(r"%\((\w+)\)s", number, sql), order)
     sql, order = _prepared[name]
-    connection.ensure_connection()
-    raw = connection.connection
     done = getattr(connection, "prepared_statements", None)  # this thread's connection
     if done is None:
         done = connection.prepared_statements = {}
     with connection.cursor() as cursor:
+        # Only now: cursor() may have replaced a connection that failed its health
+        # check (a PostgreSQL restart), and the new one has no prepared statements.
+        raw = connection.connection
         if done.get(name) is not raw:
             cursor.execute(f"PREPARE {name} AS {sql}")
             done[name] = raw

@@ -1,0 +1,195 @@
+"""Real processes for deployment tests: gunicorn serving the farm, `manage.py qcluster`,
+and a throwaway PostgreSQL cluster, each on free 127.0.0.1 ports, each stopped by the
+test that started it (by its own process group, never by name)."""
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import requests
+from django.db import connection
+
+ROOT = Path(__file__).resolve().parents[1]
+PYTHON = sys.executable
+GUNICORN = str(Path(sys.executable).with_name("gunicorn"))
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_until(predicate, timeout=30, message="condition", interval=0.05):
+    """Poll PREDICATE until it returns something true (returned) or TIMEOUT passes."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout} s waiting for {message}")
+        time.sleep(interval)
+
+
+def database_url(settings_dict=None):
+    """The URL of the (test) database this process uses, for a farm in another process."""
+    s = settings_dict or connection.settings_dict
+    auth = s["USER"] + (f":{s['PASSWORD']}" if s["PASSWORD"] else "")
+    return f"postgres://{auth}@{s['HOST'] or '127.0.0.1'}:{s['PORT'] or 5432}/{s['NAME']}"
+
+
+def farm_env(tmp_path, **extra):
+    """The environment of a farm process: production-like (DEBUG off) on this test's
+    database unless EXTRA says otherwise."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PIWHEELS_", "Q_"))}
+    env.update(
+        DATABASE_URL=database_url(), PIWHEELS_DATA_DIR=str(tmp_path / "data"), DEBUG="false",
+        SECRET_KEY="test-" * 10, SECURE_COOKIES="false", LOG_LEVEL="WARNING",
+        PIWHEELS_SYNC_INTERVAL="0",
+    )
+    env.update({k: str(v) for k, v in extra.items()})
+    return env
+
+
+class Process:
+    """A child process in a process group of its own, its output in LOG_PATH."""
+
+    def __init__(self, args, env, log_path):
+        self.args, self.env, self.log_path = args, env, Path(log_path)
+        self.proc = None
+
+    def start(self):
+        with open(self.log_path, "a") as log:
+            self.proc = subprocess.Popen(self.args, cwd=ROOT, env=self.env, stdout=log,
+                                         stderr=subprocess.STDOUT, start_new_session=True)
+        return self
+
+    def stop(self, sig=signal.SIGTERM, timeout=20):
+        if self.proc is None or self.proc.poll() is not None:
+            return
+        os.killpg(self.proc.pid, sig)
+        try:
+            self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+            self.proc.wait()
+
+    def log(self):
+        return self.log_path.read_text() if self.log_path.exists() else ""
+
+
+class Gunicorn(Process):
+    """The farm as production serves it: gunicorn gthread on piwheels_site.wsgi, with a
+    control socket of its own (the default one is shared by every gunicorn of a user)."""
+
+    def __init__(self, env, log_path, workers=1, threads=8):
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        log_path = Path(log_path)
+        super().__init__(
+            [GUNICORN, "piwheels_site.wsgi", "-b", f"127.0.0.1:{self.port}",
+             "-w", str(workers), "-k", "gthread", "--threads", str(threads),
+             "--graceful-timeout", "2",
+             "--control-socket", str(log_path.with_suffix(".ctl"))],
+            env, log_path,
+        )
+        self.session = requests.Session()
+
+    def start(self):
+        super().start()
+        wait_until(self.answers, timeout=30, message=f"gunicorn on {self.url}")
+        return self
+
+    def answers(self):
+        if self.proc.poll() is not None:
+            raise AssertionError(f"gunicorn exited:\n{self.log()[-3000:]}")
+        try:
+            # The index's 404, one indexed query: the database is reachable too.
+            requests.get(self.url + "/simple/-/", timeout=10)
+            return True
+        except requests.ConnectionError:
+            return False
+
+    def get(self, path, **kwargs):
+        kwargs.setdefault("timeout", 10)
+        kwargs.setdefault("allow_redirects", False)
+        return self.session.get(self.url + path, **kwargs)
+
+    def post(self, path, **kwargs):
+        kwargs.setdefault("timeout", 10)
+        kwargs.setdefault("allow_redirects", False)
+        return self.session.post(self.url + path, **kwargs)
+
+
+class QCluster(Process):
+    """`manage.py qcluster`: the task worker of one host."""
+
+    def __init__(self, env, log_path):
+        super().__init__([PYTHON, "manage.py", "qcluster"], env, log_path)
+
+
+def postgres_bindir():
+    """The directory of initdb and pg_ctl, or None."""
+    for candidate in sorted(Path("/usr/lib/postgresql").glob("*/bin"), reverse=True):
+        if (candidate / "initdb").exists():
+            return candidate
+    found = subprocess.run(["sh", "-c", "command -v initdb"], capture_output=True, text=True)
+    return Path(found.stdout.strip()).parent if found.returncode == 0 else None
+
+
+class PostgresCluster:
+    """A throwaway PostgreSQL cluster in a fresh directory under /tmp, on a free port, as
+    scripts/test-database makes one (initdb, pg_ctl); as root it runs as the postgres
+    user, which owns the directory. remove() stops it and deletes the directory."""
+
+    def __init__(self):
+        self.bindir = postgres_bindir()
+        self.dir = Path(tempfile.mkdtemp(prefix="piwheels-pg-"))
+        self.port = free_port()
+        self.url = f"postgres://postgres@127.0.0.1:{self.port}/postgres"
+        self.as_root = os.getuid() == 0
+        if self.as_root:
+            os.chown(self.dir, *_postgres_ids())
+
+    def _run(self, *args):
+        command = [str(self.bindir / args[0]), *args[1:]]
+        if self.as_root:
+            command = ["runuser", "-u", "postgres", "--", *command]
+        subprocess.run(command, check=True, capture_output=True, timeout=60, cwd=self.dir)
+
+    def init(self):
+        self._run("initdb", "-D", str(self.dir / "data"), "-U", "postgres", "--auth=trust",
+                  "-N")
+        return self
+
+    def start(self):
+        self._run("pg_ctl", "-D", str(self.dir / "data"), "-l", str(self.dir / "log"), "-w",
+                  "-o", f"-p {self.port} -k {self.dir} -c listen_addresses=127.0.0.1"
+                  " -c fsync=off -c full_page_writes=off", "start")
+        return self
+
+    def stop(self, mode="fast"):
+        self._run("pg_ctl", "-D", str(self.dir / "data"), "-m", mode, "-w", "stop")
+
+    def restart(self):
+        """Stop (closing every connection, as a crash or an upgrade does) and start."""
+        self.stop()
+        self.start()
+
+    def remove(self):
+        if (self.dir / "data" / "postmaster.pid").exists():
+            self.stop("immediate")
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+def _postgres_ids():
+    import pwd
+
+    entry = pwd.getpwnam("postgres")
+    return entry.pw_uid, entry.pw_gid
