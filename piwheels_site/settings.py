@@ -290,8 +290,12 @@ SPECTACULAR_SETTINGS = {
 }
 
 Q_CLUSTER = {
-    "name": "piwheels",
+    # Also the prefix of the broker's queue: farms sharing one Redis need names of their own.
+    "name": os.environ.get("Q_CLUSTER_NAME", "piwheels"),
     "workers": envint("Q_WORKERS", 2),
+    # Seconds between the cluster's checks of its workers; its scheduler runs every 30 of
+    # them (and at start when this is 30 or more).
+    "guard_cycle": envfloat("Q_GUARD_CYCLE", 0.5),
     "timeout": envint("Q_TIMEOUT", 3000),
     "retry": envint("Q_TIMEOUT", 3000) + 600,
     "max_attempts": 1,
@@ -299,6 +303,9 @@ Q_CLUSTER = {
     "label": "Tasks",
 }
 if REDIS_URL:
+    # Tasks go through Redis; schedules, results and failures stay in the database. Any
+    # number of task hosts may run `qcluster`: the scheduler creates a due schedule's
+    # task under a row lock (SELECT ... FOR UPDATE), so each run happens once.
     Q_CLUSTER["redis"] = REDIS_URL
 else:
     Q_CLUSTER["orm"] = "default"

@@ -71,14 +71,21 @@ class Process:
         return self
 
     def stop(self, sig=signal.SIGTERM, timeout=20):
+        """SIG to the leader only, as an operator's Ctrl-C or systemd stop does (gunicorn
+        and django-q stop their children themselves; a second signal in a child can hang
+        django-q's cluster); after TIMEOUT, SIGKILL to the whole group."""
         if self.proc is None or self.proc.poll() is not None:
             return
-        os.killpg(self.proc.pid, sig)
+        self.proc.send_signal(sig)
         try:
             self.proc.wait(timeout)
         except subprocess.TimeoutExpired:
+            pass
+        try:  # whatever is left of the group: nothing, normally
             os.killpg(self.proc.pid, signal.SIGKILL)
-            self.proc.wait()
+        except ProcessLookupError:
+            pass
+        self.proc.wait()
 
     def log(self):
         return self.log_path.read_text() if self.log_path.exists() else ""
@@ -193,3 +200,16 @@ def _postgres_ids():
 
     entry = pwd.getpwnam("postgres")
     return entry.pw_uid, entry.pw_gid
+
+
+def redis_or_skip():
+    """The URL of a Redis that answers (REDIS_TEST_URL, default the local one), or skip."""
+    import pytest
+    import redis
+
+    url = os.environ.get("REDIS_TEST_URL", "redis://127.0.0.1:6379/0")
+    try:
+        redis.Redis.from_url(url, socket_connect_timeout=2).ping()
+    except redis.RedisError as exc:
+        pytest.skip(f"no Redis answers at {url} ({exc}); .ci/run starts one")
+    return url
