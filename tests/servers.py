@@ -17,6 +17,7 @@ from django.db import connection
 ROOT = Path(__file__).resolve().parents[1]
 PYTHON = sys.executable
 GUNICORN = str(Path(sys.executable).with_name("gunicorn"))
+CONFIG = ROOT / "piwheels_site" / "gunicorn.conf.py"  # the farm's hooks, where it has one
 
 
 def free_port():
@@ -103,15 +104,20 @@ class Gunicorn(Process):
             [GUNICORN, "piwheels_site.wsgi", "-b", f"127.0.0.1:{self.port}",
              "-w", str(workers), "-k", "gthread", "--threads", str(threads),
              "--graceful-timeout", "2",
-             "--control-socket", str(log_path.with_suffix(".ctl"))],
+             "--control-socket", str(log_path.with_suffix(".ctl")),
+             *(["-c", str(CONFIG)] if CONFIG.exists() else [])],
             env, log_path,
         )
         self.session = requests.Session()
 
-    def start(self):
+    def start(self, wait=True):
         super().start()
-        wait_until(self.answers, timeout=30, message=f"gunicorn on {self.url}")
+        if wait:
+            self.wait_ready()
         return self
+
+    def wait_ready(self):
+        wait_until(self.answers, timeout=30, message=f"gunicorn on {self.url}")
 
     def answers(self):
         if self.proc.poll() is not None:
