@@ -165,6 +165,12 @@ DATABASES = {
         conn_health_checks=envbool("DATABASE_CONN_HEALTH_CHECKS", "true"),
     )
 }
+# Behind PgBouncer in transaction mode: consecutive transactions of one thread may run on
+# different server connections, so no named prepared statements (builds/sql.py) and no
+# server-side cursors (Django's advice). Session advisory locks (the catalogue sync's)
+# need a session of their own too: see docs/deploy.md for which hosts may use this.
+DATABASE_TRANSACTION_POOLING = envbool("DATABASE_TRANSACTION_POOLING", "false")
+DATABASES["default"]["DISABLE_SERVER_SIDE_CURSORS"] = DATABASE_TRANSACTION_POOLING
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # The `make run` demo: web threads and the task worker write to one file; take the
     # write lock at BEGIN and wait for it rather than failing with "database is locked".
