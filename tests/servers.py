@@ -1,48 +1,23 @@
-"""Real processes for deployment tests: gunicorn serving the farm, `manage.py qcluster`,
-and a throwaway PostgreSQL cluster, each on free 127.0.0.1 ports, each stopped by the
-test that started it (by its own process group, never by name)."""
+"""Real processes for deployment tests (beside tests/live.py's farm): gunicorn serving
+the farm as production does, `manage.py qcluster`, and a throwaway PostgreSQL cluster,
+each on free 127.0.0.1 ports, each stopped by the test that started it (by its own
+process group, never by name)."""
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import requests
-from django.db import connection
 
-ROOT = Path(__file__).resolve().parents[1]
+from tests.live import ROOT, database_url, free_port, wait_until
+
+__all__ = ["ROOT", "database_url", "free_port", "wait_until"]  # for the deployment tests
 PYTHON = sys.executable
 GUNICORN = str(Path(sys.executable).with_name("gunicorn"))
 CONFIG = ROOT / "piwheels_site" / "gunicorn.conf.py"  # the farm's hooks, where it has one
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def wait_until(predicate, timeout=30, message="condition", interval=0.05):
-    """Poll PREDICATE until it returns something true (returned) or TIMEOUT passes."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout} s waiting for {message}")
-        time.sleep(interval)
-
-
-def database_url(settings_dict=None):
-    """The URL of the (test) database this process uses, for a farm in another process."""
-    s = settings_dict or connection.settings_dict
-    auth = s["USER"] + (f":{s['PASSWORD']}" if s["PASSWORD"] else "")
-    return f"postgres://{auth}@{s['HOST'] or '127.0.0.1'}:{s['PORT'] or 5432}/{s['NAME']}"
 
 
 def farm_env(tmp_path, **extra):
