@@ -7,6 +7,7 @@ is what keeps the cached renderings exact after any committed change.
 import re
 import zlib
 
+from csp.utils import build_policy
 from django.conf import settings
 from django.db import DEFAULT_DB_ALIAS, connection, connections
 from django.http import (
@@ -213,15 +214,15 @@ class SimpleIndexApp:
     GET /simple/<normalised name>/ with detail_answer() before Django's request handling,
     which costs several times the answer itself (request objects, signals, middleware:
     nothing an index page uses). It adds the headers SecurityMiddleware (HSTS on HTTPS
-    requests included) and XFrameOptionsMiddleware would add, and checks the database
-    connection before and after as Django's request signals do (close_old_connections;
-    their dispatch alone cost a quarter of this path). Anything else (redirects,
-    ?format=, HEAD, the root, HTTPS redirects) goes to Django, which answers the same
-    through the `detail` view."""
+    requests included), XFrameOptionsMiddleware and django-csp's CSPMiddleware would
+    add, and checks the database connection before and after as Django's request
+    signals do (close_old_connections; their dispatch alone cost a quarter of this
+    path). Anything else (redirects, ?format=, HEAD, the root, HTTPS redirects) goes to
+    Django, which answers the same through the `detail` view."""
 
     def __init__(self, application):
         self.application = application
-        self.headers = self.hsts = None
+        self.headers = self.hsts = self.csp = None
 
     def _security_headers(self):
         headers = {}
@@ -266,6 +267,7 @@ class SimpleIndexApp:
         if self.headers is None:
             self.headers = self._security_headers()
             self.hsts = self._hsts_header()
+            self.csp = build_policy()  # django-csp's, from CONTENT_SECURITY_POLICY
         db = connections[DEFAULT_DB_ALIAS]
         db.close_if_unusable_or_obsolete()
         try:
@@ -280,6 +282,8 @@ class SimpleIndexApp:
             db.close_if_unusable_or_obsolete()
         headers.append(("Content-Length", str(len(body))))
         headers += self.headers
+        if self.csp and not (status == 404 and settings.DEBUG):  # as CSPMiddleware
+            headers.append(("Content-Security-Policy", self.csp))
         if self.hsts and self._is_secure(environ):
             headers.append(self.hsts)
         start_response(STATUS_LINES[status], headers)
