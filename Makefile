@@ -39,12 +39,15 @@ migrate: venv
 
 # The two run in process groups of their own (set -m), so that Ctrl-C reaches them once,
 # from the trap: django-q's cluster can hang when a second signal lands while it stops.
+# gunicorn's control socket is this checkout's own (var/), not ~/.gunicorn/gunicorn.ctl,
+# which every gunicorn of one user would otherwise share.
 run: migrate
 	@echo "web: http://$(BIND)/  (Ctrl-C stops the web server and the task worker)"
 	@set -m; \
 	$(PY) manage.py qcluster & q=$$!; \
-	$(VENV)/bin/gunicorn piwheels_site.wsgi -c piwheels_site/gunicorn.conf.py -b $(BIND) -w $(WEB_WORKERS) -k gthread \
-	  --threads $(WEB_THREADS) --access-logfile - & g=$$!; \
+	$(VENV)/bin/gunicorn piwheels_site.wsgi -c piwheels_site/gunicorn.conf.py -b $(BIND) \
+	  -w $(WEB_WORKERS) -k gthread --threads $(WEB_THREADS) --access-logfile - \
+	  --control-socket var/gunicorn.ctl & g=$$!; \
 	trap : INT TERM; wait -n; kill -TERM $$q $$g 2>/dev/null; wait
 
 lint: dev-venv

@@ -3,6 +3,7 @@ PostgreSQL prepared statements and turning their rows back into model instances.
 The ORM cannot say UPDATE ... WHERE id = (SELECT ... FOR UPDATE SKIP LOCKED) RETURNING."""
 import re
 
+from django.conf import settings
 from django.db import connection
 
 from builds.models import Build
@@ -42,7 +43,15 @@ def execute_prepared(name, make_sql, params):
     statement NAME and return its first row. A claim's planning costs more than its
     execution (1.6 ms against ~0.5 ms on 1,000,000 jobs), so each database connection
     plans it once. Prepared statements outlive a rolled back transaction; a new
-    connection prepares again."""
+    connection prepares again.
+
+    Behind a pooler that hands each transaction a server connection of its own
+    (PgBouncer in transaction mode: DATABASE_TRANSACTION_POOLING) a statement prepared on
+    one is unknown on the next, so there the statement is sent whole each time."""
+    if settings.DATABASE_TRANSACTION_POOLING:
+        with connection.cursor() as cursor:
+            cursor.execute(make_sql(), params)
+            return cursor.fetchone()
     if name not in _prepared:
         sql, order = make_sql(), []
 
@@ -53,12 +62,13 @@ def execute_prepared(name, make_sql, params):
 
         _prepared[name] = (re.sub(r"%\((\w+)\)s", number, sql), order)
     sql, order = _prepared[name]
-    connection.ensure_connection()
-    raw = connection.connection
     done = getattr(connection, "prepared_statements", None)  # this thread's connection
     if done is None:
         done = connection.prepared_statements = {}
     with connection.cursor() as cursor:
+        # Only now: cursor() may have replaced a connection that failed its health
+        # check (a PostgreSQL restart), and the new one has no prepared statements.
+        raw = connection.connection
         if done.get(name) is not raw:
             cursor.execute(f"PREPARE {name} AS {sql}")
             done[name] = raw

@@ -99,17 +99,42 @@ def _read(paths):
     return counts
 
 
+# pg_try_advisory_xact_lock key of fold(): one fold at a time, whichever task host runs it.
+FOLD_LOCK = 0x70697766  # "piwf"
+
+
 def fold(now=None):
     """Add the download logs of minutes that ended over a minute before NOW into
     File.downloads and DailyDownloads, then delete them. Returns the downloads added.
 
-    Logs are renamed to *.folding first; one left over by a crash is folded by the
-    next run. A crash between the commit and the deletion would count those logs
+    Several task hosts may run this at once (the schedule, or a manual run): on
+    PostgreSQL one transaction-level advisory lock lets one fold at a time take the logs,
+    and another returns 0 at once (the one holding it folds every log that is due).
+    Logs are renamed to *.folding under that lock; one left over by a crash is folded
+    by the next run. A crash between the commit and the deletion would count those logs
     twice; downloads of files deleted since are dropped."""
     now = now or timezone.now()
     directory = log_dir()
     if not directory.is_dir():
         return 0
+    with transaction.atomic():
+        if connection.vendor == "postgresql":
+            with connection.cursor() as cursor:
+                cursor.execute("SELECT pg_try_advisory_xact_lock(%s)", [FOLD_LOCK])
+                if not cursor.fetchone()[0]:
+                    log.info("downloads: another fold is running")
+                    return 0
+        total, files, paths = _fold_locked(directory, now)
+    for path in paths:
+        path.unlink(missing_ok=True)
+    if paths:
+        log.info("downloads: folded %d downloads of %d files from %d logs",
+                 total, files, len(paths))
+    return total
+
+
+def _fold_locked(directory, now):
+    """fold()'s work inside its transaction: (downloads, files, log paths folded)."""
     cutoff = f"{now - timedelta(minutes=1):%Y%m%d%H%M}"
     paths = list(directory.glob("*.folding"))
     for path in directory.glob("*.log"):
@@ -122,25 +147,20 @@ def fold(now=None):
         File.objects.filter(id__in={file_id for file_id, _ in counts}).values_list("id", flat=True)
     )
     per_file = Counter()
-    for (file_id, day), n in counts.items():
+    for (file_id, _day), n in counts.items():
         if file_id in existing:
             per_file[file_id] += n
     daily_table = DailyDownloads._meta.db_table
-    with transaction.atomic(), connection.cursor() as cursor:
+    with connection.cursor() as cursor:
         cursor.executemany(
             f"UPDATE {File._meta.db_table} SET downloads = downloads + %s WHERE id = %s",
             [(n, file_id) for file_id, n in sorted(per_file.items())],
         )
         cursor.executemany(
             f"INSERT INTO {daily_table} (file_id, day, count) VALUES (%s, %s, %s) "
-            f"ON CONFLICT (file_id, day) DO UPDATE SET count = {daily_table}.count + excluded.count",
+            f"ON CONFLICT (file_id, day) DO UPDATE"
+            f" SET count = {daily_table}.count + excluded.count",
             [(file_id, day, n) for (file_id, day), n in sorted(counts.items())
              if file_id in existing],
         )
-    for path in paths:
-        path.unlink(missing_ok=True)
-    total = sum(per_file.values())
-    if paths:
-        log.info("downloads: folded %d downloads of %d files from %d logs",
-                 total, len(per_file), len(paths))
-    return total
+    return sum(per_file.values()), len(per_file), paths

@@ -7,6 +7,7 @@ is what keeps the cached renderings exact after any committed change.
 import re
 import zlib
 
+from csp.utils import build_policy
 from django.conf import settings
 from django.db import DEFAULT_DB_ALIAS, connection, connections
 from django.http import (
@@ -28,7 +29,9 @@ from packages.sync import want
 
 # Offered media types, in the order preferred when the client rates them equally.
 OFFERS = (rendering.TEXT_HTML_TYPE, rendering.HTML_TYPE, rendering.JSON_TYPE)
-FORMATS = {rendering.TEXT_HTML_TYPE: "html", rendering.HTML_TYPE: "html", rendering.JSON_TYPE: "json"}
+FORMATS = {
+    rendering.TEXT_HTML_TYPE: "html", rendering.HTML_TYPE: "html", rendering.JSON_TYPE: "json"
+}
 CONTENT_TYPES = {
     rendering.TEXT_HTML_TYPE: "text/html; charset=utf-8",
     rendering.HTML_TYPE: rendering.HTML_TYPE,
@@ -210,15 +213,16 @@ class SimpleIndexApp:
     """WSGI wrapper around Django's application (piwheels_site/wsgi.py): answers
     GET /simple/<normalised name>/ with detail_answer() before Django's request handling,
     which costs several times the answer itself (request objects, signals, middleware:
-    nothing an index page uses). It adds the headers SecurityMiddleware and
-    XFrameOptionsMiddleware would add, and checks the database connection before and
-    after as Django's request signals do (close_old_connections; their dispatch alone
-    cost a quarter of this path). Anything else (redirects, ?format=, HEAD, the root, HTTPS
-    redirects) goes to Django, which answers the same through the `detail` view."""
+    nothing an index page uses). It adds the headers SecurityMiddleware (HSTS on HTTPS
+    requests included), XFrameOptionsMiddleware and django-csp's CSPMiddleware would
+    add, and checks the database connection before and after as Django's request
+    signals do (close_old_connections; their dispatch alone cost a quarter of this
+    path). Anything else (redirects, ?format=, HEAD, the root, HTTPS redirects) goes to
+    Django, which answers the same through the `detail` view."""
 
     def __init__(self, application):
         self.application = application
-        self.headers = None
+        self.headers = self.hsts = self.csp = None
 
     def _security_headers(self):
         headers = {}
@@ -234,12 +238,36 @@ class SimpleIndexApp:
         headers["X-Frame-Options"] = getattr(settings, "X_FRAME_OPTIONS", "DENY").upper()
         return list(headers.items())
 
+    @staticmethod
+    def _hsts_header():
+        """The Strict-Transport-Security header SecurityMiddleware sends, or None."""
+        if not settings.SECURE_HSTS_SECONDS:
+            return None
+        value = f"max-age={settings.SECURE_HSTS_SECONDS}"
+        if settings.SECURE_HSTS_INCLUDE_SUBDOMAINS:
+            value += "; includeSubDomains"
+        if settings.SECURE_HSTS_PRELOAD:
+            value += "; preload"
+        return ("Strict-Transport-Security", value)
+
+    @staticmethod
+    def _is_secure(environ):
+        """request.is_secure() of Django's HttpRequest, from the WSGI environ."""
+        if settings.SECURE_PROXY_SSL_HEADER:
+            header, secure_value = settings.SECURE_PROXY_SSL_HEADER
+            value = environ.get(header)
+            if value is not None:
+                return value.split(",", 1)[0].strip() == secure_value
+        return environ.get("wsgi.url_scheme") == "https"
+
     def __call__(self, environ, start_response):
         name = self._project_name(environ)
         if name is None:
             return self.application(environ, start_response)
         if self.headers is None:
             self.headers = self._security_headers()
+            self.hsts = self._hsts_header()
+            self.csp = build_policy()  # django-csp's, from CONTENT_SECURITY_POLICY
         db = connections[DEFAULT_DB_ALIAS]
         db.close_if_unusable_or_obsolete()
         try:
@@ -253,7 +281,12 @@ class SimpleIndexApp:
         finally:
             db.close_if_unusable_or_obsolete()
         headers.append(("Content-Length", str(len(body))))
-        start_response(STATUS_LINES[status], headers + self.headers)
+        headers += self.headers
+        if self.csp and not (status == 404 and settings.DEBUG):  # as CSPMiddleware
+            headers.append(("Content-Security-Policy", self.csp))
+        if self.hsts and self._is_secure(environ):
+            headers.append(self.hsts)
+        start_response(STATUS_LINES[status], headers)
         return [body]
 
     @staticmethod
@@ -266,7 +299,6 @@ class SimpleIndexApp:
             or not path.endswith("/")
             or environ.get("QUERY_STRING")
             or settings.SECURE_SSL_REDIRECT
-            or settings.SECURE_HSTS_SECONDS
         ):
             return None
         name = path[len(SIMPLE_PREFIX):-1]

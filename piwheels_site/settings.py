@@ -4,12 +4,14 @@ Every variable has a default that works on a developer's machine (`make run`); a
 value fails at start-up rather than at the first request that needs it.
 """
 import os
+from datetime import timedelta
 from pathlib import Path
 
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 
 from lib.aptsources import first_debian_uri
+from lib.clientip import client_ip
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -57,7 +59,35 @@ if not DEBUG and SECRET_KEY == DEV_SECRET_KEY:
 # X-Forwarded-Proto says whether the request came in over HTTPS.
 SECURE_COOKIES = envbool("SECURE_COOKIES", "false" if DEBUG else "true")
 SESSION_COOKIE_SECURE = CSRF_COOKIE_SECURE = SECURE_COOKIES
-SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+# "Header: value" the TLS-terminating proxy sets on HTTPS requests (and strips from
+# clients'); empty when nothing in front can be trusted to say so.
+_proxy_ssl = os.environ.get("SECURE_PROXY_SSL_HEADER", "X-Forwarded-Proto: https")
+if _proxy_ssl:
+    _header, _, _value = _proxy_ssl.partition(":")
+    if not _header.strip() or not _value.strip():
+        raise ImproperlyConfigured(
+            f"SECURE_PROXY_SSL_HEADER must be 'Header: value' or empty, not {_proxy_ssl!r}"
+        )
+    SECURE_PROXY_SSL_HEADER = (
+        "HTTP_" + _header.strip().upper().replace("-", "_"), _value.strip()
+    )
+# HSTS on answers to HTTPS requests (SecurityMiddleware, and the index's fast path).
+SECURE_HSTS_SECONDS = envint("SECURE_HSTS_SECONDS", 0 if DEBUG else 31536000)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = envbool("SECURE_HSTS_INCLUDE_SUBDOMAINS", "false")
+SECURE_HSTS_PRELOAD = envbool("SECURE_HSTS_PRELOAD", "false")
+# Content-Security-Policy of every answer (django-csp): the pages load their stylesheet
+# from this site and nothing else, have no scripts of their own and no inline styles;
+# the favicon is an empty data: URL; the admin's scripts and styles are its own files.
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": ["'self'"],
+        "img-src": ["'self'", "data:"],
+        "object-src": ["'none'"],
+        "base-uri": ["'none'"],
+        "form-action": ["'self'"],
+        "frame-ancestors": ["'none'"],
+    },
+}
 ALLOWED_HOSTS = [h for h in os.environ.get("ALLOWED_HOSTS", "*").split(",") if h]
 CSRF_TRUSTED_ORIGINS = [
     o for o in os.environ.get("CSRF_TRUSTED_ORIGINS", "").split(",") if o
@@ -143,8 +173,17 @@ DATABASES = {
             "DATABASE_URL", f"sqlite:///{BASE_DIR / 'var' / 'db.sqlite3'}"
         ),
         conn_max_age=envint("DATABASE_CONN_MAX_AGE", 60),
+        # A kept connection is checked (one round trip) before its first query in each
+        # request, so a PostgreSQL restart costs a reconnection, not a 500 per thread.
+        conn_health_checks=envbool("DATABASE_CONN_HEALTH_CHECKS", "true"),
     )
 }
+# Behind PgBouncer in transaction mode: consecutive transactions of one thread may run on
+# different server connections, so no named prepared statements (builds/sql.py) and no
+# server-side cursors (Django's advice). Session advisory locks (the catalogue sync's)
+# need a session of their own too: see docs/deploy.md for which hosts may use this.
+DATABASE_TRANSACTION_POOLING = envbool("DATABASE_TRANSACTION_POOLING", "false")
+DATABASES["default"]["DISABLE_SERVER_SIDE_CURSORS"] = DATABASE_TRANSACTION_POOLING
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # The `make run` demo: web threads and the task worker write to one file; take the
     # write lock at BEGIN and wait for it rather than failing with "database is locked".
@@ -163,6 +202,7 @@ INSTALLED_APPS = [
     "rest_framework",
     "drf_spectacular",
     "django_q",
+    "axes",
     "packages",
     "builds",
     "index",
@@ -179,7 +219,38 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "csp.middleware.CSPMiddleware",
+    # Last, as django-axes asks: it turns a locked-out login into the lockout answer.
+    "axes.middleware.AxesMiddleware",
 ]
+
+# Failed logins (the admin's) are limited per (username, client address) by django-axes:
+# after PIWHEELS_LOGIN_FAILURES failures that pair is refused, the right password
+# included, for PIWHEELS_LOGIN_COOLOFF minutes; other addresses and other users are not.
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+AXES_FAILURE_LIMIT = envint("PIWHEELS_LOGIN_FAILURES", 5)
+AXES_COOLOFF_TIME = timedelta(minutes=envfloat("PIWHEELS_LOGIN_COOLOFF", 15))
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_RESET_ON_SUCCESS = True
+AXES_VERBOSE = False  # no banner on every start of a command
+AXES_COOLOFF_MESSAGE = (
+    "Too many failed logins for this user from your address: try again in "
+    f"{envfloat('PIWHEELS_LOGIN_COOLOFF', 15):g} minutes."
+)
+# The client address: REMOTE_ADDR, or with PIWHEELS_PROXY_COUNT proxies in front (each
+# appending to X-Forwarded-For, as nginx's $proxy_add_x_forwarded_for does) the address
+# the outermost of them saw.
+PIWHEELS_PROXY_COUNT = envint("PIWHEELS_PROXY_COUNT", 0)
+
+
+def _login_client_ip(request):
+    return client_ip(request.META, PIWHEELS_PROXY_COUNT)
+
+
+AXES_CLIENT_IP_CALLABLE = _login_client_ip
 
 ROOT_URLCONF = "piwheels_site.urls"
 WSGI_APPLICATION = "piwheels_site.wsgi.application"
@@ -238,8 +309,12 @@ SPECTACULAR_SETTINGS = {
 }
 
 Q_CLUSTER = {
-    "name": "piwheels",
+    # Also the prefix of the broker's queue: farms sharing one Redis need names of their own.
+    "name": os.environ.get("Q_CLUSTER_NAME", "piwheels"),
     "workers": envint("Q_WORKERS", 2),
+    # Seconds between the cluster's checks of its workers; its scheduler runs every 30 of
+    # them (and at start when this is 30 or more).
+    "guard_cycle": envfloat("Q_GUARD_CYCLE", 0.5),
     "timeout": envint("Q_TIMEOUT", 3000),
     "retry": envint("Q_TIMEOUT", 3000) + 600,
     "max_attempts": 1,
@@ -247,6 +322,9 @@ Q_CLUSTER = {
     "label": "Tasks",
 }
 if REDIS_URL:
+    # Tasks go through Redis; schedules, results and failures stay in the database. Any
+    # number of task hosts may run `qcluster`: the scheduler creates a due schedule's
+    # task under a row lock (SELECT ... FOR UPDATE), so each run happens once.
     Q_CLUSTER["redis"] = REDIS_URL
 else:
     Q_CLUSTER["orm"] = "default"
