@@ -78,6 +78,6 @@ def test_a_due_schedule_runs_once_with_two_task_hosts(transactional_db, tmp_path
     assert len(created) == 1, "\n".join(logs)
     assert Task.objects.filter(group=schedule.name).count() == 1
     task = Task.objects.get(group=schedule.name)
-    assert task.success and task.result == {"requeued": 0, "failed": 0}
+    assert task.success and task.result == {"requeued": 0, "demoted": 0}
     schedule.refresh_from_db()
     assert schedule.next_run > timezone.now() + timedelta(minutes=55)
