@@ -1,14 +1,30 @@
-"""Shapes of the builder API's bodies (docs/builder-api.md): shape checks only; the
-rules live in builds.queue and builds.publish."""
+"""Shapes of the builder API's bodies (docs/builder-api.md): shape and range checks
+only (so that the schema says what is refused); the rules live in builds.queue and
+builds.publish."""
 from rest_framework import serializers
 
 from lib import platforms
 
 MAX_WAIT = 60
+# Longest build duration a result may report, in seconds (30 days: any real build is
+# far shorter; a bigger number would overflow the database's interval).
+MAX_DURATION = 30 * 24 * 3600
+# A file's size fits the database's bigint.
+MAX_SIZE = 2**63 - 1
+
+
+class LogField(serializers.CharField):
+    """Build output: NULs dropped (PostgreSQL text cannot hold them), never refused."""
+
+    def __init__(self, **kwargs):
+        super().__init__(allow_blank=True, trim_whitespace=False, default="", **kwargs)
+
+    def to_internal_value(self, data):
+        return super().to_internal_value(data).replace("\x00", "")
 
 
 class ClaimSerializer(serializers.Serializer):
-    abi = serializers.CharField(max_length=20)
+    abi = serializers.CharField(min_length=1, max_length=20)
     platform = serializers.CharField(max_length=100, allow_blank=True, default="")
     python_version = serializers.CharField(max_length=50, allow_blank=True, default="")
     os = serializers.CharField(max_length=200, allow_blank=True, default="")
@@ -38,8 +54,8 @@ class JobSerializer(serializers.Serializer):
 
 
 class FileSerializer(serializers.Serializer):
-    filename = serializers.CharField(max_length=255)
-    size = serializers.IntegerField(min_value=0)
+    filename = serializers.CharField(min_length=1, max_length=255)
+    size = serializers.IntegerField(min_value=0, max_value=MAX_SIZE)
     sha256 = serializers.RegexField(r"^[0-9a-fA-F]{64}$")
     requires_python = serializers.CharField(max_length=200, allow_blank=True, default="")
     dependencies = serializers.ListField(
@@ -49,9 +65,11 @@ class FileSerializer(serializers.Serializer):
 
 class FinishSerializer(serializers.Serializer):
     success = serializers.BooleanField()
-    duration = serializers.FloatField(min_value=0, default=0)
-    output = serializers.CharField(allow_blank=True, trim_whitespace=False, default="")
-    failure_reason = serializers.CharField(allow_blank=True, default="")
+    duration = serializers.FloatField(min_value=0, max_value=MAX_DURATION, default=0)
+    # The log, from agents that do not send it on its own (PUT .../log/ is preferred):
+    # the body as a whole is bounded by PIWHEELS_MAX_BODY.
+    output = LogField()
+    failure_reason = LogField(max_length=10000)
     files = FileSerializer(many=True, default=list)
 
 
@@ -64,3 +82,12 @@ class UploadedSerializer(serializers.Serializer):
     filename = serializers.CharField()
     size = serializers.IntegerField()
     sha256 = serializers.CharField()
+
+
+class LogReceivedSerializer(serializers.Serializer):
+    size = serializers.IntegerField(help_text="bytes received (compressed)")
+    inflated = serializers.IntegerField(help_text="bytes of log they inflate to")
+
+
+class DetailSerializer(serializers.Serializer):
+    detail = serializers.CharField(help_text="why, in one sentence")

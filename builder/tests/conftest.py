@@ -10,6 +10,7 @@ from farm_standin import StandinFarm
 #   "broken-*": prints a compiler error and exits 1
 #   "hang-*":   starts a `sleep` grandchild, writes the pids to $FAKE_BUILD_PIDS, sleeps
 #   "slow-*":   sleeps $FAKE_BUILD_SECONDS, then builds
+#   "loud-*":   prints $FAKE_BUILD_LINES numbered lines, then builds
 #   anything else: writes a pure-Python wheel, output on stdout and stderr in turn
 FAKE_PYTHON = '''\
 #!{python}
@@ -36,6 +37,11 @@ if name.startswith("hang"):
     with open(os.environ["FAKE_BUILD_PIDS"], "w") as f:
         f.write("%d %d" % (os.getpid(), child.pid))
     time.sleep(300)
+if name.startswith("loud"):
+    out = sys.stdout
+    for i in range(int(os.environ.get("FAKE_BUILD_LINES", "1000"))):
+        out.write("compiling part %d of the loud build\\n" % i)
+    out.flush()
 if name.startswith("slow"):
     time.sleep(float(os.environ.get("FAKE_BUILD_SECONDS", "2")))
 dist = name.replace("-", "_")

@@ -46,7 +46,8 @@ def test_a_job_is_built_uploaded_and_finished(farm, work_dir, fake_python, tmp_p
     assert build["files"][record["filename"]].__len__() == record["size"]
     assert result["success"] is True and result["failure_reason"] == ""
     assert result["duration"] > 0
-    lines = result["output"].splitlines()
+    assert result["output"] == ""  # the log went on its own, whole
+    lines = build["log"].splitlines()
     assert lines[:3] == ["Collecting foo-bar", "warning: this goes to stderr",
                          "Building wheel for foo-bar"]
     seen = ast.literal_eval((tmp_path / "args").read_text())
@@ -67,7 +68,7 @@ def test_a_failed_compile_is_reported_with_its_reason(farm, work_dir, fake_pytho
     assert build["state"] == "failed" and build["files"] == {}
     assert build["result"]["failure_reason"] == (
         "error: command '/usr/bin/gcc' failed with exit code 1")
-    assert "gcc -c src/mod.c" in build["result"]["output"]
+    assert "gcc -c src/mod.c" in build["log"]
     assert leftovers(work_dir) == []
 
 
@@ -79,7 +80,7 @@ def test_a_hanging_build_is_killed_at_the_timeout(farm, work_dir, fake_python, t
     result = farm.builds[build_id]["result"]
     assert result["success"] is False
     assert result["failure_reason"] == "build timed out after 1.5s"
-    assert "Building wheel for hang-forever" in result["output"]
+    assert "Building wheel for hang-forever" in farm.builds[build_id]["log"]
     pip, sleeper = map(int, (tmp_path / "pids").read_text().split())
     assert not pid_alive(pip) and not pid_alive(sleeper)
     assert leftovers(work_dir) == []

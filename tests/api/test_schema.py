@@ -13,6 +13,7 @@ def test_schema_describes_every_builder_action(client):
         "/api/v1/claim/",
         "/api/v1/builds/{build_id}/heartbeat/",
         "/api/v1/builds/{build_id}/files/{filename}",
+        "/api/v1/builds/{build_id}/log/",
         "/api/v1/builds/{build_id}/finish/",
         "/api/v1/builds/{build_id}/release/",
     }
