@@ -3,7 +3,6 @@ import stat
 import sys
 
 import pytest
-
 from farm_standin import StandinFarm
 
 # Stands in for `python -m pip wheel ...` (the agent's --python): behaves by project name.
@@ -51,7 +50,8 @@ files = {{
     dist + "/__init__.py": b"VALUE = 42\\n",
     info + "/METADATA": ("Metadata-Version: 2.1\\nName: %s\\nVersion: %s\\n"
                          "Requires-Python: >=3.9\\n\\nA test.\\n" % (name, version)).encode(),
-    info + "/WHEEL": b"Wheel-Version: 1.0\\nGenerator: fake\\nRoot-Is-Purelib: true\\nTag: py3-none-any\\n",
+    info + "/WHEEL": (b"Wheel-Version: 1.0\\nGenerator: fake\\nRoot-Is-Purelib: true\\n"
+                      b"Tag: py3-none-any\\n"),
 }}
 record = []
 with zipfile.ZipFile(path, "w") as zf:

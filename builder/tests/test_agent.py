@@ -1,5 +1,6 @@
 """The whole agent against the stand-in farm, with a stand-in pip (see conftest.FAKE_PYTHON)."""
 import ast
+import json
 import logging
 import os
 import signal
@@ -9,8 +10,8 @@ import threading
 import time
 
 import pytest
-
 from farm_standin import pid_alive
+
 from piwheels_builder.farm import Farm
 from piwheels_builder.identity import Identity
 from piwheels_builder.main import Agent, parse_args
@@ -165,8 +166,9 @@ def agent_process(farm, work_dir, fake_python, *args, token=None, env=None):
         "--abi", "cp311", "--platform", "linux_armv7l", "--max-retry-delay", "0.3",
         "--wait", "0", *args,
     ]
+    here = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))  # this agent's code
     return subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                            text=True, env=dict(os.environ, **(env or {})))
+                            text=True, env=dict(os.environ, PYTHONPATH=here, **(env or {})))
 
 
 def test_sigterm_stops_the_build_releases_the_job_and_cleans_up(farm, work_dir, fake_python,
@@ -287,3 +289,35 @@ def test_a_claim_for_an_abi_the_farm_does_not_build_is_reported_in_one_line(
     assert proc.returncode == 4
     assert output.strip().splitlines()[-1].endswith(
         "ERROR the farm refused the claim: Injected 400.")
+
+
+def test_a_build_left_running_by_an_agent_killed_outright_is_killed_at_the_next_start(
+        farm, work_dir, fake_python, tmp_path):
+    pids = tmp_path / "pids"
+    build_id = farm.add_job("hang-forever")
+    proc = agent_process(farm, work_dir, fake_python, env={"FAKE_BUILD_PIDS": str(pids)})
+    assert wait_for_file(pids)
+    group_file = work_dir / "build-group.json"
+    pip, sleeper = map(int, pids.read_text().split())
+    assert json.loads(group_file.read_text())["pgid"] == pip  # its own process group
+
+    proc.kill()  # SIGKILL: no chance to stop its build
+    proc.communicate(timeout=10)
+    assert pid_alive(pip) and pid_alive(sleeper)  # pip wheel and its child run on
+    bystander = subprocess.Popen(["sleep", "300"], start_new_session=True)  # not the build's
+
+    try:
+        second = agent_process(farm, work_dir, fake_python, "--once")
+        output, _ = second.communicate(timeout=30)
+        assert second.returncode == 0, output
+        assert not pid_alive(pip) and not pid_alive(sleeper)
+        assert "killed 2 process(es) of a build left running by a killed agent" in output
+        assert not group_file.exists()
+        assert bystander.poll() is None
+    finally:
+        bystander.kill()
+        bystander.wait()
+        for pid in (pip, sleeper):
+            if pid_alive(pid):
+                os.kill(pid, signal.SIGKILL)
+    assert farm.builds[build_id]["state"] == "building"  # the farm's lease decides on it

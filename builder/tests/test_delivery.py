@@ -3,8 +3,9 @@ says it is too large; a result kept in the spool on any answer that is not the f
 definitive one (docs/builder-api.md), and sent again later."""
 import time
 
-from piwheels_builder.spool import Spool
 from test_agent import leftovers, make_agent
+
+from piwheels_builder.spool import Spool
 
 
 def run_once(farm, work_dir, fake_python):
