@@ -13,32 +13,79 @@ MAX_DURATION = 30 * 24 * 3600
 MAX_SIZE = 2**63 - 1
 
 
-class LogField(serializers.CharField):
+# JSON types as the schema states them: DRF's fields would also take "true" for a
+# boolean, "5" for a number or 5 for a string, which the schema says are invalid.
+
+class Text(serializers.CharField):
+    def __init__(self, **kwargs):
+        kwargs.setdefault("trim_whitespace", False)  # lengths as the schema counts them
+        super().__init__(**kwargs)
+
+    def to_internal_value(self, data):
+        if not isinstance(data, str):
+            self.fail("invalid")
+        return super().to_internal_value(data)
+
+
+class Integer(serializers.IntegerField):
+    def to_internal_value(self, data):
+        whole = isinstance(data, int) or (isinstance(data, float) and data.is_integer())
+        if isinstance(data, bool) or not whole:  # 5.0 is an integer to JSON Schema
+            self.fail("invalid")
+        return super().to_internal_value(data)
+
+
+class Number(serializers.FloatField):
+    def to_internal_value(self, data):
+        if isinstance(data, bool) or not isinstance(data, (int, float)):
+            self.fail("invalid")
+        return super().to_internal_value(data)
+
+
+class Boolean(serializers.BooleanField):
+    def to_internal_value(self, data):
+        if not isinstance(data, bool):
+            self.fail("invalid", input=data)
+        return data
+
+
+class TextMatching(serializers.RegexField):
+    def __init__(self, regex, **kwargs):
+        kwargs.setdefault("trim_whitespace", False)  # the pattern as the schema states it
+        super().__init__(regex, **kwargs)
+
+    def to_internal_value(self, data):
+        if not isinstance(data, str):
+            self.fail("invalid")
+        return super().to_internal_value(data)
+
+
+class LogField(Text):
     """Build output: NULs dropped (PostgreSQL text cannot hold them), never refused."""
 
     def __init__(self, **kwargs):
-        super().__init__(allow_blank=True, trim_whitespace=False, default="", **kwargs)
+        super().__init__(allow_blank=True, default="", **kwargs)
 
     def to_internal_value(self, data):
         return super().to_internal_value(data).replace("\x00", "")
 
 
 class ClaimSerializer(serializers.Serializer):
-    abi = serializers.CharField(min_length=1, max_length=20)
-    platform = serializers.CharField(max_length=100, allow_blank=True, default="")
-    python_version = serializers.CharField(max_length=50, allow_blank=True, default="")
-    os = serializers.CharField(max_length=200, allow_blank=True, default="")
+    abi = Text(min_length=1, max_length=20)
+    platform = Text(max_length=100, allow_blank=True, default="")
+    python_version = Text(max_length=50, allow_blank=True, default="")
+    os = Text(max_length=200, allow_blank=True, default="")
     # VERSION_CODENAME and glibc version; optional for agents older than them.
-    os_release = serializers.RegexField(
+    os_release = TextMatching(
         platforms.OS_RELEASE, allow_blank=True, default="",
         error_messages={"invalid": "os_release must be an OS release codename such as "
                                    "'bookworm' (lower case letters, digits, '-')"},
     )
-    glibc = serializers.RegexField(
+    glibc = TextMatching(
         platforms.GLIBC, allow_blank=True, default="",
         error_messages={"invalid": "glibc must be a version such as '2.36'"},
     )
-    wait = serializers.FloatField(min_value=0, max_value=MAX_WAIT, default=30)
+    wait = Number(min_value=0, max_value=MAX_WAIT, default=30)
 
 
 class JobSerializer(serializers.Serializer):
@@ -54,18 +101,18 @@ class JobSerializer(serializers.Serializer):
 
 
 class FileSerializer(serializers.Serializer):
-    filename = serializers.CharField(min_length=1, max_length=255)
-    size = serializers.IntegerField(min_value=0, max_value=MAX_SIZE)
-    sha256 = serializers.RegexField(r"^[0-9a-fA-F]{64}$")
-    requires_python = serializers.CharField(max_length=200, allow_blank=True, default="")
+    filename = Text(min_length=1, max_length=255)
+    size = Integer(min_value=0, max_value=MAX_SIZE)
+    sha256 = TextMatching(r"^[0-9a-fA-F]{64}$")
+    requires_python = Text(max_length=200, allow_blank=True, default="")
     dependencies = serializers.ListField(
-        child=serializers.CharField(max_length=200), default=list, max_length=500
+        child=Text(max_length=200), default=list, max_length=500
     )
 
 
 class FinishSerializer(serializers.Serializer):
-    success = serializers.BooleanField()
-    duration = serializers.FloatField(min_value=0, max_value=MAX_DURATION, default=0)
+    success = Boolean()
+    duration = Number(min_value=0, max_value=MAX_DURATION, default=0)
     # The log, from agents that do not send it on its own (PUT .../log/ is preferred):
     # the body as a whole is bounded by PIWHEELS_MAX_BODY.
     output = LogField()
