@@ -9,4 +9,5 @@ urlpatterns = [
     path("project/<str:name>/", views.project, name="web-project"),
     path("project/<str:name>/json/", views.project_json, name="web-project-json"),
     path("logs/<int:build_id>/", views.build_log, name="web-log"),
+    path("logs/<int:build_id>/whole.log.gz", views.whole_log, name="web-whole-log"),
 ]
