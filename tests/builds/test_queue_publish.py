@@ -43,7 +43,8 @@ def test_uploads_are_not_served_until_the_build_finishes(held, builder, tmp_path
     assert Project.objects.get().index_serial == before + 1
     assert Serial.objects.get(name="index-root").value == 1
     held.refresh_from_db()
-    assert (held.state, held.duration.total_seconds(), held.lease_until) == ("succeeded", 12.5, None)
+    assert (held.state, held.duration.total_seconds(), held.lease_until) == (
+        "succeeded", 12.5, None)
     assert held.log.output == "built\n"
 
 
