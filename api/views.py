@@ -1,11 +1,13 @@
 """The builder API (docs/builder-api.md): one view per builder action. Each checks the
 body's shape, calls builds.queue / builds.publish, and answers a small dict; domain
 exceptions become HTTP answers in api/exceptions.py."""
+import json
+
 from django.conf import settings
 from django.utils import timezone
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
-from rest_framework.exceptions import APIException
+from rest_framework.exceptions import ParseError
 from rest_framework.parsers import JSONParser
 from rest_framework.renderers import JSONRenderer
 from rest_framework.response import Response
@@ -14,28 +16,45 @@ from rest_framework.views import APIView
 from api import serializers
 from api.authentication import BuilderTokenAuthentication
 from api.bodies import body_chunks
+from api.exceptions import TooLarge
 from api.longpoll import wait_for_job
 from api.permissions import IsEnabledBuilder
-from builds import depwait, publish, queue
+from builds import depwait, logs, publish, queue
 
-# A finish body carries the whole build log: past this it is refused unread.
-MAX_FINISH_BODY = 64 * 1024**2
+
+def refusal(description):
+    """A refusal in the schema: {"detail": "<one sentence>"}, and when it is given."""
+    return OpenApiResponse(response=serializers.DetailSerializer, description=description)
+
 
 ERRORS = {
-    401: OpenApiResponse(description="no token, or a wrong one"),
-    403: OpenApiResponse(description="this builder is disabled"),
+    401: refusal("no token, or a wrong one"),
+    403: refusal("this builder is disabled"),
 }
 JOB_ERRORS = {
     **ERRORS,
-    404: OpenApiResponse(description="no such build"),
-    409: OpenApiResponse(description="the job is no longer this builder's: stop working on it"),
+    404: refusal("no such build"),
+    409: refusal("the job is no longer this builder's: stop working on it"),
 }
+
+
+class UnicodeJSONParser(JSONParser):
+    """JSON whose strings are valid Unicode: a lone surrogate escape ("\\ud800") is
+    valid JSON but no text the database or a log file can hold, so it is a 400."""
+
+    def parse(self, stream, media_type=None, parser_context=None):
+        data = super().parse(stream, media_type, parser_context)
+        try:
+            json.dumps(data, ensure_ascii=False).encode("utf-8")
+        except UnicodeEncodeError:
+            raise ParseError("the body holds text that is not valid Unicode") from None
+        return data
 
 
 class BuilderView(APIView):
     authentication_classes = [BuilderTokenAuthentication]
     permission_classes = [IsEnabledBuilder]
-    parser_classes = [JSONParser]
+    parser_classes = [UnicodeJSONParser]
     renderer_classes = [JSONRenderer]
 
 
@@ -47,8 +66,8 @@ class Claim(BuilderView):
         responses={
             200: serializers.JobSerializer,
             204: OpenApiResponse(description="nothing to build within `wait` seconds"),
-            400: OpenApiResponse(description="bad body, or the farm does not build for that "
-                                             "ABI, or not on this builder's OS release"),
+            400: refusal("bad body, or the farm does not build for that ABI, or not on "
+                         "this builder's OS release"),
             **ERRORS,
         },
     )
@@ -130,22 +149,30 @@ class UploadFile(BuilderView):
         operation_id="upload_file",
         summary="Upload one wheel of a held job (raw bytes as the body).",
         request={"application/octet-stream": OpenApiTypes.BINARY},
-        parameters=[OpenApiParameter("X-Sha256", str, OpenApiParameter.HEADER, required=True,
-                                     description="hex sha256 of the body")],
+        parameters=[
+            OpenApiParameter(
+                "X-Sha256", {"type": "string", "pattern": "^[0-9a-fA-F]{64}$"},
+                OpenApiParameter.HEADER, required=True, description="hex sha256 of the body",
+            ),
+            OpenApiParameter(
+                "filename",
+                {"type": "string", "pattern": r"^[^/\\]+\.whl$", "maxLength": 255},
+                OpenApiParameter.PATH, description="the wheel's file name, as pip names it",
+            ),
+        ],
         responses={
             201: serializers.UploadedSerializer,
             200: serializers.UploadedSerializer,
-            400: OpenApiResponse(description="bad hash, size, filename or wheel"),
-            408: OpenApiResponse(description="the body stopped coming, or came too slowly"),
-            413: OpenApiResponse(description="over the upload size limit"),
+            400: refusal("bad hash, size, filename or wheel"),
+            408: refusal("the body stopped coming, or came too slowly"),
+            413: refusal("over the upload size limit"),
             **JOB_ERRORS,
-            409: OpenApiResponse(description="the job is no longer this builder's, or other "
-                                             "bytes were already received under this name"),
+            409: refusal("the job is no longer this builder's, or other bytes were "
+                         "already received under this name"),
         },
     )
     def put(self, request, build_id, filename):
-        length = request.META.get("CONTENT_LENGTH") or ""
-        size = int(length) if length.isdigit() else None
+        size = declared_size(request)
         created = publish.receive_file(
             build_id, request.auth, filename, body_chunks(request._request, size),
             size, request.headers.get("X-Sha256"), timezone.now(),
@@ -157,6 +184,36 @@ class UploadFile(BuilderView):
         )
 
 
+class UploadLog(BuilderView):
+    # The body is read raw, like a wheel's: streamed to disk, inflated as it is read.
+    parser_classes = []
+
+    @extend_schema(
+        operation_id="upload_log",
+        summary="Send the whole build log of a held job, gzip-compressed, before finish.",
+        request={"application/gzip": OpenApiTypes.BINARY},
+        responses={
+            201: serializers.LogReceivedSerializer,
+            400: refusal("not one whole gzip stream, or no Content-Length"),
+            408: refusal("the body stopped coming, or came too slowly"),
+            413: refusal("over the compressed or the inflated log limit"),
+            **JOB_ERRORS,
+        },
+    )
+    def put(self, request, build_id):
+        size = declared_size(request)
+        size, inflated = logs.receive_log(build_id, request.auth,
+                                          body_chunks(request._request, size), size,
+                                          timezone.now())
+        return Response({"size": size, "inflated": inflated}, status=201)
+
+
+def declared_size(request):
+    """The body's Content-Length, or None."""
+    length = request.META.get("CONTENT_LENGTH") or ""
+    return int(length) if length.isdigit() else None
+
+
 class Finish(BuilderView):
     @extend_schema(
         operation_id="finish",
@@ -164,17 +221,19 @@ class Finish(BuilderView):
         request=serializers.FinishSerializer,
         responses={
             200: serializers.FinishedSerializer,
-            400: OpenApiResponse(description="bad body, or a listed file was not uploaded"),
-            413: OpenApiResponse(description="body over 64 MiB"),
+            400: refusal("bad body, or a listed file was not uploaded"),
+            413: refusal("body over PIWHEELS_MAX_BODY (64 MiB): "
+                                             "send the log on its own (upload_log)"),
             **JOB_ERRORS,
         },
     )
     def post(self, request, build_id):
         length = request.META.get("CONTENT_LENGTH") or ""
-        if length.isdigit() and int(length) > MAX_FINISH_BODY:
-            exc = APIException("the result is over 64 MiB: send the end of the log only")
-            exc.status_code = 413
-            raise exc
+        if length.isdigit() and int(length) > settings.PIWHEELS_MAX_BODY:
+            raise TooLarge(
+                f"the result is over {settings.PIWHEELS_MAX_BODY} bytes: send the log on "
+                "its own (PUT .../log/) or less of it"
+            )
         body = serializers.FinishSerializer(data=request.data)
         body.is_valid(raise_exception=True)
         result = body.validated_data

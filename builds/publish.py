@@ -32,7 +32,7 @@ from django.db.models import Q
 from django.utils import timezone
 from packaging.utils import canonicalize_version
 
-from builds import depwait, failures, queue, sql, storage, wheels
+from builds import depwait, failures, logs, queue, sql, storage, wheels
 from builds.models import FINISHED_STATES, Abi, Build, BuildLog, File, Upload
 from builds.queue import LeaseLost, NoSuchBuild, hold
 from lib import elfarm, platforms, wheeltags
@@ -257,7 +257,7 @@ def _fail_sql():
 
 def _fail_one_statement(build_id, builder, duration, output, failure_reason, now, diagnosis):
     """The failed build, or None when it is not BUILDER's live job (nothing changed)."""
-    text, truncated = _log_text(output)
+    text, truncated = logs.pending_excerpt(build_id, output)
     row = sql.execute_prepared("builds_fail", _fail_sql, {
         "id": build_id, "builder": builder.id, "now": now,
         "duration": timedelta(seconds=max(0.0, float(duration or 0))),
@@ -269,30 +269,20 @@ def _fail_one_statement(build_id, builder, duration, output, failure_reason, now
     build = sql.build_from_row(row[:-1])
     build.abi = Abi(id=build.abi_id, tag=row[-1])
     build.builder = builder
+    logs.store_whole(build_id, output)  # before its incoming dir goes
     storage.discard_incoming_on_commit(build_id)
     return build
 
 
-def _log_text(output):
-    """(text, truncated): OUTPUT with NULs stripped, in full up to PIWHEELS_MAX_LOG
-    characters, else a note and the tail."""
-    text = (output or "").replace("\x00", "")
-    cap = settings.PIWHEELS_MAX_LOG
-    truncated = len(text) > cap
-    if truncated:
-        note = f"[farm: the output was {len(text)} characters; only its end is kept]\n"
-        text = note + text[len(text) - max(0, cap - len(note)):]
-    return text, truncated
-
-
 def keep_log(build, output):
-    """Store OUTPUT as the build's log: NULs stripped, in full up to PIWHEELS_MAX_LOG
-    characters, else a note and the tail."""
-    text, truncated = _log_text(output)
+    """Store the log of BUILD, finishing: whole and compressed under logs/ (its uploaded
+    log, else OUTPUT), and its excerpt (builds.logs) in the BuildLog row."""
+    text, truncated = logs.pending_excerpt(build.id, output)
     BuildLog.objects.bulk_create(  # one INSERT ... ON CONFLICT DO UPDATE
         [BuildLog(build=build, output=text, truncated=truncated)],
         update_conflicts=True, unique_fields=["build"], update_fields=["output", "truncated"],
     )
+    logs.store_whole(build.id, output)
 
 
 def import_wheel(path, abi=None, now=None, requested_by="import_wheels", os_release="",

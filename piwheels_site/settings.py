@@ -138,8 +138,22 @@ PIWHEELS_WHEEL_MAX_METADATA = envint("PIWHEELS_WHEEL_MAX_METADATA", 10 * 1024**2
 # seconds of grace), ends the request with 408 (under gunicorn, which lends the socket).
 PIWHEELS_UPLOAD_IDLE_TIMEOUT = envfloat("PIWHEELS_UPLOAD_IDLE_TIMEOUT", 30)
 PIWHEELS_UPLOAD_MIN_RATE = envint("PIWHEELS_UPLOAD_MIN_RATE", 50_000)
-# Build output kept in full up to this many characters; past it the tail is kept.
+# Build output the BuildLog row (and the log page) keeps, in characters: all of it up
+# to this, else its head and tail around one note. The whole log is kept compressed
+# under PIWHEELS_DATA_DIR/logs/ whatever its size (builds/logs.py).
 PIWHEELS_MAX_LOG = envint("PIWHEELS_MAX_LOG", 2 * 1024**2)
+# A log sent on its own (PUT /api/v1/builds/<id>/log/, gzip): the largest body in bytes,
+# refused with 413 before it is read, and the most it may inflate to, checked as it
+# is read (a 413 too).
+PIWHEELS_MAX_LOG_UPLOAD = envint("PIWHEELS_MAX_LOG_UPLOAD", 256 * 1024**2)
+PIWHEELS_MAX_LOG_INFLATED = envint("PIWHEELS_MAX_LOG_INFLATED", 4 * 1024**3)
+# The largest body the farm reads into memory, in bytes: a finish body (JSON) of an
+# older agent that sends its log inside it, and admin forms. The API refuses a bigger
+# one with a 413 JSON answer before reading it (api/views.py); Django's own check
+# (DATA_UPLOAD_MAX_MEMORY_SIZE, 2.5 MiB unless set) is given the same value so that the
+# two never disagree.
+PIWHEELS_MAX_BODY = envint("PIWHEELS_MAX_BODY", 64 * 1024**2)
+DATA_UPLOAD_MAX_MEMORY_SIZE = PIWHEELS_MAX_BODY
 # Seconds a claimed job stays a builder's without a heartbeat.
 PIWHEELS_LEASE_SECONDS = envint("PIWHEELS_LEASE_SECONDS", 300)
 # Attempts after which a job whose builders keep vanishing goes to the back of the queue.
@@ -306,6 +320,10 @@ SPECTACULAR_SETTINGS = {
     "TITLE": "piwheels builder API",
     "VERSION": "1",
     "SERVE_INCLUDE_SCHEMA": False,
+    # api.urls.BuildIdConverter: what the URL accepts, so that the schema says it.
+    "PATH_CONVERTER_OVERRIDES": {
+        "build_id": {"type": "integer", "minimum": 0, "maximum": 10**18 - 1},
+    },
 }
 
 Q_CLUSTER = {

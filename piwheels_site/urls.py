@@ -8,3 +8,7 @@ urlpatterns = [
     path("files/", include("index.files_urls")),
     path("", include("web.urls")),
 ]
+
+# Outside any view (a body too big for a middleware, a bad Host): JSON under /api/.
+handler400 = "api.exceptions.bad_request"
+handler500 = "api.exceptions.server_error"

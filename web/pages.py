@@ -17,7 +17,7 @@ from django.urls import reverse
 from django.utils import timezone
 from packaging.utils import canonicalize_name
 
-from builds import storage
+from builds import logs, storage
 from builds.models import Abi, Build, Builder, BuildLog, DailyDownloads, File
 from lib.counts import EXACT_COUNT_BELOW, table_estimate
 from packages.models import Project, SyncStatus, Version, version_sort_key
@@ -346,6 +346,12 @@ def build_log(build_id):
     """(output, truncated) of one build, or None when it has none."""
     row = BuildLog.objects.filter(build_id=build_id).values_list("output", "truncated").first()
     return row
+
+
+def whole_log_path(build_id):
+    """Where the whole (gzip) log of a build is kept, or None when it is not."""
+    path = logs.whole_log_path(build_id)
+    return path if path.is_file() else None
 
 
 # ---------------------------------------------------------------- statistics

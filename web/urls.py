@@ -10,4 +10,5 @@ urlpatterns = [
     path("project/<str:name>/json/", views.project_json, name="web-project-json"),
     path("logs/<int:build_id>/", views.build_log, name="web-log"),
     path("failures/", views.failures_overview, name="web-failures"),
+    path("logs/<int:build_id>/whole.log.gz", views.whole_log, name="web-whole-log"),
 ]

@@ -2,7 +2,7 @@
 
 Thin function views: each looks something up through web.pages and renders it.
 """
-from django.http import Http404, HttpResponse, JsonResponse
+from django.http import FileResponse, Http404, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.cache import cache_control
 from django.views.decorators.http import require_safe
@@ -68,15 +68,22 @@ def build_log(request, build_id):
     row = pages.build_log(build_id)
     if row is None:
         raise Http404(f"build {build_id} has no log")
-    output, truncated = row
-    if truncated:
-        output = "[the start of this log was cut: only its end is kept]\n" + output
+    output, truncated = row  # a cut log carries its one note where it was cut
     return HttpResponse(output, content_type="text/plain; charset=utf-8")
 
 
 @require_safe
 def failures_overview(request):
     return render(request, "web/failures.html", {"data": failures.failures_page()})
+
+
+def whole_log(request, build_id):
+    """The whole log of a build, as the farm keeps it: gzip-compressed."""
+    path = pages.whole_log_path(build_id)
+    if path is None:
+        raise Http404(f"build {build_id} has no whole log kept")
+    return FileResponse(open(path, "rb"), as_attachment=True,
+                        filename=f"build-{build_id}.log.gz", content_type="application/gzip")
 
 
 @require_safe

@@ -1,4 +1,5 @@
 """Running ``pip wheel`` for one job: the command, its environment, the time limit."""
+import json
 import logging
 import os
 import re
@@ -7,6 +8,7 @@ import subprocess
 import sys
 import threading
 import time
+import uuid
 from dataclasses import dataclass, field
 
 log = logging.getLogger(__name__)
@@ -64,21 +66,30 @@ class Outcome:
     pids: list = field(default_factory=list)
 
 
-def run(command, *, cwd, env, log_path, timeout, stop=None, poll=0.2):
+def run(command, *, cwd, env, log_path, timeout, stop=None, poll=0.2, group_file=None):
     """Run ``command`` in its own session, output (stdout and stderr merged) to ``log_path``.
 
     Past ``timeout`` seconds, or when ``stop`` is set, the whole process group is killed
     (SIGTERM, then SIGKILL after ``KILL_GRACE``). Stragglers left in the group by a
-    command that ended are killed too.
+    command that ended are killed too. While it runs, ``group_file`` (if given) says
+    which processes are the build's, for ``kill_stale`` after the agent was killed.
     """
     stop = stop or threading.Event()
     start = time.monotonic()
     timed_out = stopped = False
+    # Every process of the build inherits this mark in its environment: what a killed
+    # agent left running is found by it, and nothing else is.
+    mark = uuid.uuid4().hex
+    env = dict(env, **{MARK: mark})
+    if group_file:
+        _record_group(group_file, mark, None)  # before the start: no window unrecorded
     with open(log_path, "wb") as out:
         proc = subprocess.Popen(
             command, cwd=cwd, env=env, stdin=subprocess.DEVNULL, stdout=out,
             stderr=subprocess.STDOUT, start_new_session=True,
         )
+        if group_file:
+            _record_group(group_file, mark, proc.pid)
         try:
             while True:
                 try:
@@ -95,6 +106,8 @@ def run(command, *, cwd, env, log_path, timeout, stop=None, poll=0.2):
         finally:
             # Also reached on KeyboardInterrupt & co: never leave the tree running.
             kill_group(proc)
+            if group_file:
+                _forget_group(group_file)
     duration = time.monotonic() - start
     return Outcome(
         returncode=None if (timed_out or stopped) else proc.returncode,
@@ -119,6 +132,84 @@ def kill_group(proc, grace=None):
     deadline = time.monotonic() + 2.0
     while time.monotonic() < deadline and _group_running(pgid):
         time.sleep(0.02)
+
+
+MARK = "PIWHEELS_BUILD_MARK"
+
+
+def _record_group(path, mark, pgid):
+    tmp = f"{path}.tmp"
+    with open(tmp, "w") as f:
+        json.dump({"mark": mark, "pgid": pgid}, f)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+def _forget_group(path):
+    try:
+        os.unlink(path)
+    except FileNotFoundError:
+        pass
+
+
+def kill_stale(group_file):
+    """Kill what the build recorded in ``group_file`` left running when its agent was
+    killed outright (SIGKILL, power cut of the agent alone): every process carrying the
+    build's mark, with its whole process group. Returns the pids found."""
+    try:
+        with open(group_file) as f:
+            state = json.load(f)
+    except FileNotFoundError:
+        return []
+    except (OSError, ValueError):
+        state = {}
+    mark, pgid = state.get("mark"), state.get("pgid")
+    if os.path.isdir("/proc/self"):
+        pids = [pid for pid in _processes() if mark and _has_mark(pid, mark)]
+        groups = set()
+        for pid in pids:
+            try:
+                groups.add(os.getpgid(pid))
+            except ProcessLookupError:
+                pass
+    else:  # no /proc to check marks in: trust the recorded group
+        pids, groups = [], {pgid} if pgid else set()
+    for group in groups:
+        _signal_group(group, signal.SIGKILL)
+    for pid in pids:
+        try:
+            os.kill(pid, signal.SIGKILL)  # one that left the group
+        except (ProcessLookupError, PermissionError):
+            pass
+    deadline = time.monotonic() + 5.0
+    while time.monotonic() < deadline and any(_running(pid) for pid in pids):
+        time.sleep(0.02)
+    _forget_group(group_file)
+    return pids
+
+
+def _processes():
+    for entry in os.listdir("/proc"):
+        if entry.isdigit() and int(entry) != os.getpid():
+            yield int(entry)
+
+
+def _has_mark(pid, mark):
+    try:
+        with open(f"/proc/{pid}/environ", "rb") as f:
+            return f"{MARK}={mark}".encode() in f.read().split(b"\0")
+    except OSError:  # gone, or another user's
+        return False
+
+
+def _running(pid):
+    """True while PID runs (a zombie does not)."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            return f.read().rsplit(b")", 1)[1].split()[0] not in (b"Z", b"X")
+    except (OSError, IndexError):
+        return False
 
 
 def _group_running(pgid):

@@ -2,11 +2,14 @@
 
 Every call retries on connection errors, 5xx and 429 with capped, jittered exponential
 backoff. A refused token (401/403) is logged in one line and retried at the slow pace, or
-raised as ``TokenRefused`` when the caller asked for that (``--once``). Answers that retrying
-cannot change are raised: ``LeaseLost`` (409, or 404: the job is not ours any more) and
-``Rejected`` (400, 413: the farm refuses what we sent).
+raised as ``TokenRefused`` when the caller asked for that (``--once``). Other answers are
+raised: ``LeaseLost`` (409, or 404: the job is not ours any more) and ``Rejected`` (any
+other 4xx). Only the farm's own answers are definitive (docs/builder-api.md): JSON with a
+``detail``. A 404 or 409 that is not (a proxy's page) is a ``Rejected`` that is not
+``definitive``, and so is a 400 or 413 page: the caller keeps what it was sending.
 """
 import logging
+import os
 import random
 import threading
 import time
@@ -31,7 +34,18 @@ class LeaseLost(Exception):
 
 
 class Rejected(Exception):
-    """The farm refused the request as invalid (400, 413); sending it again will not help."""
+    """The farm refused the request (a 4xx other than 401, 403, 404, 409, 429).
+
+    ``definitive`` when it is the farm's own refusal (JSON with a ``detail``) of bad input
+    (400) or of a body too large (413): sending the same again will not help. Otherwise
+    (another status, or a page that is not the farm's) it may be a proxy or an older farm
+    speaking, and the request is worth making again later.
+    """
+
+    def __init__(self, detail, status=400, definitive=True):
+        super().__init__(detail)
+        self.status = status
+        self.definitive = definitive
 
 
 class GaveUp(Exception):
@@ -55,15 +69,20 @@ def human_size(size):
 
 
 def _detail(response):
+    return _answer(response)[0]
+
+
+def _answer(response):
+    """(one line saying why, whether it is the farm's own JSON refusal)."""
     try:
         body = response.json()
     except ValueError:
         body = None
     detail = body.get("detail") if isinstance(body, dict) else None
-    if not detail:
-        detail = (response.text or response.reason or "").strip().splitlines()[:1]
-        detail = detail[0][:200] if detail else f"HTTP {response.status_code}"
-    return str(detail)
+    if detail:
+        return str(detail), True
+    lines = (response.text or response.reason or "").strip().splitlines()[:1]
+    return (lines[0][:200] if lines else f"HTTP {response.status_code}"), False
 
 
 class Farm:
@@ -130,6 +149,16 @@ class Farm:
         )
         return response.json()
 
+    def upload_log(self, build_id, path):
+        """PUT the gzip log at ``path``; safe to repeat (the last one sent is kept)."""
+        response = self.call(
+            "PUT", f"/api/v1/builds/{build_id}/log/", body=lambda: open(path, "rb"),
+            headers={"Content-Type": "application/gzip",
+                     "Content-Length": str(os.path.getsize(path))},
+            read_timeout=300,
+        )
+        return response.json()
+
     def finish(self, build_id, result):
         return self.call(
             "POST", f"/api/v1/builds/{build_id}/finish/", json=result, read_timeout=300
@@ -185,10 +214,11 @@ class Farm:
                     )
                     self._wait(self.refused_pace, deadline, interruptible)
                     continue
-                if status in (404, 409):
-                    raise LeaseLost(_detail(response))
+                detail, farms = _answer(response)
+                if status in (404, 409) and farms:
+                    raise LeaseLost(detail)
                 if status < 500 and status != 429:
-                    raise Rejected(_detail(response))
+                    raise Rejected(detail, status, farms and status in (400, 413))
                 problem = f"farm answered {status} ({_detail(response)})"
                 retry_after = _retry_after(response)
             else:

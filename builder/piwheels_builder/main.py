@@ -2,6 +2,7 @@
 import argparse
 import contextlib
 import fcntl
+import itertools
 import logging
 import os
 import shutil
@@ -13,13 +14,28 @@ import time
 import zipfile
 from pathlib import Path
 
-from . import build, debian, identity, wheels
-from .farm import Farm, GaveUp, LeaseLost, Rejected, Stopped, TokenRefused, human_size
+from . import build, debian, identity, logs, wheels
+from .farm import (
+    Farm,
+    GaveUp,
+    LeaseLost,
+    Rejected,
+    Stopped,
+    TokenRefused,
+    backoff_delays,
+    human_size,
+)
 from .spool import Spool
 
 log = logging.getLogger("piwheels_builder")
 
 DEFAULT_TIMEOUT = 3 * 60 * 60
+# In the work dir, while a build runs: which processes are the build's (build.run).
+GROUP_FILE = "build-group.json"
+# The shortest log the agent sends when the farm keeps refusing logs as too large.
+MIN_LOG = 64 * 1024
+# Characters of the log sent inside finish to a farm that takes no log on its own.
+OLD_FARM_LOG = 1024 * 1024
 # Least time between two claims that found nothing.
 IDLE_PAUSE = 1.0
 # Seconds between two listings of the installed Debian packages (dpkg-query -W).
@@ -38,8 +54,14 @@ class Agent:
         self.wait = wait
         self.python = python
         self.stop = stop or farm.stop
-        self.spool = Spool(self.work_dir / "spool")
         self._lock = _lock_work_dir(self.work_dir)
+        self.spool = Spool(self.work_dir / "spool")
+        # A build left running by an agent that was killed outright (its processes are
+        # in a session of their own, so they outlive it): killed before anything else.
+        stale = build.kill_stale(self.work_dir / GROUP_FILE)
+        if stale:
+            log.warning("killed %d process(es) of a build left running by a killed agent: %s",
+                        len(stale), " ".join(map(str, stale)))
         # Builds left by an agent that was killed outright: nothing in them can be used.
         builds = self.work_dir / "builds"
         shutil.rmtree(builds, ignore_errors=True)
@@ -48,6 +70,10 @@ class Agent:
         self.interruptible = False
         # The installed Debian packages, when they were listed, the digest last sent.
         self._packages, self._packages_at, self._packages_sent = None, 0.0, None
+
+    def close(self):
+        """Let another agent use the work dir."""
+        self._lock.close()
 
     # -- the loop -----------------------------------------------------------------------
 
@@ -147,7 +173,7 @@ class Agent:
         self.deliver(entry)
 
     def resend_spooled(self):
-        entries = self.spool.pending()
+        entries = [e for e in self.spool.pending() if e.due()]
         if entries:
             log.info("resending %d finished build(s) kept from before", len(entries))
         for entry in entries:
@@ -171,6 +197,7 @@ class Agent:
                 outcome = build.run(
                     command, cwd=tmp, env=env, log_path=tmp / "build.log",
                     timeout=self.build_timeout, stop=_AnyEvent(self.stop, lost),
+                    group_file=self.work_dir / GROUP_FILE,
                 )
             if lost.is_set():
                 raise LeaseLost(f"the farm gave build {build_id} to another builder")
@@ -180,7 +207,11 @@ class Agent:
             built = [wheels.with_canonical_name(p) for p in sorted(wheel_dir.glob("*.whl"))]
             result = self._result(job, outcome, built)
             files = [w["filename"] for w in result["files"]]
-            return self.spool.put(job, result, [wheel_dir / f for f in files])
+            # The whole log goes with the result, compressed; "output" is only what an
+            # older farm is sent instead (deliver).
+            result["output"] = ""
+            return self.spool.put(job, result, [wheel_dir / f for f in files],
+                                  log_path=tmp / "build.log")
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
 
@@ -244,13 +275,15 @@ class Agent:
     # -- delivery -----------------------------------------------------------------------
 
     def deliver(self, entry):
-        """Upload the wheels and finish the build; the spool entry goes once confirmed."""
-        job, result = entry.job, entry.result
+        """Upload the wheels and the log, and finish the build. The spool entry goes
+        once the farm has confirmed it, or has definitively said the job is not ours;
+        any other answer leaves it spooled, tried again later (docs/builder-api.md)."""
+        job, result = entry.job, dict(entry.result)
         build_id = entry.build_id
         self.interruptible = True
         try:
-            try:
-                with self._heartbeats(job):
+            with self._heartbeats(job):
+                try:
                     for record in result["files"]:
                         self.farm.upload(
                             build_id, entry.wheel_path(record["filename"]),
@@ -258,24 +291,78 @@ class Agent:
                         )
                         log.info("uploaded %s (%s)", record["filename"],
                                  human_size(record["size"]))
-            except Rejected as exc:
-                log.error("build %s: the farm refused a wheel: %s", build_id, exc)
-                result = dict(result, success=False, files=[],
-                              failure_reason=f"the farm refused the wheel: {exc}"[:400])
-            try:
-                answer = self.farm.finish(build_id, result)
-            except Rejected as exc:
-                log.error("build %s: the farm refused the result (%s); dropping it",
-                          build_id, exc)
-            else:
-                log.info("finished build %s of %s %s: %s", build_id, job["project"],
-                         job["version"], answer.get("state", "done"))
+                except Rejected as exc:
+                    if not exc.definitive:
+                        raise
+                    # The farm's own refusal of the wheel itself: the build failed.
+                    log.error("build %s: the farm refused a wheel: %s", build_id, exc)
+                    result.update(success=False, files=[],
+                                  failure_reason=f"the farm refused the wheel: {exc}"[:400])
+                if entry.log_path is not None and not self._send_log(entry):
+                    # A farm without the log upload: the log goes inside finish.
+                    result["output"] = logs.excerpt(entry.log_path, OLD_FARM_LOG)
+            answer = self._finish(build_id, result)
+            log.info("finished build %s of %s %s: %s", build_id, job["project"],
+                     job["version"], answer.get("state", "done"))
         except LeaseLost as exc:
             log.warning("build %s: the farm no longer takes this result (%s); dropping it",
                         build_id, exc)
+        except Rejected as exc:
+            tries, delay = self._defer(entry)
+            log.error("build %s: the farm did not take the result (%s); kept in the spool, "
+                      "try %d in %.0fs", build_id, exc, tries + 1, delay)
+            return
         finally:
             self.interruptible = False
         entry.remove()
+
+    def _send_log(self, entry):
+        """Send the entry's whole log, shorter each time the farm says it is too large.
+        False when the farm has no log upload (an older farm: 404 or 405)."""
+        path, shorter = entry.log_path, entry.path / "build.short.log.gz"
+        limit = None
+        try:
+            while True:
+                try:
+                    self.farm.upload_log(entry.build_id, path)
+                    return True
+                except Rejected as exc:
+                    if exc.status in (404, 405):
+                        return False
+                    if not (exc.definitive and exc.status == 413):
+                        raise
+                    if limit is not None and limit <= MIN_LOG:
+                        return False  # the log inside finish, as short as it gets
+                    limit = max(MIN_LOG, (limit or logs.inflated_size(entry.log_path)) // 4)
+                    log.warning("build %s: the farm refused the log as too large (%s); "
+                                "sending %d characters of it", entry.build_id, exc, limit)
+                    logs.shortened(entry.log_path, limit, shorter)
+                    path = shorter
+        finally:
+            shorter.unlink(missing_ok=True)
+
+    def _finish(self, build_id, result):
+        """POST the result; a 413 (the log inside it too long) sends it shorter."""
+        while True:
+            try:
+                return self.farm.finish(build_id, result)
+            except Rejected as exc:
+                output = result.get("output") or ""
+                if not (exc.definitive and exc.status == 413 and output):
+                    raise
+                keep = len(output) // 4 if len(output) > 1024 else 0
+                log.warning("build %s: the farm refused the result as too large (%s); "
+                            "sending %d characters of the log", build_id, exc, keep)
+                note = f"[piwheels-builder: {len(output) - keep} characters left out]\n"
+                result = dict(result, output=note + output[len(output) - keep:])
+
+    def _defer(self, entry):
+        """Keep the entry for a later try, after the farm's backoff for its tries so far:
+        (tries, the delay)."""
+        tries = entry.retry_state()[0]
+        delays = backoff_delays(self.farm.retry_base, self.farm.retry_cap)
+        delay = next(itertools.islice(delays, min(tries, 32), None))
+        return entry.defer(delay), delay
 
     def _release(self, job):
         try:
@@ -405,6 +492,7 @@ def main(argv=None):
     except Stopped:
         log.info("stopped")
     finally:
+        agent.close()
         farm.close()
     return 0
 

@@ -3,13 +3,13 @@ import stat
 import sys
 
 import pytest
-
 from farm_standin import StandinFarm
 
 # Stands in for `python -m pip wheel ...` (the agent's --python): behaves by project name.
 #   "broken-*": prints a compiler error and exits 1
 #   "hang-*":   starts a `sleep` grandchild, writes the pids to $FAKE_BUILD_PIDS, sleeps
 #   "slow-*":   sleeps $FAKE_BUILD_SECONDS, then builds
+#   "loud-*":   prints $FAKE_BUILD_LINES numbered lines, then builds
 #   anything else: writes a pure-Python wheel, output on stdout and stderr in turn
 FAKE_PYTHON = '''\
 #!{python}
@@ -36,6 +36,11 @@ if name.startswith("hang"):
     with open(os.environ["FAKE_BUILD_PIDS"], "w") as f:
         f.write("%d %d" % (os.getpid(), child.pid))
     time.sleep(300)
+if name.startswith("loud"):
+    out = sys.stdout
+    for i in range(int(os.environ.get("FAKE_BUILD_LINES", "1000"))):
+        out.write("compiling part %d of the loud build\\n" % i)
+    out.flush()
 if name.startswith("slow"):
     time.sleep(float(os.environ.get("FAKE_BUILD_SECONDS", "2")))
 dist = name.replace("-", "_")
@@ -45,7 +50,8 @@ files = {{
     dist + "/__init__.py": b"VALUE = 42\\n",
     info + "/METADATA": ("Metadata-Version: 2.1\\nName: %s\\nVersion: %s\\n"
                          "Requires-Python: >=3.9\\n\\nA test.\\n" % (name, version)).encode(),
-    info + "/WHEEL": b"Wheel-Version: 1.0\\nGenerator: fake\\nRoot-Is-Purelib: true\\nTag: py3-none-any\\n",
+    info + "/WHEEL": (b"Wheel-Version: 1.0\\nGenerator: fake\\nRoot-Is-Purelib: true\\n"
+                      b"Tag: py3-none-any\\n"),
 }}
 record = []
 with zipfile.ZipFile(path, "w") as zf:

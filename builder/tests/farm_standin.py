@@ -3,6 +3,7 @@
 Django-free, in memory, in a thread: enough of the protocol to test the agent against, plus
 ways to misbehave (answer 5xx, refuse the token, cut an upload short, go away and come back).
 """
+import gzip
 import hashlib
 import json
 import socket
@@ -24,6 +25,9 @@ class StandinFarm:
         self.claim_times = []  # time.monotonic() of each
         self.faults = []  # [method, path fragment, status, times left]
         self.cut_uploads = 0  # uploads to cut short after half their body
+        self.max_log = None  # bytes: a log inflating to more is refused with 413
+        self.max_body = None  # bytes: a finish body over this is refused with 413
+        self.log_endpoint = True  # False: an older farm, whose answer is an HTML 404
         self.next_id = 1
         self.server = None
         self.port = 0
@@ -44,17 +48,18 @@ class StandinFarm:
             }
             job.update(extra)
             self.builds[build_id] = {
-                "job": job, "state": "queued", "files": {}, "result": None,
+                "job": job, "state": "queued", "files": {}, "result": None, "log": None,
                 "heartbeats": 0, "releases": 0, "finishes": 0,
             }
             self.queue.append(build_id)
             self.lock.notify_all()
             return build_id
 
-    def fail(self, method, fragment, status, times=1):
-        """Answer the next ``times`` requests matching with ``status``."""
+    def fail(self, method, fragment, status, times=1, html=False):
+        """Answer the next ``times`` requests matching with ``status``, in JSON as the
+        farm does, or (``html``) with a page as a proxy would."""
         with self.lock:
-            self.faults.append([method, fragment, status, times])
+            self.faults.append([method, fragment, status, times, html])
 
     def take_away(self, build_id):
         """Give the job to someone else: the builder's heartbeats and uploads get 409."""
@@ -114,8 +119,8 @@ class StandinFarm:
             for fault in self.faults:
                 if fault[0] == method and fault[1] in path and fault[3] > 0:
                     fault[3] -= 1
-                    return fault[2]
-        return None
+                    return fault[2], fault[4]
+        return None, False
 
     def claim(self, body):
         wait = min(float(body.get("wait", 30)), 60)
@@ -169,6 +174,23 @@ class StandinFarm:
             self.lock.notify_all()
             return (200 if again else 201), {
                 "filename": filename, "size": len(data), "sha256": sha256}
+
+    def upload_log(self, build_id, data):
+        with self.lock:
+            build, refusal = self._ours(build_id)
+            if refusal:
+                return refusal
+            if build["state"] != "building":
+                return 409, {"detail": "This build is finished."}
+            try:
+                text = gzip.decompress(data)
+            except (OSError, EOFError):
+                return 400, {"detail": "The body is not gzip."}
+            if self.max_log is not None and len(text) > self.max_log:
+                return 413, {"detail": f"The log is over {self.max_log} bytes."}
+            build["log"] = text.decode("utf-8")
+            self.lock.notify_all()
+            return 201, {"size": len(data), "inflated": len(text)}
 
     def finish(self, build_id, result):
         with self.lock:
@@ -225,6 +247,17 @@ class _Handler(BaseHTTPRequestHandler):
             self.farm.connections.discard(self.connection)
         super().finish()
 
+    def _page(self, status):
+        with self.farm.lock:
+            self.farm.log.append((self.command, self.path, status))
+            self.farm.lock.notify_all()
+        data = b"<!DOCTYPE html>\n<html><body><h1>Bad Request</h1></body></html>\n"
+        self.send_response(status)
+        self.send_header("Content-Type", "text/html")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
     def _answer(self, status, body=None):
         with self.farm.lock:  # logged first: the client may look as soon as it has the answer
             self.farm.log.append((self.command, self.path, status))
@@ -245,9 +278,11 @@ class _Handler(BaseHTTPRequestHandler):
             status = farm.refuse_status
             detail = "Invalid token." if status == 401 else "This builder is disabled."
             return self._answer(status, {"detail": detail})
-        fault = farm._fault(self.command, self.path)
+        fault, html = farm._fault(self.command, self.path)
         if fault:
             self.rfile.read(length)
+            if html:
+                return self._page(fault)
             return self._answer(fault, {"detail": f"Injected {fault}."})
         parts = self.path.strip("/").split("/")  # api v1 builds <id> <action> [filename]
         if self.command == "PUT" and len(parts) == 6 and parts[4] == "files":
@@ -266,6 +301,14 @@ class _Handler(BaseHTTPRequestHandler):
             data = self.rfile.read(length)
             return self._answer(*farm.upload(
                 int(parts[3]), parts[5], data, self.headers.get("X-Sha256", "")))
+        if self.command == "PUT" and len(parts) == 5 and parts[4] == "log":
+            data = self.rfile.read(length)
+            if not farm.log_endpoint:
+                return self._page(404)
+            return self._answer(*farm.upload_log(int(parts[3]), data))
+        if farm.max_body is not None and length > farm.max_body:
+            self.rfile.read(length)
+            return self._answer(413, {"detail": f"The body is over {farm.max_body} bytes."})
         body = json.loads(self.rfile.read(length) or b"{}")
         if parts == ["api", "v1", "claim"]:
             return self._answer(*farm.claim(body))

@@ -1,5 +1,6 @@
 """The whole agent against the stand-in farm, with a stand-in pip (see conftest.FAKE_PYTHON)."""
 import ast
+import json
 import logging
 import os
 import signal
@@ -9,8 +10,8 @@ import threading
 import time
 
 import pytest
-
 from farm_standin import pid_alive
+
 from piwheels_builder.farm import Farm
 from piwheels_builder.identity import Identity
 from piwheels_builder.main import Agent, parse_args
@@ -46,7 +47,8 @@ def test_a_job_is_built_uploaded_and_finished(farm, work_dir, fake_python, tmp_p
     assert build["files"][record["filename"]].__len__() == record["size"]
     assert result["success"] is True and result["failure_reason"] == ""
     assert result["duration"] > 0
-    lines = result["output"].splitlines()
+    assert result["output"] == ""  # the log went on its own, whole
+    lines = build["log"].splitlines()
     assert lines[:3] == ["Collecting foo-bar", "warning: this goes to stderr",
                          "Building wheel for foo-bar"]
     seen = ast.literal_eval((tmp_path / "args").read_text())
@@ -67,7 +69,7 @@ def test_a_failed_compile_is_reported_with_its_reason(farm, work_dir, fake_pytho
     assert build["state"] == "failed" and build["files"] == {}
     assert build["result"]["failure_reason"] == (
         "error: command '/usr/bin/gcc' failed with exit code 1")
-    assert "gcc -c src/mod.c" in build["result"]["output"]
+    assert "gcc -c src/mod.c" in build["log"]
     assert leftovers(work_dir) == []
 
 
@@ -79,7 +81,7 @@ def test_a_hanging_build_is_killed_at_the_timeout(farm, work_dir, fake_python, t
     result = farm.builds[build_id]["result"]
     assert result["success"] is False
     assert result["failure_reason"] == "build timed out after 1.5s"
-    assert "Building wheel for hang-forever" in result["output"]
+    assert "Building wheel for hang-forever" in farm.builds[build_id]["log"]
     pip, sleeper = map(int, (tmp_path / "pids").read_text().split())
     assert not pid_alive(pip) and not pid_alive(sleeper)
     assert leftovers(work_dir) == []
@@ -164,8 +166,9 @@ def agent_process(farm, work_dir, fake_python, *args, token=None, env=None):
         "--abi", "cp311", "--platform", "linux_armv7l", "--max-retry-delay", "0.3",
         "--wait", "0", *args,
     ]
+    here = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))  # this agent's code
     return subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                            text=True, env=dict(os.environ, **(env or {})))
+                            text=True, env=dict(os.environ, PYTHONPATH=here, **(env or {})))
 
 
 def test_sigterm_stops_the_build_releases_the_job_and_cleans_up(farm, work_dir, fake_python,
@@ -286,3 +289,35 @@ def test_a_claim_for_an_abi_the_farm_does_not_build_is_reported_in_one_line(
     assert proc.returncode == 4
     assert output.strip().splitlines()[-1].endswith(
         "ERROR the farm refused the claim: Injected 400.")
+
+
+def test_a_build_left_running_by_an_agent_killed_outright_is_killed_at_the_next_start(
+        farm, work_dir, fake_python, tmp_path):
+    pids = tmp_path / "pids"
+    build_id = farm.add_job("hang-forever")
+    proc = agent_process(farm, work_dir, fake_python, env={"FAKE_BUILD_PIDS": str(pids)})
+    assert wait_for_file(pids)
+    group_file = work_dir / "build-group.json"
+    pip, sleeper = map(int, pids.read_text().split())
+    assert json.loads(group_file.read_text())["pgid"] == pip  # its own process group
+
+    proc.kill()  # SIGKILL: no chance to stop its build
+    proc.communicate(timeout=10)
+    assert pid_alive(pip) and pid_alive(sleeper)  # pip wheel and its child run on
+    bystander = subprocess.Popen(["sleep", "300"], start_new_session=True)  # not the build's
+
+    try:
+        second = agent_process(farm, work_dir, fake_python, "--once")
+        output, _ = second.communicate(timeout=30)
+        assert second.returncode == 0, output
+        assert not pid_alive(pip) and not pid_alive(sleeper)
+        assert "killed 2 process(es) of a build left running by a killed agent" in output
+        assert not group_file.exists()
+        assert bystander.poll() is None
+    finally:
+        bystander.kill()
+        bystander.wait()
+        for pid in (pip, sleeper):
+            if pid_alive(pid):
+                os.kill(pid, signal.SIGKILL)
+    assert farm.builds[build_id]["state"] == "building"  # the farm's lease decides on it

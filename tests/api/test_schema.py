@@ -13,6 +13,7 @@ def test_schema_describes_every_builder_action(client):
         "/api/v1/claim/",
         "/api/v1/builds/{build_id}/heartbeat/",
         "/api/v1/builds/{build_id}/files/{filename}",
+        "/api/v1/builds/{build_id}/log/",
         "/api/v1/builds/{build_id}/finish/",
         "/api/v1/builds/{build_id}/release/",
         "/api/v1/packages/",
@@ -31,3 +32,21 @@ def test_schema_is_served_as_yaml_by_default(client):
     response = client.get("/api/schema/")
     assert response.status_code == 200
     assert yaml.safe_load(response.content)["info"]["title"] == "piwheels builder API"
+
+
+def test_schema_says_what_the_server_refuses(client):
+    schema = client.get("/api/schema/", HTTP_ACCEPT="application/vnd.oai.openapi+json").json()
+    parts = schema["components"]["schemas"]
+    assert parts["Claim"]["properties"]["abi"]["minLength"] == 1
+    assert parts["File"]["properties"]["filename"]["minLength"] == 1
+    assert parts["Finish"]["properties"]["duration"]["maximum"] == 30 * 24 * 3600
+    assert parts["Finish"]["properties"]["duration"]["minimum"] == 0
+    upload = schema["paths"]["/api/v1/builds/{build_id}/files/{filename}"]["put"]
+    (sha,) = [p for p in upload["parameters"] if p["name"] == "X-Sha256"]
+    assert sha["required"] and sha["schema"]["pattern"] == "^[0-9a-fA-F]{64}$"
+    (build_id,) = [p for p in upload["parameters"] if p["name"] == "build_id"]
+    assert build_id["schema"] == {"type": "integer", "minimum": 0, "maximum": 10**18 - 1}
+    log = schema["paths"]["/api/v1/builds/{build_id}/log/"]["put"]
+    assert "application/gzip" in log["requestBody"]["content"]
+    assert log["responses"]["413"]["content"]["application/json"]["schema"] == {
+        "$ref": "#/components/schemas/Detail"}

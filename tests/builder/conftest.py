@@ -27,7 +27,8 @@ ABI = next(iter(sys_tags())).abi
 def hermetic_pip_env(**extra):
     """An environment where pip sees only the indexes on its command line."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("PIP_")}
-    env.update(PIP_CONFIG_FILE=os.devnull, PIP_DISABLE_PIP_VERSION_CHECK="1", **extra)
+    env.update(PIP_CONFIG_FILE=os.devnull, PIP_DISABLE_PIP_VERSION_CHECK="1",
+               PYTHONPATH=str(ROOT / "builder"), **extra)  # this checkout's agent
     return env
 
 

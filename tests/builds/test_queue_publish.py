@@ -1,8 +1,9 @@
+import gzip
 import hashlib
 
 import pytest
 
-from builds import publish, queue, storage
+from builds import logs, publish, queue, storage
 from builds.models import Build, BuildLog, File
 from packages.models import Project, Serial
 from tests.builds.queue_helpers import T0, build_and_publish, upload
@@ -42,7 +43,8 @@ def test_uploads_are_not_served_until_the_build_finishes(held, builder, tmp_path
     assert Project.objects.get().index_serial == before + 1
     assert Serial.objects.get(name="index-root").value == 1
     held.refresh_from_db()
-    assert (held.state, held.duration.total_seconds(), held.lease_until) == ("succeeded", 12.5, None)
+    assert (held.state, held.duration.total_seconds(), held.lease_until) == (
+        "succeeded", 12.5, None)
     assert held.log.output == "built\n"
 
 
@@ -82,14 +84,21 @@ def test_failure_keeps_the_log_and_reason_and_publishes_nothing(
     assert not storage.incoming_dir(held.id).exists()
 
 
-def test_long_output_keeps_a_note_and_the_tail(held, builder, settings):
+def test_long_output_keeps_the_head_one_note_and_the_tail(held, builder, settings):
     settings.PIWHEELS_MAX_LOG = 1000
     output = "".join(f"line {i}\n" for i in range(1000))
     publish.finish(held.id, builder, False, 1, output, "boom", now=T0)
     log = BuildLog.objects.get()
     assert log.truncated and len(log.output) == 1000
-    assert log.output.startswith(f"[farm: the output was {len(output)} characters")
-    assert log.output.endswith("line 998\nline 999\n")
+    head, note, tail = log.output.partition("\n[farm: ")
+    assert head == output[:250]
+    assert output.endswith(tail.split("]\n", 1)[1])
+    assert tail.endswith("line 998\nline 999\n")
+    left_out = len(output) - len(head) - len(tail.split("]\n", 1)[1])
+    assert tail.startswith(f"{left_out} characters of this log left out here;")
+    assert log.output.count("[farm:") == 1
+    with gzip.open(logs.whole_log_path(held.id), "rt") as f:
+        assert f.read() == output  # kept whole, compressed
 
 
 def test_a_pure_wheel_covers_the_other_abis_queued_jobs(builder, data_dir, tmp_path):

@@ -1,11 +1,14 @@
 """The pages for people: home, project (HTML and JSON), unknown projects, logs, search."""
+import gzip
 import re
 from datetime import UTC, datetime
 
 import pytest
 from django.core.cache import cache
+from django.db import transaction
 
-from builds.models import Build, BuildLog
+from builds.models import Build
+from builds.publish import keep_log
 from tests.factories import (
     make_abi,
     make_build,
@@ -207,12 +210,19 @@ def test_log_is_served_as_plain_text(client, foo):
 
 
 @pytest.mark.django_db
-def test_truncated_log_says_so(client, foo):
+def test_a_cut_log_is_shown_with_its_one_note_and_kept_whole(client, foo, data_dir,
+                                                             settings):
+    settings.PIWHEELS_MAX_LOG = 200
     build = Build.objects.get(version__version="1.1")
-    BuildLog.objects.filter(build=build).update(truncated=True, output="…the end\n")
+    output = "".join(f"line {i}\n" for i in range(100))
+    with transaction.atomic():
+        keep_log(build, output)  # as publish.finish keeps it
     text = client.get(f"/logs/{build.id}/").content.decode()
-    assert text.startswith("[the start of this log was cut")
-    assert text.endswith("…the end\n")
+    assert text.startswith("line 0\n") and text.endswith("line 99\n")
+    assert text.count("[farm: ") == 1 and "characters of this log left out here" in text
+    response = client.get(f"/logs/{build.id}/whole.log.gz")
+    assert response.status_code == 200 and response["Content-Type"] == "application/gzip"
+    assert gzip.decompress(b"".join(response.streaming_content)).decode() == output
 
 
 @pytest.mark.django_db
