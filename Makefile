@@ -53,7 +53,7 @@ run: migrate
 lint: dev-venv
 	$(VENV)/bin/ruff check .
 
-# Random order (pytest-randomly prints its seed; PYTEST_ARGS="-p randomly -p seed=N" repeats one).
+# Random order: pytest-randomly prints its seed; PYTEST_ARGS=--randomly-seed=N repeats one.
 test: lint
 	mkdir -p var/static
 	DATABASE_URL=$$(scripts/test-database) $(PY) -m pytest -n 2 -q $(PYTEST_ARGS)
