@@ -1,5 +1,5 @@
 """The statistics page: builds per day, success rate, queue, builders online, disk, downloads."""
-from datetime import date, datetime, timedelta, timezone as dt_timezone
+from datetime import UTC, date, datetime, timedelta
 
 import pytest
 import time_machine
@@ -7,10 +7,15 @@ from django.core.cache import cache
 
 from builds.models import Build, DailyDownloads
 from tests.factories import (
-    make_abi, make_build, make_builder, make_file, make_project, make_version,
+    make_abi,
+    make_build,
+    make_builder,
+    make_file,
+    make_project,
+    make_version,
 )
 
-NOW = datetime(2025, 6, 30, 12, 0, tzinfo=dt_timezone.utc)
+NOW = datetime(2025, 6, 30, 12, 0, tzinfo=UTC)
 
 
 @pytest.fixture(autouse=True)
