@@ -45,7 +45,9 @@ import psycopg2  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 WORK = ROOT / "var" / "bench-index"
-DB = "bench_index"
+# PIWHEELS_BENCH_DB: another database name, so that checkouts with other schemas on one
+# PostgreSQL server each keep their own filled database.
+DB = os.environ.get("PIWHEELS_BENCH_DB", "bench_index")
 DSN = "postgres://postgres@127.0.0.1:5432"
 PROJECTS, VERSIONS = 100_000, 5
 SAMPLE = 2_000  # popular names rotated over for the cached case

@@ -292,7 +292,7 @@ class WaitingForFilter(admin.SimpleListFilter):
 class BuildAdmin(ScaleSafeAdmin):
     list_display = ["id", "version", "abi", "state", "builder", "priority", "finished",
                     "duration", "cause", "cause_detail", "waiting_for", "failure_reason",
-                    "requested_by"]
+                    "skip_reason", "requested_by"]
     list_select_related = ["version__project", "abi", "builder"]
     list_filter = ["state", "abi", "priority", CauseFilter, WaitingForFilter]
     search_fields = ["id"]
@@ -300,8 +300,8 @@ class BuildAdmin(ScaleSafeAdmin):
     raw_id_fields = ["version", "builder"]
     readonly_fields = ["version", "abi", "builder", "state", "priority", "attempt", "created",
                        "started", "finished", "duration", "lease_until", "failure_reason",
-                       "requested_by", "os_release", "glibc", "cause", "cause_detail",
-                       "apt", "waiting_for", "output_tail"]
+                       "skip_reason", "requested_by", "os_release", "glibc", "cause",
+                       "cause_detail", "apt", "waiting_for", "output_tail"]
 
     def get_search_results(self, request, queryset, search_term):
         term = search_term.strip()
@@ -356,7 +356,8 @@ def delete_with_stored_files(queryset, to_file, to_project):
 
 @admin.register(File)
 class FileAdmin(ScaleSafeAdmin):
-    list_display = ["filename", "build", "size", "downloads", "uploaded"]
+    list_display = ["filename", "build", "size", "downloads", "uploaded", "superseded_by",
+                    "shadowed_by"]
     list_select_related = ["build"]
     search_fields = ["filename"]
     search_help_text = "A file's exact name, or a project's exact name."

@@ -72,6 +72,9 @@ class Build(models.Model):
         BUILDING = "building"
         SUCCEEDED = "succeeded"
         FAILED = "failed"
+        # Decided up front, never built: Requires-Python excludes the ABI's Python, or
+        # upstream has a wheel that installs there (builds/rules.py); skip_reason says which.
+        SKIPPED = "skipped"
 
     class Priority(models.IntegerChoices):
         BACKLOG = 0
@@ -102,6 +105,8 @@ class Build(models.Model):
     # waits for: it is queued again when a builder of its ABI and release reports it.
     apt = models.CharField(max_length=100, blank=True, default="", db_default="")
     waiting_for = models.CharField(max_length=100, blank=True, default="", db_default="")
+    # Why a job is not built (builds/rules.py): "" unless skipped.
+    skip_reason = models.CharField(max_length=400, blank=True, default="", db_default="")
     # Who asked for it, when an admin or operator did ("" for the farm itself).
     requested_by = models.CharField(max_length=150, blank=True)
     # The OS release and glibc of the builder that claimed it last ("" if it did not say).
@@ -118,7 +123,8 @@ class Build(models.Model):
                 name="builds_build_one_live_per_job",
             ),
             models.CheckConstraint(
-                condition=Q(state__in=["queued", "building", "succeeded", "failed"]),
+                condition=Q(state__in=["queued", "building", "succeeded", "failed",
+                                       "skipped"]),
                 name="builds_build_state_valid",
             ),
             models.CheckConstraint(condition=Q(glibc="") | Q(glibc__regex=platforms.GLIBC.pattern),
@@ -163,7 +169,7 @@ class Build(models.Model):
 
 
 LIVE_STATES = frozenset({Build.State.QUEUED, Build.State.BUILDING})
-FINISHED_STATES = frozenset({Build.State.SUCCEEDED, Build.State.FAILED})
+FINISHED_STATES = frozenset({Build.State.SUCCEEDED, Build.State.FAILED, Build.State.SKIPPED})
 
 
 class BuilderPackages(models.Model):
@@ -286,6 +292,12 @@ class File(models.Model):
     armv6l_filename = models.CharField(max_length=255, blank=True, default="", db_default="")
     # Downloads folded in from the counters, not written per download.
     downloads = models.BigIntegerField(default=0)
+    # The file a rebuild published in its place: this one stays downloadable (hash pins
+    # keep working) and is listed as yanked, "rebuilt as <superseded_by>" (PEP 592).
+    superseded_by = models.CharField(max_length=255, blank=True)
+    # The upstream wheel that serves this file's users: the file is off the index (its
+    # URL still answers with the same bytes). Set and cleared by builds/rules.py.
+    shadowed_by = models.CharField(max_length=255, blank=True)
 
     class Meta:
         constraints = [
@@ -303,6 +315,33 @@ class File(models.Model):
                 fields=["armv6l_filename"], condition=~Q(armv6l_filename=""),
                 name="builds_file_armv6l_filename_unique",
             ),
+        ]
+
+    def __str__(self):
+        return self.filename
+
+
+class ServedName(models.Model):
+    """Every filename the farm ever published, with its bytes' sha256: never deleted (not
+    with its file, build, version or project), so that a name once served never names
+    other bytes. Publishing checks it; a rebuild takes a fresh name with a build tag."""
+
+    filename = models.CharField(max_length=255, unique=True)
+    sha256 = models.CharField(max_length=64)
+    project = models.CharField(max_length=200, help_text="normalised project name")
+    first_served = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(sha256__regex=r"^[0-9a-f]{64}$"),
+                name="builds_servedname_sha256_hex",
+            ),
+        ]
+        indexes = [
+            # publish.fresh_name(): the names taken by one version's files.
+            models.Index(fields=["filename"], name="builds_servedname_prefix",
+                         opclasses=["varchar_pattern_ops"]),
         ]
 
     def __str__(self):

@@ -13,8 +13,10 @@ for ARMv6 code (lib/elfarm.py); the result and the armv6l name it is offered und
 its File row.
 
 finish() publishes a successful build in one transaction: File rows created,
-files moved under files/, the files of the build it replaces deleted, the project's
-index serial bumped, so the index shows all of a build's files at once or none.
+files moved under files/, the files of the build it replaces kept and marked superseded
+(listed yanked, "rebuilt as ..."), the project's index serial bumped, so the index shows
+all of a build's files at once or none. A name once served never names other bytes
+(ServedName): a file whose name is taken is published under the next build tag.
 """
 import hashlib
 import logging
@@ -30,10 +32,10 @@ from django.conf import settings
 from django.db import connection, transaction
 from django.db.models import Q
 from django.utils import timezone
-from packaging.utils import canonicalize_version
+from packaging.utils import canonicalize_version, parse_wheel_filename
 
-from builds import depwait, failures, logs, queue, sql, storage, wheels
-from builds.models import FINISHED_STATES, Abi, Build, BuildLog, File, Upload
+from builds import depwait, failures, logs, queue, rules, sql, storage, wheels
+from builds.models import FINISHED_STATES, Abi, Build, BuildLog, File, ServedName, Upload
 from builds.queue import LeaseLost, NoSuchBuild, hold
 from lib import elfarm, platforms, wheeltags
 from packages.models import Project, Version
@@ -340,11 +342,17 @@ def import_wheel(path, abi=None, now=None, requested_by="import_wheels", os_rele
             )
             incoming = storage.incoming_dir(build.id)
             incoming.mkdir(parents=True, exist_ok=True)
-            os.replace(retagged or copy, incoming / served)
-            _write(incoming / f"{served}.metadata", info.metadata)
-            keep_log(build, f"imported by {requested_by} from {filename}\n")
-            decl = {"filename": served, "size": size, "sha256": sha256, "dependencies": []}
-            _publish(build, [(decl, info)], now)
+            try:
+                os.replace(retagged or copy, incoming / served)
+                _write(incoming / f"{served}.metadata", info.metadata)
+                keep_log(build, f"imported by {requested_by} from {filename}\n")
+                decl = {"filename": served, "size": size, "sha256": sha256,
+                        "dependencies": []}
+                # An import brings exactly this file: a taken name is refused, not renamed.
+                _publish(build, [(decl, info)], now, refuse_taken=True)
+            except FinishRefused:
+                shutil.rmtree(incoming, ignore_errors=True)  # the rollback keeps no row
+                raise
             storage.discard_incoming_on_commit(build.id)
     finally:
         copy.unlink(missing_ok=True)
@@ -416,9 +424,79 @@ def _check_declared(build, files):
     return checked
 
 
-def _publish(build, published, now):
+def _taken(filename, sha256, upstream_wheels):
+    """Why FILENAME cannot name bytes SHA256 here ("" when it can): upstream has a file of
+    that name, or the farm once served other bytes under it."""
+    if filename in upstream_wheels:
+        return "upstream has a file of that name"
+    served = ServedName.objects.filter(filename=filename).values_list("sha256", flat=True)
+    if any(s != sha256 for s in served):
+        return "the farm has served other bytes under that name"
+    return ""
+
+
+def _names(filename, abi_tag):
+    """The names a file would be served under: its own, and its armv6l name if it has
+    one (the armv6l name is given only to ARMv6 code, but it must be free either way)."""
+    return [n for n in (filename, platforms.armv6l_filename(filename, abi_tag)) if n]
+
+
+def _fresh_name(filename, abi_tag, upstream_wheels, taken):
+    """FILENAME with the lowest build tag (PEP 427: 1, 2, ...) above every one the farm
+    or upstream used for this (distribution, version), whose names are all free (TAKEN:
+    the names this publication gives already)."""
+    name, version, _, *tags = platforms.split_filename(filename)
+    used = set(upstream_wheels) | set(taken) | set(
+        ServedName.objects.filter(filename__startswith=f"{name}-{version}-")
+        .values_list("filename", flat=True)
+    )
+    numbers = [0]
+    for other in used:
+        parts = platforms.split_filename(other)
+        if parts and parts[:2] == (name, version) and parts[2]:
+            build = parse_wheel_filename(other)[2]
+            numbers.append(build[0] if build else 0)
+    number = max(numbers) + 1
+    while True:
+        candidate = platforms.join_filename(name, version, str(number), *tags)
+        if not any(n in used for n in _names(candidate, abi_tag)):
+            return candidate
+        number += 1
+
+
+def _rename_taken(build, decl, info, incoming, refuse, taken):
+    """(decl, info) of a checked file, renamed with a build tag when its name is taken
+    (FinishRefused instead when REFUSE: an import names exactly the file it brings)."""
+    upstream_wheels = build.version.upstream_wheels or []
+    reasons = [(n, _taken(n, decl["sha256"], upstream_wheels))
+               for n in _names(info.filename, build.abi.tag)]
+    why = "; ".join(f"{why} ({n})" if n != info.filename else why for n, why in reasons if why)
+    if not why:
+        return decl, info
+    if refuse:
+        raise FinishRefused(f"{info.filename} is refused: {why}")
+    name = _fresh_name(info.filename, build.abi.tag, upstream_wheels, taken)
+    # WHEEL's Build: line and RECORD rewritten, the result checked as an upload is.
+    retagged = _retag_checked(incoming / info.filename, incoming, name, build.version,
+                              build.abi.tag)
+    try:
+        os.replace(retagged, incoming / name)
+    finally:
+        _discard_retagged(retagged)
+    _write(incoming / f"{name}.metadata", info.metadata)
+    log.info("build %s: %s is taken (%s), published as %s", build.id, info.filename, why,
+             name)
+    sha256, size = _hash_file(incoming / name)
+    return (dict(decl, filename=name, sha256=sha256, size=size),
+            wheels.received_info(name, info.metadata))
+
+
+def _publish(build, published, now, refuse_taken=False):
     """Inside the caller's transaction: make BUILD's checked files the ones the index
-    serves for its (version, ABI), replacing an earlier successful build's files."""
+    lists for its (version, ABI). A name never names other bytes: a file whose name is
+    taken (served before with other bytes, or upstream's) gets a build tag, or is refused
+    with REFUSE_TAKEN. The files of an earlier successful build it replaces stay
+    downloadable and are listed as yanked, "rebuilt as <new filename>"."""
     version, project = build.version, build.version.project
     had_files = File.objects.filter(build__version__project_id=project.id).exists()
     replaced = list(
@@ -431,14 +509,23 @@ def _publish(build, published, now):
         for f in File.objects.filter(filename__in=[info.filename for _, info in published])
     }
     incoming = storage.incoming_dir(build.id)
-    # Gone first, so that the names they were offered under are free for their successors.
-    gone = [name for name in old if name not in {info.filename for _, info in published}]
-    File.objects.filter(build_id__in=replaced, filename__in=gone).delete()
-    moves = []
+    moves, kept, made = [], set(), []
     # Names this publication gives: its files' own, then their armv6l names as they come.
     taken = {info.filename for _, info in published}
     for decl, info in published:
-        armv6, alias = _armv6l_copy(build, incoming / info.filename, info, taken)
+        row = existing.get(info.filename)
+        elsewhere = row is not None and row.filename not in old
+        if refuse_taken or not elsewhere:
+            decl, info = _rename_taken(build, decl, info, incoming, refuse_taken, taken)
+            taken.add(info.filename)
+        if elsewhere:
+            # The same (pure) wheel from another ABI's build of this version: keep that.
+            log.info("build %s: %s is already served by build %s", build.id,
+                     info.filename, row.build_id)
+            continue
+        same = old.get(info.filename)  # the same bytes under the same name
+        armv6, alias = _armv6l_copy(build, incoming / info.filename, info, taken,
+                                    own=same.id if same else None)
         fields = dict(
             build=build, size=decl["size"],
             sha256=decl["sha256"],
@@ -448,20 +535,32 @@ def _publish(build, published, now):
             metadata_sha256=info.metadata_sha256, uploaded=now,
             os_release=build.os_release, glibc=build.glibc,
             armv6_compatible=armv6, armv6l_filename=alias,
+            shadowed_by=rules.shadowing_wheel(info.filename, version.upstream_wheels or [],
+                                              build.abi.tag),
         )
-        row = existing.get(info.filename)
-        if row is None:
-            File.objects.create(filename=info.filename, **fields)
-        elif row.filename in old:
-            # Same name as the file it replaces: keep the row (and its download counts).
-            File.objects.filter(id=row.id).update(**fields)
-        else:
-            # The same (pure) wheel from another ABI's build of this version: keep that.
-            log.info("build %s: %s is already served by build %s", build.id,
-                     info.filename, row.build_id)
-            continue
-        moves.append(info.filename)
+        made.append((info, decl["sha256"], alias))
         taken.add(alias)
+        if same is not None:
+            # Keep the row (and its download counts); the file on disk is these bytes.
+            File.objects.filter(id=same.id).update(**fields)
+            kept.add(info.filename)
+            continue
+        File.objects.create(filename=info.filename, **fields)
+        moves.append(info.filename)
+    # Remembered for ever, armv6l names too: not deleted with the file, its build,
+    # version or project.
+    ServedName.objects.bulk_create(
+        [ServedName(filename=name, sha256=sha256, project=project.normalized_name,
+                    first_served=now)
+         for info, sha256, alias in made for name in (info.filename, alias) if name],
+        ignore_conflicts=True,
+    )
+    infos = [info for info, _, _ in made]
+    for filename, row in old.items():
+        if filename not in kept and not row.superseded_by and infos:
+            twin = next((i for i in infos if (i.python_tag, i.abi_tag, i.platform_tag)
+                         == (row.python_tag, row.abi_tag, row.platform_tag)), infos[0])
+            File.objects.filter(id=row.id).update(superseded_by=twin.filename)
     if all(info.abi_tag == "none" for _, info in published):
         _cover_other_abis(build, all(info.platform_tag == "any" for _, info in published),
                           now)
@@ -472,13 +571,13 @@ def _publish(build, published, now):
         os.replace(incoming / f"{filename}.metadata",
                    storage.metadata_path(project.normalized_name, filename))
         os.replace(incoming / filename, target)
-    transaction.on_commit(lambda: storage.delete_files(project.normalized_name, gone))
 
 
-def _armv6l_copy(build, path, info, taken):
+def _armv6l_copy(build, path, info, taken, own=None):
     """(armv6_compatible, armv6l name or "") of the wheel at PATH: checked for armv7l
     wheels only (None for others). The name is left out when another file has it, as its
-    own name or as its armv6l name (TAKEN: the names this publication gives)."""
+    own name or as its armv6l name (TAKEN: the names this publication gives; OWN: the id
+    of the row being republished, whose names are its own)."""
     if not platforms.is_armv7l(info.platform_tag):
         return None, ""
     first = elfarm.first_non_armv6_object(path)
@@ -488,7 +587,7 @@ def _armv6l_copy(build, path, info, taken):
         return False, ""
     alias = platforms.armv6l_filename(info.filename, build.abi.tag) or ""
     if alias and (alias in taken or File.objects.filter(
-            Q(filename=alias) | Q(armv6l_filename=alias)).exists()):
+            Q(filename=alias) | Q(armv6l_filename=alias)).exclude(id=own).exists()):
         log.info("build %s: %s is not offered as %s: another file has that name",
                  build.id, info.filename, alias)
         alias = ""

@@ -21,7 +21,7 @@ from django.db.models import Exists, F, Max, Min, OuterRef
 from django.db.models.functions import Greatest
 from django.utils import timezone
 
-from builds import sql, storage
+from builds import rules, sql, storage
 from builds.models import LIVE_STATES, Abi, Build, Builder, Upload
 from lib import platforms
 from packages.models import Project, Version
@@ -29,41 +29,27 @@ from packages.models import Project, Version
 log = logging.getLogger(__name__)
 
 
-def refresh_jobs(version_ids, priority=Build.Priority.BACKLOG):
-    """Make the queued builds of these versions match what should be built.
+def refresh_jobs(version_ids, priority=Build.Priority.BACKLOG, now=None):
+    """Make the builds of these versions match what should be built.
 
-    Creates a queued build for every active ABI where the version is buildable and has
-    no build of that ABI yet (a failed build stays failed until a rebuild is asked for);
-    deletes the queued builds of versions that are no longer buildable. Returns
-    (created, deleted). Safe to run twice.
+    Deletes the queued builds of versions that are no longer buildable; then applies the
+    rules of builds/rules.py: a queued build for every active ABI where the version is
+    buildable and has no build of that ABI yet (a failed build stays failed until a
+    rebuild is asked for), a skipped one where Requires-Python or an upstream wheel rules
+    the job out, and the files upstream shadows off the index. Returns (created,
+    deleted). Safe to run twice.
     """
     version_ids = list(version_ids)
     if not version_ids:
         return 0, 0
-    abis = list(Abi.objects.filter(active=True))
     with transaction.atomic():
         deleted, _ = (
             Build.objects.filter(version_id__in=version_ids, state=Build.State.QUEUED)
             .exclude(version__in=Version.objects.buildable())
             .delete()
         )
-        buildable = list(
-            Version.objects.buildable()
-            .filter(id__in=version_ids)
-            .values_list("id", flat=True)
-        )
-        have = set(
-            Build.objects.filter(version_id__in=buildable).values_list("version_id", "abi_id")
-        )
-        new = [
-            Build(version_id=vid, abi=abi, priority=priority)
-            for vid in buildable
-            for abi in abis
-            if (vid, abi.id) not in have
-        ]
-        # ignore_conflicts: a concurrent refresh of the same version may have won.
-        Build.objects.bulk_create(new, batch_size=5000, ignore_conflicts=True)
-    return len(new), deleted
+        changes = rules.apply(version_ids, priority=priority, now=now)
+    return changes.queued, deleted
 
 
 class LeaseLost(Exception):
@@ -372,11 +358,17 @@ def rebuild(target, abi=None, requested_by="", now=None):
         abis = list(Abi.objects.filter(tag=tag))
         if not abis:
             raise UnknownAbi(f"the farm does not build for ABI {tag!r}")
-    version_ids = list(versions.buildable().values_list("id", flat=True))
+    wanted = versions.buildable().only("id", "requires_python", "upstream_wheels")
+    # Not the jobs a rule excludes (builds/rules.py): rebuilding them would make nothing
+    # pip should install.
+    jobs = [(v.id, a) for v in wanted for a in abis if not rules.skip_reason(v, a.tag)]
+    version_ids = sorted({vid for vid, _ in jobs})
     with transaction.atomic():
-        bumped = Build.objects.filter(
+        queued = Build.objects.filter(
             version_id__in=version_ids, abi__in=abis, state=Build.State.QUEUED
-        ).update(priority=Build.Priority.REQUESTED, requested_by=requested_by[:150])
+        )
+        bumped = queued.update(priority=Build.Priority.REQUESTED,
+                               requested_by=requested_by[:150])
         live = set(
             Build.objects.filter(version_id__in=version_ids, abi__in=abis)
             .live().values_list("version_id", "abi_id")
@@ -384,7 +376,7 @@ def rebuild(target, abi=None, requested_by="", now=None):
         new = [
             Build(version_id=vid, abi=a, priority=Build.Priority.REQUESTED, created=now,
                   requested_by=requested_by[:150])
-            for vid in version_ids for a in abis if (vid, a.id) not in live
+            for vid, a in jobs if (vid, a.id) not in live
         ]
         Build.objects.bulk_create(new, batch_size=5000, ignore_conflicts=True)
     log.info("rebuild: %d jobs queued, %d moved to the front (by %s)", len(new), bumped,
@@ -428,12 +420,18 @@ def add_abi(tag, now=None, batch_size=100_000, os_release=None):
         with transaction.atomic(), connection.cursor() as cursor:
             cursor.execute(
                 f"INSERT INTO {Build._meta.db_table} (version_id, abi_id, state, priority,"
-                " attempt, created, failure_reason, requested_by)"
-                f" SELECT v.id, %s, %s, %s, 0, %s, '', '' FROM ({select}) AS v WHERE 1 = 1"
+                " attempt, created, failure_reason, skip_reason, requested_by)"
+                f" SELECT v.id, %s, %s, %s, 0, %s, '', '', '' FROM ({select}) AS v WHERE 1 = 1"
                 " ON CONFLICT DO NOTHING",
                 [abi.id, Build.State.QUEUED, Build.Priority.BACKLOG, now, *params],
             )
             queued += cursor.rowcount
+        # The jobs a rule excludes (Requires-Python, an upstream wheel) become skipped.
+        ruled = (Version.objects.filter(id__gte=lo, id__lt=lo + batch_size)
+                 .exclude(requires_python="", upstream_wheels=[])
+                 .values_list("id", flat=True))
+        for start in range(0, len(ruled := list(ruled)), 5000):
+            queued -= rules.apply(ruled[start:start + 5000], now=now).skipped
     log.info("ABI %s: %d backlog jobs queued", tag, queued)
     return abi, queued
 

@@ -12,6 +12,10 @@ publication checks its ELF objects once (lib/elfarm.py) and stores the answer an
 name on the File row (`armv6_compatible`, `armv6l_filename`; lib/platforms.py names it).
 Files published before that check (`armv6_compatible` NULL) keep the name they were
 listed under (`armv6l_alias`) until they are checked.
+
+A file a rebuild replaced stays listed, yanked "rebuilt as <new filename>" (PEP 592), so
+that hash pins of it keep installing while new installs take the new one; a file upstream
+has a wheel for (File.shadowed_by) is not listed, though its URL still answers.
 """
 import gzip
 import json
@@ -71,10 +75,27 @@ def armv7l_original(filename):
 
 
 def published_files():
-    """Files the index offers: their build succeeded and their version is not removed."""
+    """Files the farm serves at their URLs: their build succeeded and their version is
+    not removed."""
     return File.objects.filter(
         build__state=Build.State.SUCCEEDED, build__version__removed=False
     )
+
+
+def listed_files():
+    """Files the index lists: the served ones, less those upstream has a wheel for
+    (builds/rules.py), whose URLs still answer but which pip should not pick here."""
+    return published_files().filter(shadowed_by="")
+
+
+def yank_reason(version_yanked, version_reason, superseded_by):
+    """PEP 592 "yanked" of one file: the version's yank, else "rebuilt as <name>" for a
+    file a rebuild replaced, else False."""
+    if version_yanked:
+        return version_reason or True
+    if superseded_by:
+        return f"rebuilt as {superseded_by}"
+    return False
 
 
 # --- project pages -------------------------------------------------------------------
@@ -84,12 +105,13 @@ def simple_detail(project):
     version then filename; armv7l wheels that run on ARMv6 appear twice (their armv6l
     name after them)."""
     rows = list(
-        published_files()
+        listed_files()
         .filter(build__version__project=project)
         .values_list(
             "filename", "size", "sha256", "metadata_sha256", "requires_python",
             "uploaded", "build__version__version", "build__version__yanked",
             "build__version__yanked_reason", "armv6_compatible", "armv6l_filename",
+            "superseded_by",
         )
     )
     keys = {version: version_sort_key(version) for version in {row[6] for row in rows}}
@@ -97,7 +119,7 @@ def simple_detail(project):
     names = {row[0] for row in rows} | {row[10] for row in rows if row[10]}
     files = []
     for (filename, size, sha256, meta_sha, requires, uploaded, _version, yanked, reason,
-         armv6, armv6l_name) in rows:
+         armv6, armv6l_name, superseded_by) in rows:
         entry = {
             "filename": filename,
             "url": storage.file_url(project.normalized_name, filename),
@@ -105,7 +127,7 @@ def simple_detail(project):
             "requires-python": requires or None,
             "core-metadata": {"sha256": meta_sha} if meta_sha else False,
             "dist-info-metadata": {"sha256": meta_sha} if meta_sha else False,
-            "yanked": (reason or True) if yanked else False,
+            "yanked": yank_reason(yanked, reason, superseded_by),
             "size": size,
             "upload-time": uploaded.strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
         }
@@ -242,7 +264,7 @@ def root_path(serial, fmt):
 def listed_projects():
     """(normalized name, ...) of every project with at least one published file, in
     name order, streamed from the database."""
-    has_files = published_files().filter(build__version__project=OuterRef("pk"))
+    has_files = listed_files().filter(build__version__project=OuterRef("pk"))
     return (
         Project.objects.filter(Exists(has_files))
         .order_by("normalized_name")

@@ -16,9 +16,11 @@ from packages.models import Project, Version, touch_index_root
 WRITE_LOCK = 7_370_002  # taken by each catalogue-writing transaction (sync batch, commands)
 NO_SDIST = "no source distribution"
 REMOVED_BY_OPERATOR = "removed by operator"
-UPSTREAM_FIELDS = ["released", "yanked", "yanked_reason", "requires_python", "has_sdist"]
-# A change to one of these changes the project's index page.
-INDEX_FIELDS = {"yanked", "yanked_reason", "requires_python", "removed"}
+UPSTREAM_FIELDS = ["released", "yanked", "yanked_reason", "requires_python", "has_sdist",
+                   "upstream_wheels"]
+# A change to one of these changes the project's index page (a new upstream wheel may
+# take the farm's own files of the release off it: builds/rules.py).
+INDEX_FIELDS = {"yanked", "yanked_reason", "requires_python", "removed", "upstream_wheels"}
 PROJECT_FIELDS = ["name", "summary", "serial", "upstream_serial", "last_changed", "demand"]
 
 
@@ -30,6 +32,17 @@ def writing():
             with connection.cursor() as cursor:
                 cursor.execute("SELECT pg_advisory_xact_lock(%s)", [WRITE_LOCK])
         yield
+
+
+def _value(model, obj, name):
+    """OBJ's NAME as psycopg2 should send it: a JSON field's list or dict wrapped, which
+    psycopg2 would otherwise send as an ARRAY or fail on."""
+    value = getattr(obj, name)
+    if model._meta.get_field(name).get_internal_type() == "JSONField":
+        from psycopg2.extras import Json
+
+        return Json(value)
+    return value
 
 
 def insert_rows(model, objs, fields):
@@ -47,7 +60,7 @@ def insert_rows(model, objs, fields):
     with connection.cursor() as cursor:
         for start in range(0, len(objs), 2000):
             page = objs[start:start + 2000]
-            rows = [tuple(getattr(o, f) for f in fields) for o in page]
+            rows = [tuple(_value(model, o, f) for f in fields) for o in page]
             ids = execute_values(cursor.cursor, sql, rows, page_size=len(rows), fetch=True)
             for obj, (pk,) in zip(page, ids, strict=True):
                 obj.pk = pk
@@ -68,7 +81,7 @@ def update_rows(model, objs, fields):
     with connection.cursor() as cursor:
         for start in range(0, len(objs), 2000):
             page = objs[start:start + 2000]
-            rows = [(o.pk, *(getattr(o, f) for f in fields)) for o in page]
+            rows = [(o.pk, *(_value(model, o, f) for f in fields)) for o in page]
             execute_values(cursor.cursor, sql, rows, page_size=len(rows))
 
 

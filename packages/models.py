@@ -106,6 +106,9 @@ class Version(models.Model):
     yanked_reason = models.TextField(blank=True)
     requires_python = models.CharField(max_length=200, blank=True)
     has_sdist = models.BooleanField(default=False)
+    # The wheel filenames upstream has for this release, sorted: the farm never lists a
+    # file under one of them, nor builds a job one of them already serves (builds/rules.py).
+    upstream_wheels = models.JSONField(default=list, blank=True)
     skip_reason = models.CharField(max_length=400, blank=True, help_text="Empty: build it.")
     # Removed upstream: kept so that it is not built again, hidden everywhere.
     removed = models.BooleanField(default=False)

@@ -406,6 +406,35 @@ def want(name, demand=Demand.ASKED_BY_PIP):
 
 # -- operator actions -------------------------------------------------------------------
 
+def refetch(names, now=None):
+    """Read these projects from upstream again and apply what it says about their
+    releases (everything the sync stores, upstream's wheel filenames among it), for
+    `apply_index_rules --refetch`. A project upstream answers 404 for is left as it is:
+    the sync decides about it. Returns a SyncResult (its errors name the projects that
+    could not be read)."""
+    now = now or timezone.now()
+    result = SyncResult()
+    upstream = Upstream()
+    names = list(names)
+    batch = settings.PIWHEELS_SYNC_BATCH
+    with ThreadPoolExecutor(settings.PIWHEELS_SYNC_WORKERS) as pool:
+        for start in range(0, len(names), batch):
+            fetched = [(n, pool.submit(_fetch, upstream, n)) for n in names[start:start + batch]]
+            states = {}
+            for name, future in fetched:
+                try:
+                    state = future.result()
+                except UpstreamError as exc:
+                    result.errors.append(f"{name}: {exc}")
+                    continue
+                result.projects_fetched += 1
+                if state is not None:
+                    states[canonicalize_name(state.name)] = state
+            with writing():
+                result.add(apply_states(states, now))
+    return result
+
+
 def add_package(name, versions=(), now=None):
     """Add one project (or only VERSIONS of it) from upstream now; returns a SyncResult.
     LookupError (one line) when upstream has no such project: a 404 is an answer."""

@@ -54,6 +54,7 @@ class ReleaseState:
     yanked_reason: str = ""
     requires_python: str = ""
     has_sdist: bool = False
+    upstream_wheels: list = field(default_factory=list)  # its wheel filenames, sorted
 
 
 @dataclass
@@ -92,6 +93,10 @@ def parse_project(data):
         times = [t for t in (_parse_time(f.get("upload_time_iso_8601")) for f in files) if t]
         release.released = min(times) if times else None
         release.has_sdist = any(f.get("packagetype") == "sdist" for f in files)
+        release.upstream_wheels = sorted({
+            f["filename"] for f in files
+            if isinstance(f.get("filename"), str) and f["filename"].endswith(".whl")
+        })
         release.yanked = bool(files) and all(f.get("yanked") for f in files)
         if release.yanked:
             release.yanked_reason = _clean(files[0].get("yanked_reason"))

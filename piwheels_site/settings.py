@@ -178,6 +178,23 @@ PIWHEELS_DEBIAN_COMPONENTS = [
 PIWHEELS_DEBIAN_RELEASE = os.environ.get("PIWHEELS_DEBIAN_RELEASE", "bookworm")
 # Seconds pip and uv may keep an index page before revalidating it (a 304 is cheap).
 PIWHEELS_INDEX_MAX_AGE = envint("PIWHEELS_INDEX_MAX_AGE", 60)
+# What the Pis the farm serves run, for the no-shadow rule (builds/rules.py): a job is
+# not built when upstream has a wheel that installs on every one of these platforms with
+# this glibc (the oldest the farm serves: 2.31 is Debian Bullseye).
+PIWHEELS_TARGET_PLATFORMS = [
+    p.strip() for p in os.environ.get("PIWHEELS_TARGET_PLATFORMS", "linux_armv7l").split(",")
+    if p.strip()
+]
+PIWHEELS_TARGET_GLIBC = os.environ.get("PIWHEELS_TARGET_GLIBC", "2.31")
+if not all(p.startswith("linux_") for p in PIWHEELS_TARGET_PLATFORMS):
+    raise ImproperlyConfigured("PIWHEELS_TARGET_PLATFORMS must be linux_<arch> tags")
+try:
+    PIWHEELS_TARGET_GLIBC_VERSION = tuple(int(n) for n in PIWHEELS_TARGET_GLIBC.split("."))
+    assert len(PIWHEELS_TARGET_GLIBC_VERSION) == 2
+except (ValueError, AssertionError):
+    raise ImproperlyConfigured(
+        f"PIWHEELS_TARGET_GLIBC must look like 2.31, not {PIWHEELS_TARGET_GLIBC!r}"
+    ) from None
 # Project pages each web worker keeps rendered in memory (both formats, a few KB each).
 PIWHEELS_INDEX_CACHE_ENTRIES = envint("PIWHEELS_INDEX_CACHE_ENTRIES", 20000)
 

@@ -17,9 +17,10 @@ from django.urls import reverse
 from django.utils import timezone
 from packaging.utils import canonicalize_name
 
-from builds import logs, storage
+from builds import logs, rules, storage
 from builds.models import Abi, Build, Builder, BuildLog, DailyDownloads, File
 from lib.counts import EXACT_COUNT_BELOW, table_estimate
+from lib.tags import python_excluded
 from packages.models import Project, SyncStatus, Version, version_sort_key
 from web.failures import fix_line
 
@@ -92,6 +93,7 @@ def home_totals():
             "files": estimated_count(File),
             "builds_ok": states.get(Build.State.SUCCEEDED, 0),
             "builds_failed": states.get(Build.State.FAILED, 0),
+            "builds_skipped": states.get(Build.State.SKIPPED, 0),
             "queued": states.get(Build.State.QUEUED, 0),
             "building": states.get(Build.State.BUILDING, 0),
         }
@@ -108,6 +110,7 @@ def _build_summary(build, builder_names):
         Build.State.FAILED: "failed",
         Build.State.QUEUED: "pending",
         Build.State.BUILDING: "pending",
+        Build.State.SKIPPED: "skipped",
     }[build.state]
     return {
         "build_id": build.id,
@@ -121,6 +124,7 @@ def _build_summary(build, builder_names):
         "apt": build.apt if build.state == Build.State.FAILED else "",
         "waiting_for": build.waiting_for if build.state == Build.State.FAILED else "",
         "fix": fix_line(build) if build.state == Build.State.FAILED else "",
+        "skip_reason": build.skip_reason,
         "builder": builder_names.get(build.builder_id, ""),
         "created": build.created,
         "finished": build.finished,
@@ -131,13 +135,32 @@ def _build_summary(build, builder_names):
     }
 
 
+def skipped_label(reason):
+    """What a cell says for a job not built: "PyPI has a wheel for this: <filename>" as
+    it is, any other reason as "skipped: <reason>"."""
+    return reason if reason.startswith(rules.PYPI_HAS) else f"skipped: {reason}"
+
+
+def _skipped(cell, reason):
+    cell.update(state="skipped", label=skipped_label(reason), detail=reason,
+                skip_reason=reason)
+    return cell
+
+
 def _cell(project, version, abi, builds, builder_names):
     """One (version, ABI) cell: the newest build decides, except that a pending rebuild
-    does not hide the build whose files are still served."""
+    does not hide the build whose files are still served, and that a job upstream has a
+    wheel for says so whatever the farm built (pip takes upstream's)."""
+    pypi = rules.upstream_wheel(version.upstream_wheels, abi.tag)
     if builds:
         summaries = [_build_summary(b, builder_names) for b in builds]  # newest first
         cell = dict(summaries[0])
         cell["history"] = summaries[1:]
+        cell["abi"] = abi.tag
+        if pypi:
+            return _skipped(cell, rules.PYPI_HAS + pypi)
+        if cell["state"] == "skipped":
+            return _skipped(cell, cell["skip_reason"])
         if cell["state"] == "pending":
             cell["label"] = "building" if cell["build_state"] == "building" else "queued"
             if any(s["state"] == "built" for s in summaries[1:]):
@@ -151,16 +174,20 @@ def _cell(project, version, abi, builds, builder_names):
         cell["abi"] = abi.tag
         return cell
     cell = {"abi": abi.tag, "build_id": None, "log_url": "", "history": [],
-            "failure_reason": ""}
+            "failure_reason": "", "skip_reason": ""}
     if version.yanked:
-        cell.update(state="yanked", label="yanked", detail=version.yanked_reason)
+        cell.update(state="yanked", label="skipped: yanked", detail=version.yanked_reason,
+                    skip_reason="yanked")
     elif project.skip_reason or version.skip_reason:
-        cell.update(state="skipped", label="skipped",
-                    detail=version.skip_reason or project.skip_reason)
+        _skipped(cell, version.skip_reason or project.skip_reason)
     elif not version.has_sdist:
-        cell.update(state="skipped", label="skipped", detail="no source distribution")
+        _skipped(cell, "no source distribution")
+    elif pypi:
+        _skipped(cell, rules.PYPI_HAS + pypi)
     elif not abi.active:
         cell.update(state="none", label="-", detail="")
+    elif python_excluded(version.requires_python, abi.tag):
+        _skipped(cell, f"requires Python {version.requires_python}")
     else:
         cell.update(state="pending", label="waiting", detail="")
     return cell
@@ -228,6 +255,10 @@ def project_page(normalized_name):
             "glibc": f.glibc,
             "armv6_compatible": f.armv6_compatible,
             "armv6l_filename": f.armv6l_filename,
+            # listed yanked: a rebuild replaced it (its URL and bytes stay)
+            "superseded_by": f.superseded_by,
+            # not listed: upstream has a wheel for it (its URL and bytes stay)
+            "shadowed_by": f.shadowed_by,
         })
 
     rows = []
@@ -369,9 +400,10 @@ def slow_stats(now=None):
     now = now or timezone.now()
     days = _days(timezone.localdate(now))
     since = timezone.make_aware(datetime.combine(days[0], time.min))
-    per_day = {day: {"succeeded": 0, "failed": 0} for day in days}
+    per_day = {day: {"succeeded": 0, "failed": 0, "skipped": 0} for day in days}
     rows = (
-        Build.objects.filter(finished__gte=since, state__in=["succeeded", "failed"])
+        Build.objects.filter(finished__gte=since,
+                             state__in=["succeeded", "failed", "skipped"])
         .annotate(day=TruncDate("finished"))
         .values_list("day", "state")
         .annotate(n=Count("id"))
@@ -383,9 +415,10 @@ def slow_stats(now=None):
     builds_per_day = []
     for day in days:
         ok, failed = per_day[day]["succeeded"], per_day[day]["failed"]
-        total = ok + failed
+        total = ok + failed  # skips are decided, not built: not in the success rate
         builds_per_day.append({
             "day": day, "succeeded": ok, "failed": failed, "total": total,
+            "skipped": per_day[day]["skipped"],
             "success_rate": round(100 * ok / total, 1) if total else None,
         })
     downloads = dict(
@@ -415,6 +448,10 @@ def slow_stats(now=None):
             )
         ],
         "disk_bytes": File.objects.aggregate(total=Sum("size"))["total"] or 0,
+        # every build by state: skipped jobs (Requires-Python, an upstream wheel) apart
+        # from failed ones
+        "builds": build_state_counts(),
+        "skipped_recently": sum(d["skipped"] for d in builds_per_day),
         "generated": now,
     }
     # how the catalogue sync follows upstream and how far it is (packages.sync)

@@ -83,7 +83,8 @@ def test_an_armv6l_name_another_file_has_is_not_given_twice(builder, data_dir, t
                     "foo-1.0-cp311-cp311-linux_armv6l.whl": ""}
 
 
-def test_a_rebuild_on_another_release_hands_its_armv6l_name_on(builder, data_dir, tmp_path):
+def test_a_rebuild_on_another_release_keeps_the_old_armv6l_name_and_takes_a_build_tag(
+        builder, data_dir, tmp_path):
     version = make_version(make_project("foo"), "1.0")
     first = claimed(builder, version, os_release="bullseye", glibc="2.31")
     wheel = make_wheel(tmp_path, "foo", "1.0", tags="cp311-cp311-linux_armv7l")
@@ -92,9 +93,16 @@ def test_a_rebuild_on_another_release_hands_its_armv6l_name_on(builder, data_dir
     second = claimed(builder, version)
     publish.finish(second.id, builder, True, 1.0, "ok",
                    files=[upload(second, builder, wheel)], now=T0)
-    assert list(File.objects.values_list("filename", "armv6l_filename", "build_id")) == [
-        ("foo-1.0-cp311-cp311-manylinux_2_36_armv7l.whl",
-         "foo-1.0-cp311-cp311-linux_armv6l.whl", second.id)]
+    # The armv6l name served the Bullseye build's bytes: it names them for good, and the
+    # Bookworm build is served under the next build tag, armv6l name and all.
+    assert set(File.objects.values_list("filename", "armv6l_filename", "build_id",
+                                        "superseded_by")) == {
+        ("foo-1.0-cp311-cp311-manylinux_2_31_armv7l.whl",
+         "foo-1.0-cp311-cp311-linux_armv6l.whl", first.id,
+         "foo-1.0-1-cp311-cp311-manylinux_2_36_armv7l.whl"),
+        ("foo-1.0-1-cp311-cp311-manylinux_2_36_armv7l.whl",
+         "foo-1.0-1-cp311-cp311-linux_armv6l.whl", second.id, ""),
+    }
 
 
 def test_a_platform_wheel_of_abi_none_covers_only_the_abis_of_its_release(data_dir, tmp_path):

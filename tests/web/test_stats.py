@@ -1,5 +1,5 @@
 """The statistics page: builds per day, success rate, queue, builders online, disk, downloads."""
-from datetime import date, datetime, timedelta, timezone as dt_timezone
+from datetime import UTC, date, datetime, timedelta
 
 import pytest
 import time_machine
@@ -7,10 +7,15 @@ from django.core.cache import cache
 
 from builds.models import Build, DailyDownloads
 from tests.factories import (
-    make_abi, make_build, make_builder, make_file, make_project, make_version,
+    make_abi,
+    make_build,
+    make_builder,
+    make_file,
+    make_project,
+    make_version,
 )
 
-NOW = datetime(2025, 6, 30, 12, 0, tzinfo=dt_timezone.utc)
+NOW = datetime(2025, 6, 30, 12, 0, tzinfo=UTC)
 
 
 @pytest.fixture(autouse=True)
@@ -30,6 +35,9 @@ def history():
     make_build(v1, "cp39", state=Build.State.FAILED, finished=yesterday)
     make_build(v2, "cp39", finished=NOW - timedelta(days=40))  # too old to show
     make_build(v3, "cp311", state=Build.State.QUEUED)
+    v4 = make_version(project, "4.0", requires_python=">=3.10")
+    make_build(v4, "cp39", state=Build.State.SKIPPED, finished=yesterday,
+               skip_reason="requires Python >=3.10")
     pi = make_builder("pi1", abi="cp39", last_seen=NOW - timedelta(minutes=1))
     make_builder("pi-gone", abi="cp39", last_seen=NOW - timedelta(hours=1))
     make_build(v3, "cp39", state=Build.State.BUILDING, builder=pi, started=NOW)
@@ -45,13 +53,17 @@ def test_stats_counts_builds_per_day_and_success_rate(client, history):
     assert response.status_code == 200
     days = response.context["stats"]["builds_per_day"]
     assert len(days) == 30 and days[-1]["day"] == date(2025, 6, 30)
+    # the skip is counted apart: not a failure, not in the success rate
     assert days[-2] == {"day": date(2025, 6, 29), "succeeded": 2, "failed": 1, "total": 3,
-                        "success_rate": 66.7}
+                        "skipped": 1, "success_rate": 66.7}
+    assert response.context["stats"]["builds"] == {"succeeded": 3, "failed": 1, "skipped": 1,
+                                                   "queued": 1, "building": 1}
     assert sum(d["total"] for d in days) == 3
     assert days[0]["success_rate"] is None
     text = response.content.decode()
     assert text.count('<svg class="chart"') == 3
     assert "succeeded: 2 · failed: 1" in text  # the bar's tooltip
+    assert "<dt>skipped</dt><dd>1</dd>" in text
 
 
 @pytest.mark.django_db

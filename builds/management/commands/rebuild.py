@@ -8,7 +8,8 @@ from packages.models import Project
 class Command(BaseCommand):
     help = (
         "Queue fresh builds of a project (or one version) ahead of everything else; "
-        "the old files stay in the index until the new build succeeds."
+        "the old files stay listed until the new build succeeds, then stay downloadable, "
+        "listed as yanked (rebuilt as the new build-tagged file)."
     )
 
     def add_arguments(self, parser):
