@@ -99,7 +99,10 @@ def wheel(request, name, filename):
         request, storage.file_path(name, disk_name), f'"{sha256}"',
         f"{name}/{disk_name}", "application/octet-stream",
     )
-    if request.method == "GET" and response.status_code == 200:
+    # A download is a whole file sent: not a 304, a HEAD or a range. Through nginx
+    # (X-Accel-Redirect) nginx answers the Range header itself: not counted either.
+    ranged = settings.PIWHEELS_ACCEL_REDIRECT and "Range" in request.headers
+    if request.method == "GET" and response.status_code == 200 and not ranged:
         downloads.record(file_id)
     return response
 

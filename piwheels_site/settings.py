@@ -160,6 +160,8 @@ PIWHEELS_LEASE_SECONDS = envint("PIWHEELS_LEASE_SECONDS", 300)
 PIWHEELS_MAX_ATTEMPTS = envint("PIWHEELS_MAX_ATTEMPTS", 3)
 # The module through which the catalogue (packages) reaches the build queue: packages/jobs.py.
 PIWHEELS_JOBS = "builds.catalogue"
+# What writes the index's page files when a change commits (packages calls it).
+PIWHEELS_INDEX_PAGES = "index.pages"
 # Hand wheel downloads to nginx with X-Accel-Redirect under this internal location
 # (e.g. "/internal-files/"); empty serves them from Django.
 PIWHEELS_ACCEL_REDIRECT = os.environ.get("PIWHEELS_ACCEL_REDIRECT", "")
