@@ -7,10 +7,12 @@ one to the other; deploy/nginx/piwheels.conf):
     .serial       "<root serial>" those files render, written last
     <name>/index.html  ...  <name>/index.json.gz                a project's page
     <name>/.serial  "<project id> <index serial> <files listed>", written last
-    .lock, <name>/.lock  held by the one writer of that directory
+
+and index/locks/: the writers' locks (flock), the root's and 256 shared by the projects.
 
 No page files for a project: it has no published files, or no longer exists (nginx
-then hands the request to Django, which answers 404).
+then hands the request to Django, which answers 404). A project that never had files
+gets no directory at all (most of the catalogue).
 
 The code that publishes a change moves the project's `index_serial` on in the change's
 transaction (`ProjectQuerySet.touch_index`), which calls `changed()`: once the change
@@ -19,7 +21,7 @@ process, before its request or command goes on). A file a page lists is stored b
 change commits (builds/publish.py), so it is on disk before any page names it.
 
 Each file is written to a temporary name, fsynced and renamed over the old one, so a
-reader sees a whole page, old or new, never part of one. Writers of one directory take its
+reader sees a whole page, old or new, never part of one. Writers of one page take its
 lock and read the database after taking it, so a slow writer never puts an older page
 back over a newer one. If the writing process dies between the commit and the rename,
 the old page stays until it is repaired, by whichever comes first: a request that reaches
@@ -31,6 +33,7 @@ import gzip
 import logging
 import os
 import uuid
+import zlib
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -50,6 +53,7 @@ CACHE_ALIAS = "index"
 PAGE_FORMATS = ("json", "html", "json.gz", "html.gz")
 REPAIR_BATCH = 5000  # projects repaired per run of repair(); the next run goes on
 SWEEP_CHUNK = 1000
+LOCK_STRIPES = 256  # project writers wait for each other only when they share one
 
 
 def simple_dir():
@@ -67,11 +71,17 @@ def root_file(fmt):
 
 # --- writing files -------------------------------------------------------------------
 
+def _lock_path(name=None):
+    """The lock of project NAME's page (one of LOCK_STRIPES), or the root's."""
+    stripe = "root" if name is None else f"{zlib.crc32(name.encode()) % LOCK_STRIPES:03d}"
+    return Path(settings.PIWHEELS_DATA_DIR) / "index" / "locks" / stripe
+
+
 @contextmanager
-def _locked(directory):
-    """Hold DIRECTORY's writer lock (flock: released if the holder dies)."""
-    directory.mkdir(parents=True, exist_ok=True)
-    fd = os.open(directory / ".lock", os.O_RDWR | os.O_CREAT, 0o644)
+def _locked(path):
+    """Hold the writer lock PATH (flock: released if the holder dies)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX)
         yield
@@ -154,7 +164,7 @@ def write_project(name, known=None):
     The serial is read before the files are, so the page is never older than the
     serial it is stamped with (at worst newer, rendered again by the next change)."""
     directory = project_dir(name)
-    with _locked(directory):
+    with _locked(_lock_path(name)):
         row = known or _serial_of(name)
         if row is None:  # removed: nginx hands the request to Django, which says 404
             _remove_pages(directory)
@@ -173,11 +183,14 @@ def write_project(name, known=None):
             page = {"json": body_json, "html": body_html,
                     "json.gz": gzip.compress(body_json, mtime=0),
                     "html.gz": gzip.compress(body_html, mtime=0)}
+            directory.mkdir(parents=True, exist_ok=True)
             for fmt in PAGE_FORMATS:
                 _replace(directory / f"index.{fmt}", page[fmt])
-        else:
+        elif directory.exists():  # its last files went
             _remove_pages(directory)
-        _replace(directory / ".serial", f"{project_id} {serial} {len(detail['files'])}\n".encode())
+        if directory.exists():
+            _replace(directory / ".serial",
+                     f"{project_id} {serial} {len(detail['files'])}\n".encode())
     Project.objects.filter(id=project_id, index_file_serial__lt=serial).update(
         index_file_serial=serial)
     return page
@@ -196,7 +209,8 @@ def write_root():
     Written while rendered, 5,000 projects at a time, into four temporary files renamed
     into place at the end: a root page of 500,000 projects is never held in memory."""
     directory = simple_dir()
-    with _locked(directory):
+    with _locked(_lock_path()):
+        directory.mkdir(parents=True, exist_ok=True)
         serial = rendering.root_serial()
         current = root_stamp()
         if current is not None and current >= serial:
