@@ -321,7 +321,8 @@ def measure_window(env, names, rounds):
     the sync does) and time from the commit to the new page file in place: the first
     on_commit callback notes the commit, the writer's runs after it, and the block
     returns once the files are renamed into place. Then the root page's rewrite."""
-    os.environ.update(env)
+    os.environ.update(env, DJANGO_SETTINGS_MODULE="piwheels_site.settings")
+    sys.path.insert(0, str(ROOT))
     import django
 
     django.setup()
