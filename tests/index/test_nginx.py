@@ -21,19 +21,16 @@ from django.utils import timezone
 from builds.models import File
 from index import downloads, pages
 from tests.builder.conftest import (  # noqa: F401 (fixtures)
-    FarmProcess,
     farm_builder,
-    free_port,
     hermetic_pip_env,
     publish_sdist,
     run_agent,
     setuptools_wheel,
-    stop_process,
     upstream,
-    wait_until,
 )
 from tests.factories import make_project, make_version, wheel_archive
 from tests.index.factories import publish
+from tests.live import FarmProcess, free_port, stop_process, wait_until
 
 NGINX = shutil.which("nginx") or next(
     (p for p in ("/usr/sbin/nginx", "/usr/local/sbin/nginx") if os.access(p, os.X_OK)), None)
@@ -222,8 +219,7 @@ def test_wheels_and_metadata_leave_through_nginx_and_downloads_are_counted(foo, 
     assert nginx.get("/files/foo/nonesuch-1.0-py3-none-any.whl").status_code == 404
 
     # The web workers count in memory and write their counts when they exit.
-    os.killpg(farm.proc.pid, 15)
-    farm.proc.wait(30)
+    farm.stop()
     downloads.fold(now=timezone.now() + timedelta(minutes=5))
     # One whole GET: the range and the 304 are not downloads.
     assert File.objects.get(filename=wheel.filename).downloads == 1
