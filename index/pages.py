@@ -107,15 +107,21 @@ def _install(tmp, path):
     os.replace(tmp, path)
 
 
+def _fsync(fd):
+    if settings.PIWHEELS_INDEX_FSYNC:
+        os.fsync(fd)
+
+
 def _replace(path, data):
-    """Atomically make PATH hold DATA: on disk (fsync) before the rename, so that after a
-    power cut the name holds the old page or the new one, never an empty file."""
+    """Atomically make PATH hold DATA: on disk (fsync, PIWHEELS_INDEX_FSYNC) before the
+    rename, so that after a power cut the name holds the old page or the new one, never
+    an empty file."""
     tmp = _temporary(path)
     try:
         with open(tmp, "wb") as f:
             f.write(data)
             f.flush()
-            os.fsync(f.fileno())
+            _fsync(f.fileno())
         _install(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
@@ -202,44 +208,73 @@ def root_stamp():
     return int(stamp[0]) if stamp else None
 
 
+def _render_root(serial, tmp):
+    """Render the root page into the four temporary files TMP ({format: path}), 5,000
+    projects at a time (a root of 500,000 projects is never held in memory), yielding
+    each (HTML part, JSON part, projects in it) as it is written."""
+    files = {fmt: open(path, "wb") for fmt, path in tmp.items()}
+    try:
+        zipped = {fmt: gzip.GzipFile(fileobj=files[f"{fmt}.gz"], mode="wb",
+                                     compresslevel=6, mtime=0) for fmt in ("html", "json")}
+        for html_part, json_part, n in rendering.root_parts():
+            for fmt, part in (("html", html_part), ("json", json_part)):
+                files[fmt].write(part)
+                zipped[fmt].write(part)
+            yield html_part, json_part, n
+        for fmt in ("html", "json"):
+            zipped[fmt].close()
+        for f in files.values():
+            f.flush()
+            _fsync(f.fileno())
+    finally:
+        for f in files.values():
+            f.close()
+
+
+def _install_root(tmp, serial):
+    """Rename the rendered root files TMP into place, then its .serial (last)."""
+    for fmt in PAGE_FORMATS:
+        _install(tmp[fmt], root_file(fmt))
+    _replace(simple_dir() / ".serial", f"{serial}\n".encode())
+
+
 def write_root():
     """Write the root page's files for the current root serial, unless they are current.
-    Returns the number of projects listed, or None when nothing needed writing.
-
-    Written while rendered, 5,000 projects at a time, into four temporary files renamed
-    into place at the end: a root page of 500,000 projects is never held in memory."""
-    directory = simple_dir()
+    Returns the number of projects listed, or None when nothing needed writing. The lock
+    is held throughout, so writers that queue behind one find its page current."""
     with _locked(_lock_path()):
-        directory.mkdir(parents=True, exist_ok=True)
+        simple_dir().mkdir(parents=True, exist_ok=True)
         serial = rendering.root_serial()
         current = root_stamp()
         if current is not None and current >= serial:
             return None
         tmp = {fmt: _temporary(root_file(fmt)) for fmt in PAGE_FORMATS}
-        files = {fmt: open(path, "wb") for fmt, path in tmp.items()}
         try:
-            zipped = {fmt: gzip.GzipFile(fileobj=files[f"{fmt}.gz"], mode="wb",
-                                         compresslevel=6, mtime=0) for fmt in ("html", "json")}
-            count = 0
-            for html_part, json_part, n in rendering.root_parts():
-                for fmt, part in (("html", html_part), ("json", json_part)):
-                    files[fmt].write(part)
-                    zipped[fmt].write(part)
-                count += n
-            for fmt in ("html", "json"):
-                zipped[fmt].close()
-            for f in files.values():
-                f.flush()
-                os.fsync(f.fileno())
-                f.close()
-            for fmt in PAGE_FORMATS:
-                _install(tmp[fmt], root_file(fmt))
-            _replace(directory / ".serial", f"{serial}\n".encode())
+            count = sum(n for _, _, n in _render_root(serial, tmp))
+            _install_root(tmp, serial)
         finally:
-            for fmt, f in files.items():
-                f.close()
-                tmp[fmt].unlink(missing_ok=True)
+            for path in tmp.values():
+                path.unlink(missing_ok=True)
     return count
+
+
+def stream_root(serial, fmt):
+    """Render the root page at SERIAL while yielding its FMT ("html" or "json") parts to
+    a client that waits for it (the first bytes leave at once), writing its files on the
+    way; they are renamed into place unless a newer page got there first. Without the
+    lock while rendering: a slow client must not hold up the writers."""
+    simple_dir().mkdir(parents=True, exist_ok=True)
+    tmp = {fmt: _temporary(root_file(fmt)) for fmt in PAGE_FORMATS}
+    try:
+        for html_part, json_part, _ in _render_root(serial, tmp):
+            yield html_part if fmt == "html" else json_part
+        with _locked(_lock_path()):
+            current = root_stamp()
+            if current is None or current < serial:
+                _install_root(tmp, serial)
+    finally:
+        for path in tmp.values():
+            path.unlink(missing_ok=True)
 
 
 # --- what publishing calls -----------------------------------------------------------
@@ -286,13 +321,10 @@ def project_page(project_id, name, serial):
     return page or None
 
 
-def current_root():
-    """The root serial, with the root page's files written for it (now if they were not)."""
-    serial = rendering.root_serial()
+def root_is_current(serial):
+    """The root page's files render SERIAL (or later)."""
     current = root_stamp()
-    if current is None or current < serial:
-        write_root()
-    return serial
+    return current is not None and current >= serial
 
 
 # --- repair --------------------------------------------------------------------------

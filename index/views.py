@@ -6,6 +6,7 @@ Every answer costs one small query (the project's index serial, or the root's), 
 is what keeps the cached renderings exact after any committed change.
 """
 import re
+import zlib
 
 from csp.utils import build_policy
 from django.conf import settings
@@ -15,6 +16,7 @@ from django.http import (
     HttpRequest,
     HttpResponse,
     HttpResponsePermanentRedirect,
+    StreamingHttpResponse,
 )
 from django.urls import reverse
 from django.utils.cache import patch_vary_headers
@@ -309,13 +311,25 @@ class SimpleIndexApp:
 # --- /simple/ ------------------------------------------------------------------------
 
 def _root_lookup(request):
-    """(content type, serial, gzip?) once per request; the root's files are current for
-    that serial once it returns (written now if they were not)."""
+    """(content type, serial, gzip?) once per request."""
     if not hasattr(request, "_simple_root"):
         content_type = select_content_type(request)
-        serial = pages.current_root() if content_type else None
+        serial = rendering.root_serial() if content_type else None
         request._simple_root = (content_type, serial, accepts_gzip(request))
     return request._simple_root
+
+
+def _gzip(chunks):
+    compressor = zlib.compressobj(6, wbits=31)
+    first = True
+    for chunk in chunks:
+        data = compressor.compress(chunk)
+        if first:  # send the head now rather than when zlib's buffer fills
+            data += compressor.flush(zlib.Z_SYNC_FLUSH)
+            first = False
+        if data:
+            yield data
+    yield compressor.flush()
 
 
 def _root_etag(request):
@@ -332,11 +346,18 @@ def root(request):
     content_type, serial, gzipped = _root_lookup(request)
     if content_type is None:
         return _not_acceptable()
-    fmt = FORMATS[content_type] + (".gz" if gzipped else "")
-    # The files are at SERIAL or newer (a writer renames a later page over them).
-    response = FileResponse(open(pages.root_file(fmt), "rb"),
-                            content_type=CONTENT_TYPES[content_type])
-    del response["Content-Disposition"]  # FileResponse names the file on disk
+    fmt = FORMATS[content_type]
+    if not pages.root_is_current(serial):
+        # Its writer died (or the files went): render it while streaming it to this
+        # client, so the first byte leaves at once, and write its files on the way.
+        chunks = pages.stream_root(serial, fmt)
+        response = StreamingHttpResponse(
+            _gzip(chunks) if gzipped else chunks, content_type=CONTENT_TYPES[content_type])
+    else:
+        # At SERIAL or newer (a writer renames a later page over them).
+        path = pages.root_file(fmt + (".gz" if gzipped else ""))
+        response = FileResponse(open(path, "rb"), content_type=CONTENT_TYPES[content_type])
+        del response["Content-Disposition"]  # FileResponse names the file on disk
     if gzipped:
         response["Content-Encoding"] = "gzip"
     patch_vary_headers(response, ("Accept-Encoding",))

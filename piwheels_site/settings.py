@@ -180,6 +180,9 @@ PIWHEELS_DEBIAN_COMPONENTS = [
 PIWHEELS_DEBIAN_RELEASE = os.environ.get("PIWHEELS_DEBIAN_RELEASE", "bookworm")
 # Seconds pip and uv may keep an index page before revalidating it (a 304 is cheap).
 PIWHEELS_INDEX_MAX_AGE = envint("PIWHEELS_INDEX_MAX_AGE", 60)
+# Index page files reach the disk (fsync) before they are renamed into place: after a
+# power cut a page is old or new, never empty. ext4 (data=ordered) orders this itself.
+PIWHEELS_INDEX_FSYNC = envbool("PIWHEELS_INDEX_FSYNC", "true")
 # Project pages each web worker keeps rendered in memory (both formats, a few KB each).
 PIWHEELS_INDEX_CACHE_ENTRIES = envint("PIWHEELS_INDEX_CACHE_ENTRIES", 20000)
 

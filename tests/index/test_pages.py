@@ -9,7 +9,7 @@ import pytest
 from django.core.cache import caches
 from django.db import transaction
 
-from index import pages
+from index import pages, rendering
 from packages import removal
 from packages.models import Project
 from tests.factories import make_project, make_version, wheel_archive
@@ -188,5 +188,33 @@ def test_the_root_is_written_once_per_serial(data_dir):
     assert pages.write_root() == 1
     assert pages.write_root() is None
     publish(make_version(make_project("bar"), "1.0"), wheel_archive("bar", "1.0"))
-    assert pages.current_root() == pages.root_stamp()
+    assert not pages.root_is_current(rendering.root_serial())
+    assert pages.write_root() == 2
+    assert pages.root_is_current(rendering.root_serial())
     assert root_names() == ["bar", "foo"]
+
+
+@pytest.mark.django_db
+def test_a_root_streamed_to_a_client_is_not_installed_over_a_newer_one(data_dir, monkeypatch):
+    monkeypatch.setattr(rendering, "ROOT_CHUNK", 1)
+    publish(make_version(make_project("foo"), "1.0"), wheel_archive("foo", "1.0"))
+    old_serial = rendering.root_serial()
+    stream = pages.stream_root(old_serial, "json")
+    first = next(stream) + next(stream)  # a slow client: the render is under way
+    publish(make_version(make_project("bar"), "1.0"), wheel_archive("bar", "1.0"))
+    pages.write_root()  # meanwhile the change's writer writes the newer root
+
+    body = first + b"".join(stream)
+
+    assert [p["name"] for p in json.loads(body)["projects"]] == ["foo"]
+    assert root_names() == ["bar", "foo"] and pages.root_stamp() == old_serial + 1
+    assert sorted(p.name for p in pages.simple_dir().iterdir() if p.name.endswith(".tmp")) == []
+
+
+@pytest.mark.django_db
+def test_without_fsync_pages_are_written_alike(data_dir, settings):
+    settings.PIWHEELS_INDEX_FSYNC = False
+    project = make_project("foo")
+    publish(make_version(project, "1.0"), wheel_archive("foo", "1.0"))
+    pages.write(["foo"], root=True)
+    assert listed("foo") == ["foo-1.0-py3-none-any.whl"] and root_names() == ["foo"]
