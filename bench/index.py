@@ -136,6 +136,9 @@ def seed(env, refill):
         db.execute("SELECT count(*) FROM builds_file")
         if db.fetchone()[0] >= PROJECTS * VERSIONS * 2:
             print("reusing the filled database", DB, flush=True)
+            # The models may have moved on since it was filled.
+            subprocess.run([sys.executable, "manage.py", "migrate", "-v", "0"], cwd=ROOT,
+                           env=env, check=True)
             return
     cur.execute(f"DROP DATABASE IF EXISTS {DB}")
     cur.execute(f"CREATE DATABASE {DB}")
