@@ -3,7 +3,7 @@
 Usage (PostgreSQL on 127.0.0.1:5432; the database is filled on the first run, reused
 after; `--refill` starts it again):
     flock /tmp/bench.lock .venv/bin/python bench/index.py [--seconds 10] [--refill]
-        [--workers 3 --threads 4] [--quick]
+        [--workers 3 --threads 4] [--quick] [--db bench_index] [--window-rounds 500]
 (--quick: only the cached 200s, 304s and 404s and nginx, to compare settings.)
 
 Fills database `bench_index` with 100,000 projects x 5 versions x 2 ABIs = 1,000,000
@@ -16,10 +16,14 @@ with wrk (16 connections, a Lua script rotating over project names):
   - the same as 304s (If-None-Match with each page's ETag)
   - /simple/<name>/ first hits over names not seen before (renders), and 404s
   - the root page's time to first byte and size, fresh after a change and cached
-then serves the same pages as static files with nginx and a 1% sample of the wheels
-(1,000 projects, 10,000 files: empty files with the real names) with pypiserver, and
-prints our rates as ratios of theirs against the goals:
-  >= 1/20 of nginx, >= 100x pypiserver, p99 < 25 ms, root < 1 s to first byte.
+then, side by side while the farm idles, the same pages as static files with a plain
+nginx and through the shipped deploy/nginx/piwheels.conf (the page files the farm wrote:
+same bytes, gzip, 304s), the window from a committed change to its page file in place
+(--window-rounds changes), and a 1% sample of the wheels (1,000 projects, 10,000 files:
+empty files with the real names) with pypiserver, and prints our rates as ratios of
+theirs against the goals: >= 1/20 of nginx from gunicorn, >= 0.8 of it through the
+shipped config, >= 100x pypiserver, p99 < 25 ms, window p99 < 50 ms, root < 1 s to
+first byte.
 wrk, gunicorn and PostgreSQL share the machine's cores (in production the database is
 elsewhere): the load average before the run is printed, since other work skews it.
 """
@@ -56,7 +60,8 @@ PIP_ACCEPT = (
     "text/html; q=0.01"
 )
 LOAD_BEFORE = "?"
-GOALS = {"nginx_ratio": 1 / 20, "pypiserver_ratio": 100, "p99_ms": 25, "root_ttfb_s": 1.0}
+GOALS = {"nginx_ratio": 1 / 20, "pypiserver_ratio": 100, "p99_ms": 25, "root_ttfb_s": 1.0,
+         "shipped_ratio": 0.8, "window_p99_ms": 50}
 
 LUA = r"""
 local paths, etags = {}, {}
@@ -67,6 +72,7 @@ for line in io.lines(os.getenv("BENCH_PATHS")) do
 end
 local use_etag = os.getenv("BENCH_ETAG") == "1"
 local accept = os.getenv("BENCH_ACCEPT")
+local gzip = os.getenv("BENCH_GZIP") ~= "0"
 local i = 0
 function init(args)
   math.randomseed(os.time() + tonumber(tostring({}):sub(8), 16) % 100000)
@@ -74,7 +80,8 @@ function init(args)
 end
 function request()
   i = i % #paths + 1
-  local headers = {["Accept"] = accept, ["Accept-Encoding"] = "gzip"}
+  local headers = {["Accept"] = accept}
+  if gzip then headers["Accept-Encoding"] = "gzip" end
   if use_etag then headers["If-None-Match"] = etags[i] end
   return wrk.format("GET", paths[i], headers)
 end
@@ -131,6 +138,9 @@ def seed(env, refill):
         db.execute("SELECT count(*) FROM builds_file")
         if db.fetchone()[0] >= PROJECTS * VERSIONS * 2:
             print("reusing the filled database", DB, flush=True)
+            # The models may have moved on since it was filled.
+            subprocess.run([sys.executable, "manage.py", "migrate", "-v", "0"], cwd=ROOT,
+                           env=env, check=True)
             return
     cur.execute(f"DROP DATABASE IF EXISTS {DB}")
     cur.execute(f"CREATE DATABASE {DB}")
@@ -182,13 +192,13 @@ def wait_for(url, timeout=30):
     raise RuntimeError(f"{url} did not answer")
 
 
-def wrk(base, paths, seconds, etag=False, accept=PIP_ACCEPT):
+def wrk(base, paths, seconds, etag=False, accept=PIP_ACCEPT, gzip=True):
     path_file = WORK / "paths.txt"
     path_file.write_text("".join(f"{p} {e}\n" for p, e in paths))
     lua = WORK / "rotate.lua"
     lua.write_text(LUA)
     env = dict(os.environ, BENCH_PATHS=str(path_file), BENCH_ETAG="1" if etag else "0",
-               BENCH_ACCEPT=accept)
+               BENCH_ACCEPT=accept, BENCH_GZIP="1" if gzip else "0")
     out = subprocess.run(
         ["wrk", "-t", "2", "-c", "16", "-d", f"{seconds}s", "--latency", "-s", str(lua), base],
         env=env, capture_output=True, text=True, check=True).stdout
@@ -212,9 +222,12 @@ def ttfb(port, path="/simple/"):
         return first_at, time.monotonic() - started, size, first.split(b"\r\n")[0].decode()
 
 
-def fetch_etags(base, names):
+def fetch_etags(base, names, gzip=False):
     def one(name):
-        req = urllib.request.Request(f"{base}/simple/{name}/", headers={"Accept": PIP_ACCEPT})
+        headers = {"Accept": PIP_ACCEPT}
+        if gzip:
+            headers["Accept-Encoding"] = "gzip"
+        req = urllib.request.Request(f"{base}/simple/{name}/", headers=headers)
         with urllib.request.urlopen(req) as r:
             return f"/simple/{name}/", r.headers["ETag"], r.read()
     with concurrent.futures.ThreadPoolExecutor(8) as pool:
@@ -235,37 +248,122 @@ def stop(proc):
             os.killpg(proc.pid, signal.SIGKILL)
 
 
+def start_nginx(directory, server):
+    """nginx with SERVER (a server { } block and what goes beside it) in an http { } of the
+    bench's; both cases below get the same one. Returns (process, base URL)."""
+    port = free_port()
+    (directory / "logs").mkdir(parents=True, exist_ok=True)
+    temp = "\n".join(f"    {kind}_temp_path {directory}/tmp-{kind};"
+                     for kind in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi"))
+    conf = directory / "nginx.conf"
+    conf.write_text(f"""
+worker_processes 2;
+pid {directory}/nginx.pid;
+error_log {directory}/logs/error.log;
+events {{ worker_connections 1024; }}
+http {{
+    access_log off;
+{temp}
+{server.replace("@LISTEN@", f"127.0.0.1:{port}")}
+}}
+""")
+    proc = start(["nginx", "-e", "stderr", "-c", str(conf), "-p", str(directory),
+                  "-g", "daemon off;"])
+    return proc, f"http://127.0.0.1:{port}"
+
+
 def run_nginx(pages, seconds):
+    """A plain nginx serving the same bytes (each page as index.html) as static files."""
     static = WORK / "nginx"
     shutil.rmtree(static, ignore_errors=True)
     for path, _, body in pages:
         target = static / "html" / path.strip("/") / "index.html"
         target.parent.mkdir(parents=True, exist_ok=True)
         target.write_bytes(body)
-    port = free_port()
-    (static / "logs").mkdir(exist_ok=True)
-    conf = static / "nginx.conf"
-    conf.write_text(f"""
-worker_processes 2;
-pid {static}/nginx.pid;
-error_log {static}/logs/error.log;
-events {{ worker_connections 1024; }}
-http {{
-    access_log off;
+    proc, base = start_nginx(static, f"""
     sendfile on;
     server {{
-        listen 127.0.0.1:{port};
+        listen @LISTEN@;
         root {static}/html;
         location /simple/ {{ index index.html; etag on; }}
-    }}
-}}
-""")
-    proc = start(["nginx", "-c", str(conf), "-p", str(static), "-g", "daemon off;"])
+    }}""")
     try:
-        wait_for(f"http://127.0.0.1:{port}{pages[0][0]}")
-        return wrk(f"http://127.0.0.1:{port}", [(p, "") for p, _, _ in pages], seconds)
+        wait_for(f"{base}{pages[0][0]}")
+        return wrk(base, [(p, "") for p, _, _ in pages], seconds)
     finally:
         stop(proc)
+
+
+def run_shipped(pages, upstream_port, data, seconds):
+    """deploy/nginx/piwheels.conf as an operator installs it, in front of the farm: the
+    page files the farm wrote. Plain (the bytes plain nginx sends), gzip (what pip gets)
+    and 304s (pip's revalidation with nginx's ETags)."""
+    directory = WORK / "nginx-shipped"
+    shutil.rmtree(directory, ignore_errors=True)
+    directory.mkdir(parents=True)
+    server = ((ROOT / "deploy" / "nginx" / "piwheels.conf").read_text()
+              .replace("@UPSTREAM@", f"127.0.0.1:{upstream_port}")
+              .replace("@DATA_DIR@", str(data.resolve())))
+    proc, base = start_nginx(directory, server)
+    try:
+        wait_for(f"{base}{pages[0][0]}")
+        names = [p.split("/")[2] for p, _, _ in pages]
+        served = fetch_etags(base, names)
+        for (path, _, body), (_, _, mine) in zip(served, pages, strict=True):
+            assert body == mine, f"the shipped config serves other bytes for {path}"
+        zipped = fetch_etags(base, names, gzip=True)
+        return {
+            "shipped": wrk(base, [(p, "") for p, _, _ in pages], seconds, gzip=False),
+            "shipped_gz": wrk(base, [(p, "") for p, _, _ in pages], seconds),
+            "shipped_304": wrk(base, [(p, e) for p, e, _ in zipped], seconds, etag=True),
+        }
+    finally:
+        stop(proc)
+
+
+def measure_window(env, names, rounds):
+    """Commit a change to a project's page ROUNDS times (a version yanked or unyanked, as
+    the sync does) and time from the commit to the new page file in place: the first
+    on_commit callback notes the commit, the writer's runs after it, and the block
+    returns once the files are renamed into place. Then the root page's rewrite."""
+    os.environ.update(env, DJANGO_SETTINGS_MODULE="piwheels_site.settings")
+    sys.path.insert(0, str(ROOT))
+    import django
+
+    django.setup()
+    from django.conf import settings
+    from django.db import transaction
+
+    from index import pages
+    from packages.models import Project, Version
+
+    def one_pass(offset):
+        windows = []
+        for i in range(rounds):
+            name = names[(offset + i) % len(names)]
+            committed = []
+            with transaction.atomic():
+                transaction.on_commit(lambda c=committed: c.append(time.perf_counter()))
+                version = Version.objects.filter(project__normalized_name=name).order_by("id")[0]
+                Version.objects.filter(id=version.id).update(yanked=not version.yanked)
+                Project.objects.filter(normalized_name=name).touch_index()
+            windows.append(time.perf_counter() - committed[0])
+            page = (pages.project_dir(name) / "index.json").read_bytes()
+            assert (b'"yanked":true' in page) != version.yanked, "the page file is not current"
+        return sorted(windows)
+
+    windows = {}
+    for fsync in (True, False):
+        settings.PIWHEELS_INDEX_FSYNC = fsync
+        windows[fsync] = one_pass(0 if fsync else rounds)
+    settings.PIWHEELS_INDEX_FSYNC = True
+    started = time.perf_counter()
+    with transaction.atomic():
+        from packages.models import touch_index_root
+
+        touch_index_root()
+    root = time.perf_counter() - started
+    return windows, root
 
 
 def run_pypiserver(names, seconds):
@@ -294,14 +392,19 @@ def run_pypiserver(names, seconds):
 
 
 def main():
+    global DB
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--seconds", type=int, default=10)
     parser.add_argument("--refill", action="store_true")
     parser.add_argument("--workers", type=int, default=3, help="gunicorn workers")
     parser.add_argument("--threads", type=int, default=4, help="gunicorn threads per worker")
+    parser.add_argument("--db", default=DB, help="the database to fill and use")
+    parser.add_argument("--window-rounds", type=int, default=500,
+                        help="changes committed to measure the commit-to-file window")
     parser.add_argument("--quick", action="store_true",
                         help="only the cached 200s, 304s and 404s against nginx")
     args = parser.parse_args()
+    DB = args.db
     if not shutil.which("wrk"):
         sys.exit("wrk is needed: apt-get install -y wrk")
     global LOAD_BEFORE
@@ -343,10 +446,15 @@ def main():
         results["404"] = wrk(base, [(f"/simple/nope-{i}/", "") for i in range(SAMPLE)],
                              args.seconds)
         page_size = sum(len(b) for _, _, b in pages) / len(pages)
+        # Side by side: plain nginx on the same bytes, then the shipped config in front of
+        # the (now idle) farm.
+        results["nginx"] = run_nginx(pages, args.seconds)
+        results.update(run_shipped(pages, port, data, args.seconds))
+        if not args.quick:
+            results["window"] = measure_window(env, unseen[-1000:], args.window_rounds)
     finally:
         stop(gunicorn)
         log.close()
-    results["nginx"] = run_nginx(pages, args.seconds)
     if not args.quick:
         results["pypiserver"] = run_pypiserver(sample[: PROJECTS // 100], args.seconds)
     report(results, page_size, args)
@@ -364,6 +472,9 @@ def report(r, page_size, args):
         ("/simple/<name>/ first hit (renders)", "miss"),
         ("/simple/<unknown>/ 404", "404"),
         ("nginx: the same pages as static files", "nginx"),
+        ("shipped config: page files, same bytes", "shipped"),
+        ("shipped config: page files, gzip (pip)", "shipped_gz"),
+        ("shipped config: 304s (nginx's ETag)", "shipped_304"),
         ("pypiserver: 1% sample (1,000 proj, 10k files)", "pypiserver"),
     ]
     for label, key in rows:
@@ -396,6 +507,22 @@ def report(r, page_size, args):
         checks.append((f"root TTFB fresh: {r['root_cold'][0]:.2f} s, cached: "
                        f"{r['root_warm'][0]:.3f} s (goal < {GOALS['root_ttfb_s']} s)",
                        r["root_cold"][0] < GOALS["root_ttfb_s"]))
+    ratio = r["shipped"][0] / r["nginx"][0]
+    checks.append((f"shipped config vs plain nginx, same bytes: {ratio:.2f} (gzip: "
+                   f"{r['shipped_gz'][0] / r['nginx'][0]:.2f}, 304s: "
+                   f"{r['shipped_304'][0] / r['nginx'][0]:.2f}) (goal >= "
+                   f"{GOALS['shipped_ratio']})", ratio >= GOALS["shipped_ratio"]))
+    if "window" in r:
+        by_fsync, root = r["window"]
+        for fsync, windows in by_fsync.items():
+            p50, p99 = (windows[int(len(windows) * q)] * 1000 for q in (0.5, 0.99))
+            checks.append((
+                f"commit to page file in place (PIWHEELS_INDEX_FSYNC={str(fsync).lower()}): "
+                f"p50 {p50:.1f} ms, p99 {p99:.1f} ms, max {windows[-1] * 1000:.1f} ms over "
+                f"{len(windows)} changes (goal p99 < {GOALS['window_p99_ms']} ms)",
+                p99 < GOALS["window_p99_ms"]))
+        checks.append((f"root of {PROJECTS:,} projects rewritten at its commit in {root:.2f} s",
+                       True))
     for text, ok in checks:
         print(("MET   " if ok else "MISSED") + " " + text)
 

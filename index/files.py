@@ -22,6 +22,7 @@ from index import downloads, rendering
 from lib.ranges import FileRange, parse_range
 
 IMMUTABLE = "public, max-age=31536000, immutable"
+NGINX_DECIDES = ("Range", "If-None-Match", "If-Modified-Since")
 
 
 def _published(name, filename):
@@ -99,6 +100,12 @@ def wheel(request, name, filename):
         request, storage.file_path(name, disk_name), f'"{sha256}"',
         f"{name}/{disk_name}", "application/octet-stream",
     )
+    # A download is a whole file sent: not a 304, a HEAD or a range. Through nginx
+    # (X-Accel-Redirect) nginx answers ranges and revalidations itself, against its own
+    # ETag, so requests with those headers are not counted: a filename's bytes never
+    # change, so such a request ends in a 304 or a part.
+    if settings.PIWHEELS_ACCEL_REDIRECT and any(h in request.headers for h in NGINX_DECIDES):
+        return response
     if request.method == "GET" and response.status_code == 200:
         downloads.record(file_id)
     return response

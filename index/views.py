@@ -1,5 +1,6 @@
 """The Simple Repository API views: negotiate, look up, stream. What the pages say is
-decided in index/rendering.py; these views only pick a rendering and answer conditionally.
+decided in index/rendering.py, written to files by index/pages.py (which nginx serves
+as they are); these views only pick a rendering and answer conditionally.
 
 Every answer costs one small query (the project's index serial, or the root's), which
 is what keeps the cached renderings exact after any committed change.
@@ -23,7 +24,7 @@ from django.utils.http import parse_etags
 from django.views.decorators.http import condition, require_safe
 from packaging.utils import canonicalize_name
 
-from index import rendering
+from index import pages, rendering
 from packages.models import Demand
 from packages.sync import want
 
@@ -160,7 +161,7 @@ def detail_answer(name, content_type, if_none_match, accept_encoding=None):
                    ("Cache-Control", _cache_control())]
         if if_none_match and _etag_matches(etag, if_none_match):
             return 304, headers, b""
-        page = rendering.detail_page(row[0], name, row[1])
+        page = pages.project_page(row[0], name, row[1])
     if page is None:
         if row is not None:  # known upstream, nothing served yet: fetch its details soon
             want(name, Demand.ASKED_BY_PIP)
@@ -318,21 +319,6 @@ def _root_lookup(request):
     return request._simple_root
 
 
-def _root_etag(request):
-    content_type, serial, gzipped = _root_lookup(request)
-    if content_type is None:
-        return None
-    return f'"root.{serial}.{FORMATS[content_type]}{".gz" if gzipped else ""}"'
-
-
-def _gunzip(path, chunk_size=256 * 1024):
-    decompressor = zlib.decompressobj(wbits=31)
-    with open(path, "rb") as compressed:
-        while chunk := compressed.read(chunk_size):
-            yield decompressor.decompress(chunk)
-    yield decompressor.flush()
-
-
 def _gzip(chunks):
     compressor = zlib.compressobj(6, wbits=31)
     first = True
@@ -346,6 +332,13 @@ def _gzip(chunks):
     yield compressor.flush()
 
 
+def _root_etag(request):
+    content_type, serial, gzipped = _root_lookup(request)
+    if content_type is None:
+        return None
+    return f'"root.{serial}.{FORMATS[content_type]}{".gz" if gzipped else ""}"'
+
+
 @require_safe
 @_index_headers
 @condition(etag_func=_root_etag)
@@ -354,21 +347,17 @@ def root(request):
     if content_type is None:
         return _not_acceptable()
     fmt = FORMATS[content_type]
-    path = rendering.root_path(serial, fmt)
-    if not path.exists():
-        # First request since a change: render it (to disk, for everyone) while
-        # streaming it to this client, so the first byte leaves at once.
-        chunks = rendering.render_root_stream(serial, fmt)
+    if not pages.root_is_current(serial):
+        # Its writer died (or the files went): render it while streaming it to this
+        # client, so the first byte leaves at once, and write its files on the way.
+        chunks = pages.stream_root(serial, fmt)
         response = StreamingHttpResponse(
-            _gzip(chunks) if gzipped else chunks, content_type=CONTENT_TYPES[content_type]
-        )
-    elif gzipped:
+            _gzip(chunks) if gzipped else chunks, content_type=CONTENT_TYPES[content_type])
+    else:
+        # At SERIAL or newer (a writer renames a later page over them).
+        path = pages.root_file(fmt + (".gz" if gzipped else ""))
         response = FileResponse(open(path, "rb"), content_type=CONTENT_TYPES[content_type])
         del response["Content-Disposition"]  # FileResponse names the file on disk
-    else:
-        response = StreamingHttpResponse(
-            _gunzip(path), content_type=CONTENT_TYPES[content_type]
-        )
     if gzipped:
         response["Content-Encoding"] = "gzip"
     patch_vary_headers(response, ("Accept-Encoding",))

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 
 from django.db import connection, transaction
 
-from packages.models import Project, Version, touch_index_root
+from packages.models import Project, Version
 
 WRITE_LOCK = 7_370_002  # taken by each catalogue-writing transaction (sync batch, commands)
 NO_SDIST = "no source distribution"
@@ -254,6 +254,7 @@ def delete_projects(normalized_names, now):
     gone = list(Project.objects.filter(normalized_name__in=normalized_names)
                 .values_list("normalized_name", flat=True))
     if gone:
-        Project.objects.filter(normalized_name__in=gone).delete()
-        touch_index_root(now)
+        doomed = Project.objects.filter(normalized_name__in=gone)
+        doomed.touch_index(root=True, now=now)  # before the delete: their pages go too
+        doomed.delete()
     return gone

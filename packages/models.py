@@ -1,5 +1,8 @@
 """The catalogue: projects and versions as the upstream index publishes them."""
-from django.db import models
+from importlib import import_module
+
+from django.conf import settings
+from django.db import connection, models
 from django.db.models import F, Q
 from django.utils import timezone
 from packaging.utils import canonicalize_name
@@ -13,16 +16,26 @@ class ProjectQuerySet(models.QuerySet):
         return self.filter(normalized_name=canonicalize_name(name))
 
     def touch_index(self, root=False, now=None):
-        """Mark these projects' index pages as changed (their cache keys move on).
+        """Mark these projects' index pages as changed: their serials (cache keys, ETags)
+        move on, and their page files are written again once the transaction commits.
 
         ROOT: the change may also add or drop a project on the index root (its first file
         published, its last one removed), so the root's serial moves on too. Call it in
-        the transaction of the change, so that no stale page outlives the commit.
+        the transaction of the change, so that no stale page outlives the commit; for a
+        project being deleted, call it before the delete (its page files go).
         """
-        changed = self.update(index_serial=F("index_serial") + 1)
+        # One statement, as the plain update was, that also names the projects.
+        ids_sql, params = self.values("id").query.sql_with_params()
+        table = Project._meta.db_table
+        with connection.cursor() as cursor:
+            cursor.execute(
+                f"UPDATE {table} SET index_serial = index_serial + 1 WHERE id IN ({ids_sql})"
+                " RETURNING normalized_name", params)
+            names = [name for (name,) in cursor.fetchall()]
+        index_pages().changed(names)
         if root:
             touch_index_root(now)
-        return changed
+        return len(names)
 
 
 class Project(models.Model):
@@ -43,6 +56,9 @@ class Project(models.Model):
     # Bumped whenever the project's index page changes: the cache key and ETag of the
     # rendered page, so a committed change is never served stale.
     index_serial = models.BigIntegerField(default=0)
+    # The index_serial the page files on disk render (index/pages.py): behind it only
+    # while a change's writer runs, or when it died there (repaired by index.pages.repair).
+    index_file_serial = models.BigIntegerField(default=0, db_default=0)
 
     objects = ProjectQuerySet.as_manager()
 
@@ -61,6 +77,12 @@ class Project(models.Model):
             # search's prefix matches on the normalised name use the varchar_pattern_ops
             # index PostgreSQL gets for the unique field (a second one, dropped in 0005,
             # only slowed every insert down).
+            # index.pages.repair: the few projects whose page files lag.
+            models.Index(
+                fields=["id"],
+                condition=Q(index_serial__gt=F("index_file_serial")),
+                name="packages_project_files_lag",
+            ),
         ]
 
     def __str__(self):
@@ -151,10 +173,20 @@ INDEX_ROOT = "index-root"
 
 
 def touch_index_root(now=None):
-    """Move the index root's serial on: its list of projects may have changed."""
+    """Move the index root's serial on: its list of projects may have changed. Its page
+    files are written again once the transaction commits."""
     now = now or timezone.now()
     if not Serial.objects.filter(name=INDEX_ROOT).update(value=F("value") + 1, updated=now):
         Serial.objects.get_or_create(name=INDEX_ROOT, defaults={"value": 1, "updated": now})
+    index_pages().changed([], root=True)
+
+
+def index_pages():
+    """The module that writes the index's page files (settings.PIWHEELS_INDEX_PAGES:
+    index.pages). Named by a setting, as the build queue is (packages/jobs.py): packages
+    sits below index, which imports it, so it cannot import index. It provides
+    changed(normalized_names, root=False), called in the transaction of a change."""
+    return import_module(settings.PIWHEELS_INDEX_PAGES)
 
 
 class Serial(models.Model):

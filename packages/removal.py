@@ -6,7 +6,7 @@ from django.utils import timezone
 
 from packages.catalogue import REMOVED_BY_OPERATOR, writing
 from packages.jobs import queue
-from packages.models import Project, Version, touch_index_root
+from packages.models import Project, Version
 from packages.skipping import get_project, get_version
 
 
@@ -47,8 +47,8 @@ def remove_rows(name, version=None, now=None):
         project = get_project(name)
         if version is None:
             ids = list(project.versions.values_list("id", flat=True))
-            project.delete()
-            touch_index_root(now)
+            Project.objects.filter(id=project.id).touch_index(root=True, now=now)
+            project.delete()  # after touch_index, which takes its page files with it
             return ids
         found = get_version(project, version)
         found.builds.all().delete()

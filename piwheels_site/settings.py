@@ -160,6 +160,8 @@ PIWHEELS_LEASE_SECONDS = envint("PIWHEELS_LEASE_SECONDS", 300)
 PIWHEELS_MAX_ATTEMPTS = envint("PIWHEELS_MAX_ATTEMPTS", 3)
 # The module through which the catalogue (packages) reaches the build queue: packages/jobs.py.
 PIWHEELS_JOBS = "builds.catalogue"
+# What writes the index's page files when a change commits (packages calls it).
+PIWHEELS_INDEX_PAGES = "index.pages"
 # Hand wheel downloads to nginx with X-Accel-Redirect under this internal location
 # (e.g. "/internal-files/"); empty serves them from Django.
 PIWHEELS_ACCEL_REDIRECT = os.environ.get("PIWHEELS_ACCEL_REDIRECT", "")
@@ -195,6 +197,9 @@ except (ValueError, AssertionError):
     raise ImproperlyConfigured(
         f"PIWHEELS_TARGET_GLIBC must look like 2.31, not {PIWHEELS_TARGET_GLIBC!r}"
     ) from None
+# Index page files reach the disk (fsync) before they are renamed into place: after a
+# power cut a page is old or new, never empty. ext4 (data=ordered) orders this itself.
+PIWHEELS_INDEX_FSYNC = envbool("PIWHEELS_INDEX_FSYNC", "true")
 # Project pages each web worker keeps rendered in memory (both formats, a few KB each).
 PIWHEELS_INDEX_CACHE_ENTRIES = envint("PIWHEELS_INDEX_CACHE_ENTRIES", 20000)
 

@@ -54,5 +54,7 @@ def test_a_database_of_the_old_layout_upgrades_without_loss():
     funcs = dict(apps.get_model("django_q", "Schedule").objects.values_list("name", "func"))
     assert funcs["sync_pypi"] == "packages.tasks.sync_pypi"
     assert funcs["fold_downloads"] == "index.downloads.fold"
-    assert funcs["prerender_root"] == "index.rendering.prerender_root"
+    # Rendering the root ahead of a request is now the page writer's: its schedule went.
+    assert "prerender_root" not in funcs
+    assert funcs["repair_index_pages"] == "index.pages.repair"
     assert all(callable(import_string(func)) for func in funcs.values())

@@ -2,9 +2,8 @@
 import pytest
 
 from builds import storage
-from index import downloads
 from builds.models import Build
-from tests.index.factories import publish
+from index import downloads
 from tests.factories import (
     make_build,
     make_file,
@@ -12,6 +11,7 @@ from tests.factories import (
     make_version,
     wheel_archive,
 )
+from tests.index.factories import publish
 
 pytestmark = pytest.mark.django_db
 

@@ -15,8 +15,8 @@ import pytest
 from django.core.signals import request_started
 from packaging.utils import parse_wheel_filename
 
-from tests.index.factories import publish
 from tests.factories import make_project, make_version, wheel_archive
+from tests.index.factories import publish
 
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 

@@ -1,14 +1,11 @@
-"""builds/index.py: what the index lists and how renderings follow changes."""
+"""index/rendering.py: what the index lists."""
 import gzip
 import json
 
 import pytest
-from django.core.cache import caches
 
-from index import rendering
 from builds.models import Build
-from packages.models import touch_index_root
-from tests.index.factories import publish
+from index import pages, rendering
 from tests.factories import (
     make_build,
     make_file,
@@ -16,6 +13,7 @@ from tests.factories import (
     make_version,
     wheel_archive,
 )
+from tests.index.factories import publish
 
 pytestmark = pytest.mark.django_db
 
@@ -111,30 +109,6 @@ def test_real_armv6l_file_is_not_shadowed_by_an_alias(data_dir):
     ]
 
 
-def test_detail_page_follows_the_index_serial(data_dir, django_assert_num_queries):
-    project = make_project("foo")
-    publish(make_version(project, "1.0"), wheel_archive("foo", "1.0"))
-    project.refresh_from_db()
-
-    with django_assert_num_queries(1):  # the files
-        page = rendering.detail_page(project.id, "foo", project.index_serial)
-    with django_assert_num_queries(0):
-        assert rendering.detail_page(project.id, "foo", project.index_serial) == page
-    assert b"foo-1.0-py3-none-any.whl" in page["html"]
-
-    publish(make_version(project, "2.0"), wheel_archive("foo", "2.0"))
-    project.refresh_from_db()
-    newer = rendering.detail_page(project.id, "foo", project.index_serial)
-    assert b"foo-2.0-py3-none-any.whl" in newer["html"]
-    assert json.loads(newer["json"])["versions"] == ["1.0", "2.0"]
-
-
-def test_detail_page_of_a_project_without_files_is_none(data_dir):
-    project = make_project("foo", versions=["1.0"])
-    assert rendering.detail_page(project.id, "foo", 0) is None
-    assert caches["index"].get(f"simple:{project.id}:0") == {}
-
-
 def test_render_root_lists_projects_with_files_once_each(data_dir):
     for name in ["b-proj", "A_Proj"]:
         project = make_project(name)
@@ -144,83 +118,30 @@ def test_render_root_lists_projects_with_files_once_each(data_dir):
     gone = make_project("gone")
     publish(make_version(gone, "1.0", removed=True), wheel_archive("gone", "1.0"))
 
-    assert rendering.render_root(7) == 2
+    assert pages.write_root() == 2
 
-    html = gzip.decompress(rendering.root_path(7, "html").read_bytes()).decode()
+    assert pages.root_file("html").read_bytes() == gzip.decompress(
+        pages.root_file("html.gz").read_bytes())
+    html = pages.root_file("html").read_text()
     assert '<meta name="pypi:repository-version" content="1.1">' in html
     assert html.count("<a ") == 2
     assert '<a href="a-proj/">a-proj</a>' in html and '<a href="b-proj/">b-proj</a>' in html
-    assert json.loads(gzip.decompress(rendering.root_path(7, "json").read_bytes())) == {
+    assert json.loads(gzip.decompress(pages.root_file("json.gz").read_bytes())) == {
         "meta": {"api-version": "1.1"},
         "projects": [{"name": "a-proj"}, {"name": "b-proj"}],
     }
 
 
-def test_render_root_streams_in_chunks_and_removes_old_renderings(data_dir, monkeypatch):
+def test_root_is_rendered_in_chunks(data_dir, monkeypatch):
     monkeypatch.setattr(rendering, "ROOT_CHUNK", 2)
     names = [f"p{i}" for i in range(5)]
     for name in names:
         publish(make_version(make_project(name), "1.0"), wheel_archive(name, "1.0"))
-    rendering.render_root(1)
 
-    assert rendering.render_root(2) == 5
+    parts = list(rendering.root_parts())
 
-    listed = json.loads(gzip.decompress(rendering.root_path(2, "json").read_bytes()))["projects"]
+    assert [n for _, _, n in parts] == [0, 2, 2, 1, 0]
+    listed = json.loads(b"".join(j for _, j, _ in parts))["projects"]
     assert [p["name"] for p in listed] == names
-    html = gzip.decompress(rendering.root_path(2, "html").read_bytes()).decode()
+    html = b"".join(h for h, _, _ in parts).decode()
     assert html.count("<a ") == 5 and html.endswith("</html>\n")
-    assert not rendering.root_path(1, "html").exists()
-    assert not rendering.root_path(1, "json").exists()
-
-
-def test_prerender_root_renders_the_current_serial_once(data_dir):
-    publish(make_version(make_project("foo"), "1.0"), wheel_archive("foo", "1.0"))
-    serial = rendering.root_serial()
-
-    assert rendering.prerender_root() == 1
-    assert rendering.root_path(serial, "html").exists()
-    assert rendering.prerender_root() is None
-
-    touch_index_root()
-    assert rendering.prerender_root() == 1
-    assert rendering.root_path(serial + 1, "json").exists()
-
-
-def test_detail_page_is_shared_by_workers_through_files(data_dir, django_assert_num_queries):
-    project = make_project("foo")
-    publish(make_version(project, "1.0"), wheel_archive("foo", "1.0"))
-    project.refresh_from_db()
-    page = rendering.detail_page(project.id, "foo", project.index_serial)
-
-    caches["index"].clear()  # another worker, or this one restarted
-    with django_assert_num_queries(0):
-        assert rendering.detail_page(project.id, "foo", project.index_serial) == page
-    files = sorted(p.name for p in rendering.page_dir(project.id).iterdir())
-    assert files == [f"{project.id}-{project.index_serial}.{fmt}"
-                     for fmt in ("html", "html.gz", "json", "json.gz")]
-    assert gzip.decompress(page["json.gz"]) == page["json"]
-    assert gzip.decompress(page["html.gz"]) == page["html"]
-
-
-def test_project_page_on_disk_moves_on_with_the_serial(data_dir):
-    project = make_project("foo")
-    publish(make_version(project, "1.0"), wheel_archive("foo", "1.0"))
-    project.refresh_from_db()
-    rendering.detail_page(project.id, "foo", project.index_serial)
-    publish(make_version(project, "2.0"), wheel_archive("foo", "2.0"))
-    project.refresh_from_db()
-    caches["index"].clear()
-
-    page = rendering.detail_page(project.id, "foo", project.index_serial)
-
-    assert json.loads(page["json"])["versions"] == ["1.0", "2.0"]
-    assert sorted(p.name for p in rendering.page_dir(project.id).iterdir()) == [
-        f"{project.id}-{project.index_serial}.{fmt}"
-        for fmt in ("html", "html.gz", "json", "json.gz")
-    ]
-
-
-def test_project_page_without_files_writes_nothing(data_dir):
-    project = make_project("foo", versions=["1.0"])
-    assert rendering.detail_page(project.id, "foo", 0) is None
-    assert not rendering.page_dir(project.id).exists()

@@ -8,10 +8,10 @@ import pytest
 from django.test import Client
 from pypi_simple import IndexPage, ProjectPage
 
-from index import rendering
+from index import pages, rendering
 from packages.models import Project
-from tests.index.factories import publish
 from tests.factories import make_project, make_version, wheel_archive
+from tests.index.factories import publish
 
 pytestmark = pytest.mark.django_db
 
@@ -147,7 +147,8 @@ def test_pages_carry_etag_and_cache_control_and_answer_304(client, foo, django_a
 def test_cached_page_costs_one_query_and_a_change_is_served_at_once(
     client, foo, django_assert_num_queries
 ):
-    with django_assert_num_queries(2):  # the project's serial; its files (render)
+    # The project's serial; its files (render); the serial its page files now have.
+    with django_assert_num_queries(3):
         first = client.get("/simple/foo/", HTTP_ACCEPT=PIP_ACCEPT)
     with django_assert_num_queries(1):  # the project's serial; the page is cached
         assert client.get("/simple/foo/", HTTP_ACCEPT=PIP_ACCEPT).content == first.content
@@ -204,18 +205,18 @@ def test_pypi_simple_parses_both_forms_without_warnings(client, foo):
 
 
 def test_root_is_gzip_for_gzip_clients_and_plain_for_others(client, foo, django_assert_num_queries):
-    with django_assert_num_queries(1):  # the root serial
+    with django_assert_num_queries(1):  # the root serial (its writer did not run)
         zipped = client.get("/simple/", HTTP_ACCEPT_ENCODING="gzip, deflate")
     assert zipped["Content-Encoding"] == "gzip"
     assert zipped["Vary"] == "Accept-Encoding, Accept"
-    serial = rendering.root_serial()
-    assert not rendering.root_path(serial, "html").exists()
+    assert not pages.root_is_current(rendering.root_serial())
     with django_assert_num_queries(1):  # the project list, rendered while streamed
         html = gzip.decompress(b"".join(zipped.streaming_content)).decode()
     assert '<a href="foo/">foo</a>' in html
-    assert gzip.decompress(rendering.root_path(serial, "html").read_bytes()).decode() == html
+    assert pages.root_stamp() == rendering.root_serial()  # and written on the way
+    assert pages.root_file("html").read_text() == html
 
-    with django_assert_num_queries(1):  # the root serial: the rendering is on disk
+    with django_assert_num_queries(1):  # the root serial: the files are current
         plain = client.get("/simple/", HTTP_ACCEPT=JSON)
     assert not plain.has_header("Content-Encoding")
     assert json.loads(b"".join(plain.streaming_content)) == {
@@ -240,7 +241,7 @@ def test_root_without_serial_row_is_an_empty_index(client, data_dir):
     response = client.get("/simple/", HTTP_ACCEPT=JSON)
     assert response.status_code == 200
     assert json.loads(b"".join(response.streaming_content))["projects"] == []
-    assert rendering.root_path(0, "json").exists()
+    assert pages.root_stamp() == 0 and pages.root_file("json").exists()
 
 
 def test_index_refuses_writes(client, foo):
@@ -289,10 +290,9 @@ def test_the_wsgi_fast_path_answers_as_the_django_view_does(transactional_db, cl
     assert headers == django_headers  # every header, the same values
 
 
-def test_the_wsgi_fast_path_costs_one_query_once_rendered(transactional_db, foo,
-                                                          django_assert_num_queries):
-    with django_assert_num_queries(2):  # the project's serial; its files (render)
-        status, _, _ = wsgi_get("/simple/foo/", HTTP_ACCEPT=PIP_ACCEPT)
+def test_the_wsgi_fast_path_costs_one_query(transactional_db, foo, django_assert_num_queries):
+    with django_assert_num_queries(1):  # the project's serial: its page files were written
+        status, _, _ = wsgi_get("/simple/foo/", HTTP_ACCEPT=PIP_ACCEPT)  # at the commit
     assert status == "200 OK"
     with django_assert_num_queries(1):
         status, headers, _ = wsgi_get("/simple/foo/", HTTP_ACCEPT=PIP_ACCEPT)
