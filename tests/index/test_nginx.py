@@ -110,7 +110,8 @@ http {{
 @pytest.fixture
 def farm_and_nginx(data_dir, tmp_path, settings):
     """gunicorn (PIWHEELS_ACCEL_REDIRECT as the config asks) with nginx in front."""
-    farm = FarmProcess(data_dir, settings.PIWHEELS_PYPI_URL, tmp_path / "farm.log")
+    farm = FarmProcess(data_dir, settings.PIWHEELS_PYPI_URL, tmp_path / "farm.log",
+                       graceful_timeout=30)  # workers flush their counts as they exit
     farm.env["PIWHEELS_ACCEL_REDIRECT"] = "/internal-files/"
     farm.start()
     nginx = Nginx(tmp_path / "nginx", farm.port, data_dir).start()
