@@ -47,7 +47,8 @@ with zipfile.ZipFile(os.path.join(wheel_dir, "%s-%s-py3-none-any.whl" % (dist, v
         with zf.open(dist + "/blob.bin", "w", force_zip64=True) as f:
             for _ in range(megabytes):
                 f.write(block)
-    zf.writestr(info + "/METADATA", "Metadata-Version: 2.1\\nName: %s\\nVersion: %s\\n" % (name, version))
+    zf.writestr(info + "/METADATA",
+                "Metadata-Version: 2.1\\nName: %s\\nVersion: %s\\n" % (name, version))
     zf.writestr(info + "/WHEEL", "Wheel-Version: 1.0\\nTag: py3-none-any\\n")
     zf.writestr(info + "/RECORD", "")
 """

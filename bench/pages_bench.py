@@ -65,14 +65,16 @@ def seed():
             INSERT INTO packages_version (project_id, version, released, yanked, yanked_reason,
                 requires_python, has_sdist, skip_reason, removed)
             SELECT p.id, '2.' || v, now(), false, '', '', true, '', false
-            FROM packages_project p, generate_series(1, 300) v WHERE p.normalized_name = 'bigproject'
+            FROM packages_project p, generate_series(1, 300) v
+            WHERE p.normalized_name = 'bigproject'
         """)
         # a build per version per ABI: 3 million builds, a third failed, the rest succeeded
         c.execute("""
             INSERT INTO builds_build (version_id, abi_id, state, priority, attempt, created,
                 started, finished, duration, failure_reason, requested_by)
             SELECT v.id, a.id, CASE WHEN v.id % 3 = 0 THEN 'failed' ELSE 'succeeded' END, 0, 1,
-                now() - (v.id % 30) * interval '1 day', now(), now() - (v.id % 30) * interval '1 day',
+                now() - (v.id % 30) * interval '1 day', now(),
+                now() - (v.id % 30) * interval '1 day',
                 interval '1 minute', '', ''
             FROM packages_version v, builds_abi a
         """)
@@ -105,7 +107,8 @@ def timed(label, fn, goal_ms, repeat=20):
         total += elapsed
     mean = total / repeat * 1000
     verdict = "ok" if mean <= goal_ms else "SLOWER THAN GOAL"
-    print(f"{label:45s} mean {mean:7.1f} ms  best {best * 1000:7.1f} ms  goal {goal_ms} ms  {verdict}")
+    print(f"{label:45s} mean {mean:7.1f} ms  best {best * 1000:7.1f} ms  "
+          f"goal {goal_ms} ms  {verdict}")
 
 
 def main():

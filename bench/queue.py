@@ -496,8 +496,8 @@ def main():
             pollers.join()
             time.sleep(args.poll_wait + 1)  # the farm ends the abandoned long polls
         ratio = statistics.median(busy) / statistics.median(alone)
-        print(f"{args.pollers} builders long-polling (wait={args.poll_wait}) on an ABI with nothing "
-              "queued, nothing else running, per second:")
+        print(f"{args.pollers} builders long-polling (wait={args.poll_wait}) on an ABI with "
+              "nothing queued, nothing else running, per second:")
         print(f"  gunicorn CPU {cpu * 100:.1f}% of a core; PostgreSQL: {sessions:.1f} new "
               f"sessions, {xacts:.1f} transactions, {active * 100:.1f}% of a core busy")
         print(f"page {page} with 8 clients, {args.rounds} interleaved rounds of {seconds:.0f} s "

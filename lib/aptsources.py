@@ -3,7 +3,9 @@ of Debian's Contents index (an operator sets PIWHEELS_DEBIAN_MIRROR to choose an
 import re
 from pathlib import Path
 
-SOURCES = ("/etc/apt/sources.list.d/*.sources", "/etc/apt/sources.list", "/etc/apt/sources.list.d/*.list")
+SOURCES = (
+    "/etc/apt/sources.list.d/*.sources", "/etc/apt/sources.list", "/etc/apt/sources.list.d/*.list"
+)
 
 
 def first_debian_uri(roots=SOURCES):

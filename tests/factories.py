@@ -44,7 +44,8 @@ def make_builder(name="pi1", token=None, abi="cp311", **fields):
     return builder
 
 
-def make_build(version, abi="cp311", state=Build.State.SUCCEEDED, builder=None, output="", **fields):
+def make_build(version, abi="cp311", state=Build.State.SUCCEEDED, builder=None, output="",
+               **fields):
     now = timezone.now()
     if state in (Build.State.SUCCEEDED, Build.State.FAILED):
         fields.setdefault("started", now - timedelta(minutes=1))

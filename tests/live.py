@@ -54,7 +54,8 @@ class FarmProcess:
         self.url = f"http://127.0.0.1:{self.port}"
         self.env = dict(
             os.environ, DATABASE_URL=database_url(), PIWHEELS_DATA_DIR=str(data_dir),
-            PIWHEELS_PYPI_URL=pypi_url, DEBUG="false", SECRET_KEY="test-" * 10, DATABASE_CONN_MAX_AGE="0",
+            PIWHEELS_PYPI_URL=pypi_url, DEBUG="false", SECRET_KEY="test-" * 10,
+            DATABASE_CONN_MAX_AGE="0",
         )
         self.log_path = log_path
         self.graceful_timeout = graceful_timeout
@@ -65,7 +66,8 @@ class FarmProcess:
             self.proc = subprocess.Popen(
                 [str(Path(sys.executable).with_name("gunicorn")), "piwheels_site.wsgi",
                  "-b", f"127.0.0.1:{self.port}", "-w", "1", "-k", "gthread", "--threads", "8",
-                 "--graceful-timeout", str(self.graceful_timeout), "-c", "piwheels_site/gunicorn.conf.py"],
+                 "--graceful-timeout", str(self.graceful_timeout),
+                 "-c", "piwheels_site/gunicorn.conf.py"],
                 cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT,
                 start_new_session=True,
             )

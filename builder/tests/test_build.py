@@ -4,6 +4,7 @@ import threading
 import time
 
 from farm_standin import pid_alive
+
 from piwheels_builder import build
 
 JOB = {

@@ -6,7 +6,12 @@ import time
 import pytest
 
 from piwheels_builder.farm import (
-    Farm, LeaseLost, Rejected, Stopped, TokenRefused, backoff_delays,
+    Farm,
+    LeaseLost,
+    Rejected,
+    Stopped,
+    TokenRefused,
+    backoff_delays,
 )
 from piwheels_builder.identity import Identity
 

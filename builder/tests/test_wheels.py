@@ -24,7 +24,8 @@ def make_wheel(path, extra=None, metadata=METADATA):
     with zipfile.ZipFile(path, "w") as zf:
         zf.writestr("foo/__init__.py", "")
         zf.writestr("foo-1.0.dist-info/METADATA", metadata)
-        zf.writestr("foo-1.0.dist-info/WHEEL", "Wheel-Version: 1.0\nTag: cp311-cp311-linux_x86_64\n")
+        zf.writestr("foo-1.0.dist-info/WHEEL",
+                    "Wheel-Version: 1.0\nTag: cp311-cp311-linux_x86_64\n")
         for name, data in (extra or {}).items():
             zf.writestr(name, data)
     return path

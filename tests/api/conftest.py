@@ -3,7 +3,6 @@ import hashlib
 import pytest
 from django.test import Client
 
-from api import longpoll
 from builds.models import Build
 from tests.factories import make_build, make_project, make_version
 

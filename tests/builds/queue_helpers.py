@@ -1,12 +1,11 @@
 """Helpers shared by the queue tests (the fixtures are in tests/conftest.py)."""
 import hashlib
-from datetime import datetime, timezone as tz
-
+from datetime import UTC, datetime
 
 from builds import publish, queue
 from tests.factories import make_wheel
 
-T0 = datetime(2026, 1, 1, 12, 0, tzinfo=tz.utc)
+T0 = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
 
 
 def upload(build, builder, path, now=T0):
@@ -28,4 +27,4 @@ def build_and_publish(build, builder, tmp_path, now=T0, **wheel):
     return publish.finish(build.id, builder, True, 1.0, "ok", files=[decl], now=now)
 
 
-__all__ = ["T0", "data_dir", "builder", "other_builder", "upload", "build_and_publish", "queue"]
+__all__ = ["T0", "upload", "build_and_publish", "queue"]

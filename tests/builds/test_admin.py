@@ -3,12 +3,17 @@ import pytest
 from django.contrib.admin.models import CHANGE, DELETION, LogEntry
 from django.contrib.auth.models import Permission, User
 
-from builds.models import Build, Builder, File, hash_token
 from builds import storage
+from builds.models import Build, Builder, File, hash_token
 from builds.queue import refresh_jobs
 from packages.models import Project, Retry, Version
 from tests.factories import (
-    make_abi, make_build, make_builder, make_file, make_project, make_version,
+    make_abi,
+    make_build,
+    make_builder,
+    make_file,
+    make_project,
+    make_version,
 )
 
 
@@ -233,6 +238,7 @@ def test_staff_without_change_permission_cannot_act(client, catalogue):
 def test_paginator_estimates_big_tables_and_bounds_filtered_counts(
         catalogue, monkeypatch, django_assert_num_queries):
     from django.db import connection
+
     from builds import admin as farm_admin
     from lib.counts import table_estimate
     with connection.cursor() as c:

@@ -7,7 +7,7 @@ from django.db import connection
 from builds import queue
 from builds.models import Build
 from tests.builds.queue_helpers import T0
-from tests.factories import make_abi, make_builder, make_build, make_project, make_version
+from tests.factories import make_abi, make_build, make_builder, make_project, make_version
 
 pytestmark = pytest.mark.django_db
 

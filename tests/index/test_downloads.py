@@ -1,17 +1,16 @@
 """index/downloads.py: counting in memory, logs on disk, folding into the database."""
-from datetime import date, datetime, timedelta
-from datetime import timezone as tz
+from datetime import UTC, date, datetime, timedelta
 
 import pytest
 
-from index import downloads
 from builds.models import DailyDownloads, File
-from tests.index.factories import publish
+from index import downloads
 from tests.factories import make_project, make_version, wheel_archive
+from tests.index.factories import publish
 
 pytestmark = pytest.mark.django_db
 
-NOON = datetime(2024, 5, 1, 12, 0, 30, tzinfo=tz.utc)
+NOON = datetime(2024, 5, 1, 12, 0, 30, tzinfo=UTC)
 
 
 @pytest.fixture
@@ -101,6 +100,6 @@ def test_a_gunicorn_worker_writes_its_counts_as_it_exits(data_dir, tmp_path):
         assert not list(downloads.log_dir().glob("*.log"))  # held in the worker's memory
     finally:
         farm.stop()
-    assert downloads.fold(now=datetime.now(tz.utc) + timedelta(minutes=2)) == 1, (
+    assert downloads.fold(now=datetime.now(UTC) + timedelta(minutes=2)) == 1, (
         tmp_path / "farm.log").read_text()
     assert File.objects.get(id=file.id).downloads == 1

@@ -16,7 +16,14 @@ import pytest
 import requests
 
 from builds.models import Build
-from tests.factories import make_abi, make_build, make_builder, make_file, make_project, make_version
+from tests.factories import (
+    make_abi,
+    make_build,
+    make_builder,
+    make_file,
+    make_project,
+    make_version,
+)
 
 websocket = pytest.importorskip("websocket")
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
@@ -168,7 +175,8 @@ def test_project_and_stats_pages_render_cleanly_on_a_phone(browser, live_server,
     url = f"{live_server.url}/project/{long_named_project.normalized_name}/"
     check(browser, url)
     assert browser.evaluate("document.querySelectorAll('table.builds tbody tr').length") == 5
-    assert browser.evaluate("document.querySelector('.scroll').getBoundingClientRect().width") <= WIDTH
+    width = browser.evaluate("document.querySelector('.scroll').getBoundingClientRect().width")
+    assert width <= WIDTH
     shots = Path(os.environ.get("PAGES_SCREENSHOT_DIR", tmp_path))
     browser.screenshot(shots / "project-375.png")
 
