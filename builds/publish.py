@@ -213,9 +213,9 @@ def finish(build_id, builder, success, duration, output, failure_reason="", file
         published = _check_declared(build, files) if success else []
         build.state = Build.State.SUCCEEDED if success else Build.State.FAILED
         build.finished = now
-        build.duration = timedelta(seconds=max(0.0, float(duration or 0)))
+        build.duration = _duration(duration)
         build.lease_until = None
-        build.failure_reason = "" if success else (failure_reason or "build failed")[:400]
+        build.failure_reason = "" if success else _reason(failure_reason)
         for field, value in diagnosis.items():
             setattr(build, field, value)
         build.save(update_fields=["state", "finished", "duration", "lease_until",
@@ -257,13 +257,21 @@ def _fail_sql():
     """
 
 
+def _duration(seconds):
+    return timedelta(seconds=max(0.0, float(seconds or 0)))
+
+
+def _reason(failure_reason):
+    """A failure's reason as stored: never empty, at most the column's 400 characters."""
+    return (failure_reason or "build failed")[:400]
+
+
 def _fail_one_statement(build_id, builder, duration, output, failure_reason, now, diagnosis):
     """The failed build, or None when it is not BUILDER's live job (nothing changed)."""
     text, truncated = logs.pending_excerpt(build_id, output)
     row = sql.execute_prepared("builds_fail", _fail_sql, {
         "id": build_id, "builder": builder.id, "now": now,
-        "duration": timedelta(seconds=max(0.0, float(duration or 0))),
-        "reason": (failure_reason or "build failed")[:400],
+        "duration": _duration(duration), "reason": _reason(failure_reason),
         "output": text, "truncated": truncated, **diagnosis,
     })
     if row is None:
