@@ -53,10 +53,11 @@ run: migrate
 lint: dev-venv
 	$(VENV)/bin/ruff check .
 
-# Random order: pytest-randomly prints its seed; PYTEST_ARGS=--randomly-seed=N repeats one.
+# Random order (pytest-randomly): the seed is printed first; `make test SEED=N` repeats it.
 test: lint
 	mkdir -p var/static
-	DATABASE_URL=$$(scripts/test-database) $(PY) -m pytest -n 2 -q $(PYTEST_ARGS)
+	@seed=$${SEED:-$$(( (RANDOM << 15) | RANDOM ))}; echo "random order: make test SEED=$$seed repeats it"; \
+	DATABASE_URL=$$(scripts/test-database) $(PY) -m pytest -n 2 -q -p randomly --randomly-seed=$$seed $(PYTEST_ARGS)
 
 bench: venv
 	@echo "see README: each bench/*.py prints its own figures"
