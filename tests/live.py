@@ -33,6 +33,15 @@ def wait_until(predicate, timeout=60, message="condition"):
     raise AssertionError(f"timed out waiting for {message}")
 
 
+def listening(port):
+    """Whether something accepts connections on 127.0.0.1:PORT."""
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+            return True
+    except OSError:
+        return False
+
+
 def free_port():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -74,11 +83,7 @@ class FarmProcess:
         wait_until(self.answers, timeout=30, message="the farm to start")
 
     def answers(self):
-        try:
-            with socket.create_connection(("127.0.0.1", self.port), timeout=0.5):
-                return True
-        except OSError:
-            return False
+        return listening(self.port)
 
     def stop(self):
         """Stopped as an operator stops it: SIGTERM, the workers exit gracefully."""

@@ -19,7 +19,7 @@ from builds import storage
 from builds.models import Build, File, Upload
 from tests.builds.bad_wheels import CASES
 from tests.factories import make_build, make_builder, make_project, make_version, make_wheel
-from tests.live import ROOT, database_url, free_port, wait_until
+from tests.live import ROOT, database_url, free_port, listening, wait_until
 
 pytestmark = pytest.mark.django_db
 NAME = "foo_bar-1.0-cp311-cp311-linux_armv7l.whl"
@@ -236,11 +236,7 @@ def gunicorn(transactional_db, tmp_path, request):
         url = f"http://127.0.0.1:{port}"
 
         def up():
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
-                return True
-            except OSError:
-                return proc.poll() is not None
+            return listening(port) or proc.poll() is not None
 
         wait_until(up, timeout=30, message="gunicorn")
         assert proc.poll() is None, (tmp_path / "gunicorn.log").read_text()

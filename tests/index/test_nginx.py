@@ -7,7 +7,6 @@ import json
 import os
 import re
 import shutil
-import socket
 import subprocess
 import sys
 from datetime import timedelta
@@ -30,7 +29,7 @@ from tests.builder.conftest import (  # noqa: F401 (fixtures)
 )
 from tests.factories import make_project, make_version, wheel_archive
 from tests.index.factories import publish
-from tests.live import FarmProcess, free_port, stop_process, wait_until
+from tests.live import FarmProcess, free_port, listening, stop_process, wait_until
 
 NGINX = shutil.which("nginx") or next(
     (p for p in ("/usr/sbin/nginx", "/usr/local/sbin/nginx") if os.access(p, os.X_OK)), None)
@@ -93,11 +92,7 @@ http {{
 
     def _answers(self):
         assert self.proc.poll() is None, (self.prefix / "logs" / "stderr.log").read_text()
-        try:
-            with socket.create_connection(("127.0.0.1", self.port), timeout=0.5):
-                return True
-        except OSError:
-            return False
+        return listening(self.port)
 
     def stop(self):
         if self.proc:
