@@ -18,6 +18,7 @@ from django.db import transaction
 
 from builds import failures
 from builds.models import AptPath
+from lib.aptsources import first_debian_uri
 
 log = logging.getLogger(__name__)
 
@@ -56,8 +57,14 @@ def parse_contents(lines):
                 break
 
 
+def archive(mirror=None):
+    """The Debian archive to read: MIRROR, else PIWHEELS_DEBIAN_MIRROR, else the one this
+    machine's apt reads."""
+    return (mirror or settings.PIWHEELS_DEBIAN_MIRROR or first_debian_uri()).rstrip("/")
+
+
 def contents_urls(release, mirror=None, arch=None, components=None):
-    mirror = (mirror or settings.PIWHEELS_DEBIAN_MIRROR).rstrip("/")
+    mirror = archive(mirror)
     arch = arch or settings.PIWHEELS_DEBIAN_ARCH
     components = components or settings.PIWHEELS_DEBIAN_COMPONENTS
     return [

@@ -10,7 +10,6 @@ from pathlib import Path
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 
-from lib.aptsources import first_debian_uri
 from lib.clientip import client_ip
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -167,12 +166,11 @@ PIWHEELS_INDEX_PAGES = "index.pages"
 PIWHEELS_ACCEL_REDIRECT = os.environ.get("PIWHEELS_ACCEL_REDIRECT", "")
 REDIS_URL = os.environ.get("REDIS_URL", "")
 # Debian's archive, whose Contents index names the package that provides a missing header,
-# library, pkg-config module or tool (refresh_apt_contents): the mirror this machine's apt
-# uses by default; the architecture and components of the builders' releases; the release
-# assumed for a builder that has not said which it runs.
-PIWHEELS_DEBIAN_MIRROR = (
-    os.environ.get("PIWHEELS_DEBIAN_MIRROR") or first_debian_uri()
-).rstrip("/")
+# library, pkg-config module or tool (refresh_apt_contents): unset, the mirror this
+# machine's apt reads (looked up when the index is read, not at every start); the
+# architecture and components of the builders' releases; the release assumed for a
+# builder that has not said which it runs.
+PIWHEELS_DEBIAN_MIRROR = os.environ.get("PIWHEELS_DEBIAN_MIRROR", "").rstrip("/")
 PIWHEELS_DEBIAN_ARCH = os.environ.get("PIWHEELS_DEBIAN_ARCH", "armhf")
 PIWHEELS_DEBIAN_COMPONENTS = [
     c for c in os.environ.get("PIWHEELS_DEBIAN_COMPONENTS", "main").split(",") if c

@@ -17,8 +17,8 @@ class Command(BaseCommand):
                                  "PIWHEELS_DEBIAN_RELEASE)")
         parser.add_argument("--arch", default=settings.PIWHEELS_DEBIAN_ARCH,
                             help="architecture of the builders (default PIWHEELS_DEBIAN_ARCH)")
-        parser.add_argument("--mirror", default=settings.PIWHEELS_DEBIAN_MIRROR,
-                            help="archive base URL (default PIWHEELS_DEBIAN_MIRROR)")
+        parser.add_argument("--mirror", help="archive base URL (default PIWHEELS_DEBIAN_MIRROR, "
+                                             "else the one this machine's apt reads)")
 
     def handle(self, release, arch, mirror, **options):
         try:
@@ -26,5 +26,5 @@ class Command(BaseCommand):
         except apt.ContentsError as exc:
             raise CommandError(str(exc)) from None
         named = depwait.name_fixes(release)
-        self.stdout.write(f"{release} ({arch}): {kept} paths kept from {mirror}; "
+        self.stdout.write(f"{release} ({arch}): {kept} paths kept from {apt.archive(mirror)}; "
                           f"the fix named for {named} failed builds")
