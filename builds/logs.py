@@ -115,27 +115,24 @@ def receive_log(build_id, builder, chunks, size, now):
     inflate = zlib.decompressobj(wbits=16 + zlib.MAX_WBITS)  # gzip framing
     text = codecs.getincrementaldecoder("utf-8")(errors="replace")
     cut = Excerpt()
-    received = inflated = 0
+    inflated = 0
+
+    def read(chunk):
+        nonlocal inflated
+        data = chunk
+        while data and not inflate.eof:
+            # At most 1 MiB inflated at a time: a gzip bomb never fills memory.
+            piece = inflate.decompress(data, 1024 * 1024)
+            inflated += len(piece)
+            if inflated > limit:
+                raise LogTooLarge(f"the log inflates to over {limit} bytes: send less of it")
+            cut.feed(text.decode(piece))
+            data = inflate.unconsumed_tail
+        if inflate.eof and (data or inflate.unused_data):
+            raise LogRefused("the body must be one gzip stream and nothing after it")
+
     try:
-        with open(part, "wb") as out:
-            for chunk in chunks:
-                received += len(chunk)
-                if received > size:
-                    break
-                out.write(chunk)
-                data = chunk
-                while data and not inflate.eof:
-                    # At most 1 MiB inflated at a time: a gzip bomb never fills memory.
-                    piece = inflate.decompress(data, 1024 * 1024)
-                    inflated += len(piece)
-                    if inflated > limit:
-                        raise LogTooLarge(
-                            f"the log inflates to over {limit} bytes: send less of it"
-                        )
-                    cut.feed(text.decode(piece))
-                    data = inflate.unconsumed_tail
-                if inflate.eof and (data or inflate.unused_data):
-                    raise LogRefused("the body must be one gzip stream and nothing after it")
+        received = storage.write_chunks(part, chunks, size, read)
         if received != size:
             raise LogRefused(f"the body was not the {size} bytes Content-Length declared")
         if not inflate.eof:

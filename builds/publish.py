@@ -98,14 +98,8 @@ def receive_file(build_id, builder, filename, chunks, size, sha256, now):
     part = incoming / f".upload-{uuid.uuid4().hex}.part"
     retagged = None
     try:
-        digest, received = hashlib.sha256(), 0
-        with open(part, "wb") as out:
-            for chunk in chunks:
-                received += len(chunk)
-                if received > size:
-                    break
-                digest.update(chunk)
-                out.write(chunk)
+        digest = hashlib.sha256()
+        received = storage.write_chunks(part, chunks, size, digest.update)
         if received != size:
             raise UploadRefused(f"the body was not the {size} bytes Content-Length declared")
         if digest.hexdigest() != sha256:
@@ -372,12 +366,10 @@ def import_wheel(path, abi=None, now=None, requested_by="import_wheels", os_rele
 
 def _copy_hashed(source, target):
     """Copy SOURCE to TARGET in 1 MiB chunks; (hex sha256, size) of what was copied."""
-    digest, size = hashlib.sha256(), 0
-    with open(source, "rb") as src, open(target, "wb") as out:
-        for chunk in iter(lambda: src.read(1024 * 1024), b""):
-            digest.update(chunk)
-            out.write(chunk)
-            size += len(chunk)
+    digest = hashlib.sha256()
+    with open(source, "rb") as src:
+        size = storage.write_chunks(target, iter(lambda: src.read(1024 * 1024), b""),
+                                    each=digest.update)
     return digest.hexdigest(), size
 
 

@@ -36,6 +36,22 @@ def incoming_dir(build_id):
     return Path(settings.PIWHEELS_DATA_DIR) / "incoming" / str(build_id)
 
 
+def write_chunks(path, chunks, limit=None, each=None):
+    """Write CHUNKS to a new file at PATH, calling EACH(chunk) on every chunk written, and
+    return the bytes received. Past LIMIT bytes it stops reading (the caller, seeing more
+    than it was promised, refuses), so a body that lies about its length never fills a disk."""
+    received = 0
+    with open(path, "wb") as out:
+        for chunk in chunks:
+            received += len(chunk)
+            if limit is not None and received > limit:
+                break
+            out.write(chunk)
+            if each is not None:
+                each(chunk)
+    return received
+
+
 def discard_incoming_on_commit(build_id):
     """Once the current transaction commits, delete a build's uploads: the build is
     claimed afresh, failed or published, and its incoming files are of no use."""
