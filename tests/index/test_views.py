@@ -376,3 +376,15 @@ def test_pages_are_gzipped_for_clients_that_take_it(client, foo):
     again = client.get("/simple/foo/", HTTP_ACCEPT=JSON, HTTP_ACCEPT_ENCODING="gzip",
                        HTTP_IF_NONE_MATCH=zipped["ETag"])
     assert again.status_code == 304
+
+
+def test_a_404_for_a_known_project_with_nothing_waiting_costs_one_query(
+        transactional_db, django_assert_num_queries):
+    """pip with --extra-index-url asks for every dependency: most are known projects the
+    farm serves nothing for, and their 404 must stay one query."""
+    make_project("requests")  # its details are in (serial == upstream_serial)
+    wsgi_get("/simple/requests/", HTTP_ACCEPT=PIP_ACCEPT)  # its (empty) page noted once
+    with django_assert_num_queries(1):
+        status, headers, _ = wsgi_get("/simple/requests/", HTTP_ACCEPT=PIP_ACCEPT)
+    assert status == "404 Not Found"
+    assert Project.objects.get(normalized_name="requests").demand == 0
