@@ -91,6 +91,14 @@ class Catalogue:
                 f'"{versions[-1]}", "requires_python": ">=3.7"}}, "last_serial": '
                 f'{self.last.get(i, i + 1)}, "releases": {{{", ".join(files)}}}}}').encode()
 
+    def simple_page(self, i):
+        """The project's PEP 691 page, as the sync reads it for the PEP 792 status."""
+        if i in self.removed or not 0 <= i < self.projects:
+            return None
+        return (f'{{"meta": {{"api-version": "1.4", "_last-serial": '
+                f'{self.last.get(i, i + 1)}}}, "name": "{self.name(i)}", "files": []}}'
+                ).encode()
+
     def log(self, i, version, action):
         self.serial += 1
         self.last[i] = self.serial
@@ -177,6 +185,11 @@ def serve(projects, versions):
                 return self.root()
             if parts == ["_bench", "requests"]:
                 return self.answer(200, str(state["requests"]).encode(), "text/plain")
+            if len(parts) == 2 and parts[0] == "simple" and parts[1].startswith("proj-"):
+                with lock:
+                    body = catalogue.simple_page(int(parts[1][5:]))
+                if body is not None:
+                    return self.answer(200, body, "application/vnd.pypi.simple.v1+json")
             if len(parts) == 3 and parts[0] == "pypi" and parts[1].startswith("proj-"):
                 with lock:
                     body = catalogue.project(int(parts[1][5:]))

@@ -13,13 +13,14 @@ import os
 
 from django.conf import settings
 from django.db.models import Q
-from django.http import FileResponse, Http404, HttpResponse
+from django.http import FileResponse, Http404, HttpResponse, HttpResponseGone
 from django.utils.cache import get_conditional_response
 from django.views.decorators.http import require_safe
 
 from builds import storage
 from index import downloads, rendering
 from lib.ranges import FileRange, parse_range
+from packages.models import Project, ProjectStatus
 
 IMMUTABLE = "public, max-age=31536000, immutable"
 NGINX_DECIDES = ("Range", "If-None-Match", "If-Modified-Since")
@@ -44,8 +45,30 @@ def _published(name, filename):
             by_alias[row[4]] = row[:4]
     row = by_name.get(filename) or by_alias.get(filename) or by_name.get(original)
     if row is None:
+        reason = _quarantine(name)
+        if reason is not None:
+            raise Quarantined(reason)
         raise Http404(f"no file {filename} in {name}")
     return row
+
+
+class Quarantined(Exception):
+    """The project is quarantined upstream (PEP 792): no file of it may be offered."""
+
+
+def _quarantine(name):
+    """Upstream's reason (maybe "") when project NAME is quarantined, else None."""
+    return (Project.objects.filter(normalized_name=name,
+                                   upstream_status=ProjectStatus.QUARANTINED)
+            .values_list("upstream_status_reason", flat=True).first())
+
+
+def _gone(name, reason):
+    """410 for a quarantined project's file: it may come back, so not cached for long."""
+    text = f"{name} is quarantined upstream (PEP 792)" + (f": {reason}" if reason else "")
+    response = HttpResponseGone(text + "\n", content_type="text/plain; charset=utf-8")
+    response["Cache-Control"] = "max-age=60"
+    return response
 
 
 def _serve(request, path, etag, accel_path, content_type):
@@ -95,7 +118,10 @@ def _serve(request, path, etag, accel_path, content_type):
 
 @require_safe
 def wheel(request, name, filename):
-    file_id, disk_name, sha256, _ = _published(name, filename)
+    try:
+        file_id, disk_name, sha256, _ = _published(name, filename)
+    except Quarantined as exc:
+        return _gone(name, str(exc))
     response = _serve(
         request, storage.file_path(name, disk_name), f'"{sha256}"',
         f"{name}/{disk_name}", "application/octet-stream",
@@ -113,7 +139,10 @@ def wheel(request, name, filename):
 
 @require_safe
 def metadata(request, name, filename):
-    _, disk_name, _, metadata_sha256 = _published(name, filename)
+    try:
+        _, disk_name, _, metadata_sha256 = _published(name, filename)
+    except Quarantined as exc:
+        return _gone(name, str(exc))
     if not metadata_sha256:
         raise Http404(f"no metadata file for {filename}")
     return _serve(

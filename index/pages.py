@@ -51,6 +51,7 @@ CACHE_ALIAS = "index"
 # The renderings of a page, each a file index.<format>: pip and uv take the gzip ones
 # (a Pi on a slow link gets a tenth), browsers and curl the plain ones.
 PAGE_FORMATS = ("json", "html", "json.gz", "html.gz")
+QUARANTINE_MARKER = ".quarantined"
 REPAIR_BATCH = 5000  # projects repaired per run of repair(); the next run goes on
 SWEEP_CHUNK = 1000
 LOCK_STRIPES = 256  # project writers wait for each other only when they share one
@@ -132,6 +133,16 @@ def _remove_pages(directory):
         (directory / f"index.{fmt}").unlink(missing_ok=True)
 
 
+def _mark_quarantine(directory, quarantined):
+    """nginx serves core metadata files from disk: the .quarantined file beside a
+    project's pages tells it to hand them to Django instead, which answers 410."""
+    marker = directory / QUARANTINE_MARKER
+    if quarantined:
+        marker.touch()
+    else:
+        marker.unlink(missing_ok=True)
+
+
 def _stamp(directory):
     """The words of DIRECTORY's .serial file, or None."""
     try:
@@ -175,6 +186,7 @@ def write_project(name, known=None):
         if row is None:  # removed: nginx hands the request to Django, which says 404
             _remove_pages(directory)
             (directory / ".serial").unlink(missing_ok=True)
+            _mark_quarantine(directory, False)
             return {}
         project_id, serial = row
         stamp = _stamp(directory)
@@ -184,7 +196,7 @@ def write_project(name, known=None):
                 return page
         detail = rendering.simple_detail(Project(id=project_id, normalized_name=name))
         page = {}
-        if detail["files"]:
+        if rendering.is_page(detail):
             body_json, body_html = rendering.render_detail(detail)
             page = {"json": body_json, "html": body_html,
                     "json.gz": gzip.compress(body_json, mtime=0),
@@ -194,9 +206,10 @@ def write_project(name, known=None):
                 _replace(directory / f"index.{fmt}", page[fmt])
         elif directory.exists():  # its last files went
             _remove_pages(directory)
+        _mark_quarantine(directory, detail.get("held", False))
         if directory.exists():
             _replace(directory / ".serial",
-                     f"{project_id} {serial} {len(detail['files'])}\n".encode())
+                     f"{project_id} {serial} {len(detail['files']) or len(page)}\n".encode())
     Project.objects.filter(id=project_id, index_file_serial__lt=serial).update(
         index_file_serial=serial)
     return page

@@ -24,9 +24,9 @@ from django.utils.html import escape
 
 from builds import storage
 from builds.models import Build, File
-from packages.models import INDEX_ROOT, Project, Serial, version_sort_key
+from packages.models import INDEX_ROOT, Project, ProjectStatus, Serial, version_sort_key
 
-API_VERSION = "1.1"
+API_VERSION = "1.4"  # 1.1: versions, size, upload-time; 1.4: project-status (PEP 792)
 JSON_TYPE = "application/vnd.pypi.simple.v1+json"
 HTML_TYPE = "application/vnd.pypi.simple.v1+html"
 TEXT_HTML_TYPE = "text/html"
@@ -66,12 +66,18 @@ def armv7l_original(filename):
     return _swap_platform(filename, "linux_armv6l", "linux_armv7l")
 
 
-def published_files():
-    """Files the farm serves at their URLs: their build succeeded and their version is
-    not removed."""
+def _built_files():
+    """Files whose build succeeded and whose version is not removed."""
     return File.objects.filter(
         build__state=Build.State.SUCCEEDED, build__version__removed=False
     )
+
+
+def published_files():
+    """Files the farm serves at their URLs: built, and their project not quarantined
+    upstream (PEP 792: a quarantine holds them back; they come back as they were)."""
+    return _built_files().exclude(
+        build__version__project__upstream_status=ProjectStatus.QUARANTINED)
 
 
 def listed_files():
@@ -92,26 +98,39 @@ def yank_reason(version_yanked, version_reason, superseded_by):
 
 # --- project pages -------------------------------------------------------------------
 
+def _status_marker(status, reason):
+    """PEP 792's "project-status" of a page: {} while the project is active."""
+    if status == ProjectStatus.ACTIVE:
+        return {}
+    return {"status": status, **({"reason": reason} if reason else {})}
+
+
 def simple_detail(project):
-    """The PEP 691 (API 1.1) dict of PROJECT's page: one query. Files are sorted by
+    """The PEP 691 (API 1.4) dict of PROJECT's page: one query. Files are sorted by
     version then filename; armv7l wheels that run on ARMv6 appear twice (their armv6l
-    name after them)."""
+    name after them). A quarantined project's page lists no file, only its status
+    (PEP 792); it is a page at all only while the quarantine holds files back."""
     rows = list(
-        listed_files()
-        .filter(build__version__project=project)
+        _built_files()
+        .filter(build__version__project=project, shadowed_by="")
         .values_list(
             "filename", "size", "sha256", "metadata_sha256", "requires_python",
             "uploaded", "build__version__version", "build__version__yanked",
             "build__version__yanked_reason", "armv6_compatible", "armv6l_filename",
-            "superseded_by",
+            "superseded_by", "build__version__project__upstream_status",
+            "build__version__project__upstream_status_reason",
         )
     )
+    status = _status_marker(*rows[0][12:]) if rows else {}
+    if status.get("status") == ProjectStatus.QUARANTINED:
+        return {"meta": {"api-version": API_VERSION}, "name": project.normalized_name,
+                "project-status": status, "versions": [], "files": [], "held": True}
     keys = {version: version_sort_key(version) for version in {row[6] for row in rows}}
     rows.sort(key=lambda row: (keys[row[6]], row[0]))
     names = {row[0] for row in rows} | {row[10] for row in rows if row[10]}
     files = []
     for (filename, size, sha256, meta_sha, requires, uploaded, _version, yanked, reason,
-         armv6, armv6l_name, superseded_by) in rows:
+         armv6, armv6l_name, superseded_by, *_status) in rows:
         entry = {
             "filename": filename,
             "url": storage.file_url(project.normalized_name, filename),
@@ -133,12 +152,22 @@ def simple_detail(project):
             files.append(
                 dict(entry, filename=alias, url=storage.file_url(project.normalized_name, alias))
             )
-    return {
+    detail = {
         "meta": {"api-version": API_VERSION},
         "name": project.normalized_name,
         "versions": sorted(keys, key=keys.get),
         "files": files,
     }
+    if status:
+        detail["project-status"] = status
+    return detail
+
+
+def is_page(detail):
+    """Whether DETAIL makes a page (else the index answers 404, so that pip and uv look
+    for the project on their other indexes): it lists files, or says that a quarantine
+    holds them back."""
+    return bool(detail["files"] or detail.get("held"))
 
 
 def _html_rows(detail):
@@ -161,10 +190,13 @@ def _html_rows(detail):
 
 def render_detail(detail):
     """(JSON bytes, HTML bytes) of a project page dict."""
-    body_json = json.dumps(detail, separators=(",", ":")).encode()
+    status = detail.get("project-status", {})
+    public = {key: value for key, value in detail.items() if key != "held"}
+    body_json = json.dumps(public, separators=(",", ":")).encode()
     body_html = render_to_string(
         "simple/detail.html",
-        {"name": detail["name"], "api_version": API_VERSION, "files": _html_rows(detail)},
+        {"name": detail["name"], "api_version": API_VERSION, "files": _html_rows(detail),
+         "status": status.get("status", ""), "status_reason": status.get("reason", "")},
     ).encode()
     return body_json, body_html
 
@@ -180,7 +212,7 @@ def root_serial():
 def listed_projects():
     """(normalized name, ...) of every project with at least one published file, in
     name order, streamed from the database."""
-    has_files = listed_files().filter(build__version__project=OuterRef("pk"))
+    has_files = listed_files().filter(build__version__project=OuterRef("pk"))  # not quarantined
     return (
         Project.objects.filter(Exists(has_files))
         .order_by("normalized_name")

@@ -21,7 +21,10 @@ UPSTREAM_FIELDS = ["released", "yanked", "yanked_reason", "requires_python", "ha
 # A change to one of these changes the project's index page (a new upstream wheel may
 # take the farm's own files of the release off it: builds/rules.py).
 INDEX_FIELDS = {"yanked", "yanked_reason", "requires_python", "removed", "upstream_wheels"}
-PROJECT_FIELDS = ["name", "summary", "serial", "upstream_serial", "last_changed", "demand"]
+PROJECT_FIELDS = ["name", "summary", "serial", "upstream_serial", "last_changed", "demand",
+                  "upstream_status", "upstream_status_reason"]
+# A change of one of these changes the project's index page, and may list or unlist it.
+STATUS_FIELDS = ["upstream_status", "upstream_status_reason"]
 
 
 @contextmanager
@@ -108,6 +111,7 @@ class _VersionWrites:
     creates: list = field(default_factory=list)
     updates: list = field(default_factory=list)
     index_changed: set = field(default_factory=set)  # project ids
+    status_changed: set = field(default_factory=set)  # project ids
     root_changed: bool = False
 
 
@@ -122,12 +126,16 @@ def apply_states(states, now, only_versions=None, backlog_before=None):
     backlog = set(Project.objects.filter(normalized_name__in=states, serial=0,
                                          added__lt=backlog_before)
                   .values_list("id", flat=True)) if backlog_before else set()
-    projects = _write_projects(states, now, only_versions, changes)
-    have = _versions_of(projects[n].id for n in states)
     writes = _VersionWrites()
+    projects = _write_projects(states, now, only_versions, changes, writes)
+    have = _versions_of(projects[n].id for n in states)
     for norm, state in states.items():
         project = projects[norm]
-        _plan_versions(state, project, have.pop(project.id, {}), only_versions, writes, changes)
+        known = have.pop(project.id, {})
+        if project.id in writes.status_changed:  # its jobs follow: dropped or queued again
+            changes.changed_version_ids.extend(v.id for v in known.values())
+        if state.releases_known:  # a quarantine keeps what we hold as it is
+            _plan_versions(state, project, known, only_versions, writes, changes)
     _write_versions(writes, now, changes)
     changes.backlog_version_ids.extend(v.id for v in writes.creates if v.project_id in backlog)
     return changes
@@ -141,10 +149,14 @@ def _project_row(norm, state, project, now, only_versions):
         serial = state.last_serial if only_versions is None else 0
         return Project(name=state.name[:200], normalized_name=norm,
                        summary=state.summary, serial=serial, upstream_serial=state.last_serial,
-                       last_changed=last_changed, added=now)
+                       last_changed=last_changed, added=now, upstream_status=state.status,
+                       upstream_status_reason=state.status_reason)
     old = [getattr(project, f) for f in PROJECT_FIELDS]
-    project.name, project.summary = state.name[:200], state.summary
-    project.last_changed = last_changed or project.last_changed
+    if state.releases_known:
+        project.name, project.summary = state.name[:200], state.summary
+        project.last_changed = last_changed or project.last_changed
+    project.upstream_status = state.status
+    project.upstream_status_reason = state.status_reason
     if only_versions is None:  # all of it is in: no longer waiting, nor wanted
         project.serial = state.last_serial
         project.upstream_serial = max(project.upstream_serial, state.last_serial)
@@ -152,14 +164,20 @@ def _project_row(norm, state, project, now, only_versions):
     return project if old != [getattr(project, f) for f in PROJECT_FIELDS] else None
 
 
-def _write_projects(states, now, only_versions, changes):
-    """Create or update the Project rows of STATES; returns normalised name -> Project."""
+def _write_projects(states, now, only_versions, changes, writes):
+    """Create or update the Project rows of STATES; returns normalised name -> Project.
+    A project whose status changed is noted in WRITES (its page and the root change)."""
     existing = {p.normalized_name: p for p in Project.objects.filter(normalized_name__in=states)}
     new, changed = [], []
     for norm, state in states.items():
         project = existing.get(norm)
         first = project is None or project.serial == 0  # named by the root, no details yet
+        status = None if project is None else [getattr(project, f) for f in STATUS_FIELDS]
         row = _project_row(norm, state, project, now, only_versions)
+        if status is not None and status != [getattr(project, f) for f in STATUS_FIELDS]:
+            writes.status_changed.add(project.id)
+            writes.index_changed.add(project.id)
+            writes.root_changed = True
         if row is not None:
             (changed if project else new).append(row)
             changes.projects_created += first

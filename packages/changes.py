@@ -31,6 +31,9 @@ TRUSTED_MISSING = 1000
 # Changelog actions that change what we store; the others (owners, docs) only move the serial.
 RELEVANT_ACTIONS = ("create", "new release", "yank release", "unyank release",
                     "remove release", "remove project")
+# A PEP 792 status change (the changelog's wording for it is not specified): the project
+# is read again, its status with it.
+STATUS_WORDS = ("status", "quarantin", "archiv", "deprecat")
 
 
 @dataclass
@@ -167,7 +170,8 @@ def _note_missing(cursor, now):
 
 def _is_relevant(action):
     return (action in RELEVANT_ACTIONS or action.startswith("remove file ")
-            or (action.startswith("add ") and " file " in action))
+            or (action.startswith("add ") and " file " in action)
+            or any(word in action for word in STATUS_WORDS))
 
 
 def record_changelog(rows, now):

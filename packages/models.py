@@ -38,6 +38,15 @@ class ProjectQuerySet(models.QuerySet):
         return len(names)
 
 
+class ProjectStatus(models.TextChoices):
+    """PEP 792's project status markers."""
+
+    ACTIVE = "active"
+    ARCHIVED = "archived"  # no new uploads expected; files still offered
+    QUARANTINED = "quarantined"  # unsafe (malware): no file may be offered
+    DEPRECATED = "deprecated"  # obsolete, maybe superseded; files still offered
+
+
 class Project(models.Model):
     name = models.CharField(max_length=200, help_text="The name as published upstream.")
     normalized_name = models.CharField(max_length=200, unique=True)
@@ -53,6 +62,13 @@ class Project(models.Model):
     # Which waiting projects are fetched first (Demand, highest first).
     demand = models.SmallIntegerField(default=0, db_default=0)
     skip_reason = models.CharField(max_length=400, blank=True, help_text="Empty: build it.")
+    # Upstream's PEP 792 status marker, read from its simple page at each details fetch.
+    # Quarantined: nothing listed, served or built, nothing deleted either, so that the
+    # end of a quarantine restores the project as it was.
+    upstream_status = models.CharField(max_length=20, choices=ProjectStatus.choices,
+                                       default=ProjectStatus.ACTIVE,
+                                       db_default=ProjectStatus.ACTIVE)
+    upstream_status_reason = models.TextField(blank=True, default="", db_default="")
     # Bumped whenever the project's index page changes: the cache key and ETag of the
     # rendered page, so a committed change is never served stale.
     index_serial = models.BigIntegerField(default=0)
@@ -88,6 +104,10 @@ class Project(models.Model):
     def __str__(self):
         return self.name
 
+    @property
+    def is_quarantined(self):
+        return self.upstream_status == ProjectStatus.QUARANTINED
+
 
 def version_sort_key(version_string):
     """Sort key for upstream version strings: PEP 440 order, with the versions that
@@ -116,7 +136,7 @@ class VersionQuerySet(models.QuerySet):
             removed=False,
             has_sdist=True,
             project__skip_reason="",
-        )
+        ).exclude(project__upstream_status=ProjectStatus.QUARANTINED)
 
 
 class Version(models.Model):
@@ -166,6 +186,7 @@ class Version(models.Model):
             or self.removed
             or not self.has_sdist
             or self.project.skip_reason
+            or self.project.is_quarantined
         )
 
 

@@ -52,7 +52,7 @@ from packages.models import (
     Serial,
     SyncStatus,
 )
-from packages.upstream import NotFound, ProjectState, Upstream, UpstreamError
+from packages.upstream import NotFound, Upstream, UpstreamError
 
 __all__ = ["NO_SDIST", "PASS_LOCK", "SyncResult", "run_pass",
            "fetch_details", "add_package", "want"]
@@ -242,7 +242,7 @@ def _remember_failures(failures, now):
 def _write_details(fetched, result, now, on_batch):
     """Commit one batch of fetched details: [(project row, future)]. Returns the
     normalised names that failed."""
-    states, failures = {}, {}
+    states, failures, gone = {}, {}, {}
     for project, future in fetched:
         try:
             state = future.result()
@@ -252,8 +252,9 @@ def _write_details(fetched, result, now, on_batch):
             log.warning("sync %s: %s; left for a later pass", project.name, exc)
             continue
         result.projects_fetched += 1
-        if state is None:  # listed, but no releases (PyPI's JSON API answers 404)
-            state = ProjectState(name=project.name)
+        if state is None:  # announced, then 404: gone only once it answers 404 again
+            gone[project.normalized_name] = project.name
+            continue
         # never asked again for what was announced, even from a lagging cache
         state.last_serial = max(state.last_serial, project.upstream_serial, 1)
         states[project.normalized_name] = state
@@ -262,6 +263,9 @@ def _write_details(fetched, result, now, on_batch):
         changes = apply_states(states, now, backlog_before=None if result.first_pass else now)
         Retry.objects.filter(normalized_name__in=states).delete()
         _remember_failures(failures, now)
+        Missing.objects.bulk_create(
+            [Missing(normalized_name=n, name=name, noticed=now, first_404=now)
+             for n, name in gone.items()], ignore_conflicts=True)
     result.write_seconds += time.monotonic() - started
     result.add(changes)
     if on_batch:

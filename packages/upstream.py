@@ -65,6 +65,50 @@ class ProjectState:
     summary: str = ""
     last_serial: int = 0
     releases: dict = field(default_factory=dict)  # version string -> ReleaseState
+    # PEP 792, from the project's simple page. A quarantined project's releases are not
+    # read (RELEASES_KNOWN False): what the catalogue holds of them is kept as it is.
+    status: str = "active"
+    status_reason: str = ""
+    releases_known: bool = True
+
+
+STATUSES = ("active", "archived", "quarantined", "deprecated")
+
+
+def parse_status(data):
+    """(status, reason) from a PEP 691 JSON project page ("project-status", PEP 792). A
+    marker this farm does not know counts as active: it offers the files, as an index
+    that predates the marker would."""
+    marker = data.get("project-status") if isinstance(data, dict) else None
+    if not isinstance(marker, dict):
+        return "active", ""
+    status = marker.get("status")
+    reason = marker.get("reason")
+    return (status if status in STATUSES else "active",
+            _clean(reason, 1000) if isinstance(reason, str) else "")
+
+
+class _StatusMeta(HTMLParser):
+    """PEP 792's meta tags of a PEP 503 project page."""
+
+    def __init__(self):
+        super().__init__(convert_charrefs=True)
+        self.meta = {}
+
+    def handle_starttag(self, tag, attrs):
+        attrs = dict(attrs)
+        if tag == "meta" and (attrs.get("name") or "").startswith("pypi:"):
+            self.meta[attrs["name"]] = attrs.get("content") or ""
+
+
+def parse_status_html(text):
+    """(status, reason) from a PEP 503 project page's meta tags."""
+    parser = _StatusMeta()
+    parser.feed(text)
+    parser.close()
+    return parse_status({"project-status": {
+        "status": parser.meta.get("pypi:project-status"),
+        "reason": parser.meta.get("pypi:project-status-reason")}})
 
 
 def _clean(text, limit=None):
@@ -265,7 +309,44 @@ class Upstream:
 
     def project(self, name):
         """ProjectState of one project; NotFound when upstream has no such project. A 404
-        is an answer, not a fault: the sync asks again minutes later before it deletes."""
+        is an answer, not a fault: the sync asks again minutes later before it deletes.
+
+        Two requests: the standard simple page for the project's status (PEP 792 puts it
+        only there), then PyPI's JSON API for the releases, not asked for when the project
+        is quarantined."""
+        status, reason, serial = self.project_status(name)
+        if status == "quarantined":
+            return ProjectState(name=name, last_serial=serial, status=status,
+                                status_reason=reason, releases_known=False)
+        try:
+            state = self._releases(name)
+        except NotFound:  # listed, without releases: PyPI's JSON API answers 404
+            state = ProjectState(name=name, last_serial=serial)
+        state.status, state.status_reason = status, reason
+        return state
+
+    def project_status(self, name):
+        """(PEP 792 status, reason, last serial) from the project's simple page (JSON
+        preferred, PEP 503 HTML read for its meta tags); NotFound for a 404."""
+        url = f"{self.base}/simple/{name}/"
+
+        def once():
+            response = self._send("GET", url, headers={"Accept": ROOT_ACCEPT})
+            if response.status_code == 404:
+                raise NotFound(f"not found upstream (404 from {url})")
+            if response.status_code != 200:
+                raise UpstreamError(f"HTTP {response.status_code} from {url}")
+            serial = response.headers.get("X-PyPI-Last-Serial", "")
+            serial = int(serial) if serial.isdigit() else 0
+            kind = response.headers.get("Content-Type", "").split(";")[0].strip().lower()
+            if kind in (SIMPLE_JSON, "application/json"):
+                return (*parse_status(self._json(response)), serial)
+            return (*parse_status_html(response.text), serial)
+
+        return self._call(name, once)
+
+    def _releases(self, name):
+        """ProjectState of one project from PyPI's JSON API (its releases and files)."""
         url = f"{self.base}/pypi/{name}/json"
 
         def once():

@@ -11,8 +11,9 @@ the files, the per-project JSON API and XML-RPC `changelog_since_serial` /
 (name, version, timestamp, action, serial). `fail()` makes the next requests misbehave.
 The root carries an ETag (If-None-Match answers 304). Switches, as upstreams differ:
 `xmlrpc = False` answers XML-RPC with 405 (as the public PyPI does through some proxies),
-`html_only = True` serves the root as PEP 503 HTML whatever is asked for, `unlisted`
-(a set of names) leaves projects off the root, as a stale or partial root would.
+`html_only = True` serves the root and project pages as PEP 503 HTML whatever is asked
+for, `unlisted` (a set of names) leaves projects off the root, as a stale or partial root
+would, and `set_status()` marks a project as PEP 792 says.
 Projects are keyed by their exact name, so two spellings of one normalised name can
 coexist (as they do in old changelog rows); lookups by another spelling find the newest.
 """
@@ -209,6 +210,13 @@ class FakePyPI:
                 for f in release["files"]:
                     self.files.pop(f["filename"], None)
 
+    def set_status(self, name, status, reason=""):
+        """PEP 792: mark the project archived, quarantined, deprecated or active again. A
+        quarantined project's simple page lists no files and its JSON API answers 404."""
+        with self._lock:
+            self.projects[name]["status"] = (status, reason)
+            self._log(name, None, f"set project status {status}")
+
     def fail(self, path_prefix, status=503, times=1, *, after=0, retry_after=None):
         """The next TIMES requests whose path starts with PATH_PREFIX (after letting AFTER
         of them through) answer STATUS: an HTTP status, 'timeout' (hold the answer for
@@ -343,9 +351,14 @@ real answer, cut off halfway through, its Content-Length still whole). A 429 car
             raise KeyError(name)
         project = self.projects[name]
         headers = [("X-PyPI-Last-Serial", str(project["last_serial"]))]
-        if self._wants_json(environ):
+        status, reason = project.get("status", ("active", ""))
+        files = [] if status == "quarantined" else list(self._files_of(name))
+        if self._wants_json(environ) and not self.html_only:
+            marker = {"project-status": {"status": status, **({"reason": reason} if reason
+                                                              else {})}}
             body = json.dumps({
-                "meta": {"api-version": "1.1", "_last-serial": project["last_serial"]},
+                "meta": {"api-version": "1.4", "_last-serial": project["last_serial"]},
+                **(marker if status != "active" else {}),
                 "name": canonicalize_name(name),
                 "versions": list(project["releases"]),
                 "files": [{
@@ -356,11 +369,11 @@ real answer, cut off halfway through, its Content-Length still whole). A 429 car
                     "yanked": (release["yanked_reason"] or True) if release["yanked"] else False,
                     "size": f["size"],
                     "upload-time": _iso(f["upload_time"]),
-                } for _, release, f in self._files_of(name)],
+                } for _, release, f in files],
             }).encode()
             return self._respond(start_response, 200, body, JSON_TYPE, headers)
         links = []
-        for _, release, f in self._files_of(name):
+        for _, release, f in files:
             attrs = ""
             if f["requires_python"]:
                 attrs += f' data-requires-python="{html.escape(f["requires_python"])}"'
@@ -368,15 +381,21 @@ real answer, cut off halfway through, its Content-Length still whole). A 429 car
                 attrs += f' data-yanked="{html.escape(release["yanked_reason"])}"'
             links.append(f'<a href="{self.url}/files/{quote(f["filename"])}'
                          f'#sha256={f["sha256"]}"{attrs}>{html.escape(f["filename"])}</a><br>')
+        meta = ""
+        if status != "active":
+            meta = f'<meta name="pypi:project-status" content="{status}">'
+            if reason:
+                meta += f'<meta name="pypi:project-status-reason" content="{html.escape(reason)}">'
         body = ('<!DOCTYPE html><html><head><meta name="pypi:repository-version" '
-                f'content="1.1"><title>Links for {html.escape(name)}</title></head><body>'
+                f'content="1.4">{meta}<title>Links for {html.escape(name)}</title></head><body>'
                 f'<h1>Links for {html.escape(name)}</h1>\n' + "\n".join(links)
                 + "\n</body></html>").encode()
         return self._respond(start_response, 200, body, HTML_TYPE, headers)
 
     def _json(self, start_response, name):
         name = self._find(name)
-        if name is None or not self.projects[name]["releases"]:
+        if (name is None or not self.projects[name]["releases"]
+                or self.projects[name].get("status", ("active",))[0] == "quarantined"):
             raise KeyError(name)  # PyPI answers 404 for projects without releases
         project = self.projects[name]
         releases = {}

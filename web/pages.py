@@ -213,7 +213,7 @@ def project_page(normalized_name):
         .annotate(has_log=Exists(BuildLog.objects.filter(build=OuterRef("pk"))))
         .order_by("-id")
     )
-    files = list(
+    files = [] if project.is_quarantined else list(  # held back, not offered
         File.objects.filter(build__version__project=project, build__version__removed=False)
         .order_by("filename")
     )
@@ -287,6 +287,9 @@ def project_page(normalized_name):
         "normalized_name": project.normalized_name,
         "summary": project.summary,
         "skip_reason": project.skip_reason,
+        # PEP 792, as upstream says it: active, archived, quarantined or deprecated
+        "status": project.upstream_status,
+        "status_reason": project.upstream_status_reason,
         "url": project_url(project.normalized_name),
         "has_files": has_files,
         "install": f"pip3 install {project.name}" if has_files else "",

@@ -15,10 +15,12 @@ from urllib.parse import quote
 
 import pytest
 import requests
+from django.db import transaction
 from django.utils import timezone
 
 from builds.models import File
 from index import downloads, pages
+from packages.models import Project
 from tests.builder.conftest import (  # noqa: F401 (fixtures)
     farm_builder,
     hermetic_pip_env,
@@ -219,6 +221,30 @@ def test_wheels_and_metadata_leave_through_nginx_and_downloads_are_counted(foo, 
     downloads.fold(now=timezone.now() + timedelta(minutes=5))
     # One whole GET: the range and the 304 are not downloads.
     assert File.objects.get(filename=wheel.filename).downloads == 1
+
+
+def test_a_quarantined_projects_files_and_metadata_answer_410_through_nginx(
+        foo, farm_and_nginx):
+    _, nginx = farm_and_nginx
+    url = f"/files/foo/{wheel_archive('foo', '1.0').filename}"
+    assert nginx.get(f"{url}.metadata").status_code == 200
+    with transaction.atomic():  # as the sync writes a status change: pages after commit
+        Project.objects.filter(id=foo.id).update(upstream_status="quarantined",
+                                                 upstream_status_reason="malware")
+        Project.objects.filter(id=foo.id).touch_index(root=True)
+    for path in (url, f"{url}.metadata"):
+        gone = nginx.get(path)
+        assert gone.status_code == 410, path
+        assert gone.text == "foo is quarantined upstream (PEP 792): malware\n"
+    page = nginx.get("/simple/foo/", Accept=JSON)
+    assert page.status_code == 200 and page.json()["files"] == []
+    assert page.json()["project-status"] == {"status": "quarantined", "reason": "malware"}
+    with transaction.atomic():
+        Project.objects.filter(id=foo.id).update(upstream_status="active",
+                                                 upstream_status_reason="")
+        Project.objects.filter(id=foo.id).touch_index(root=True)
+    assert nginx.get(f"{url}.metadata").status_code == 200
+    assert len(nginx.get("/simple/foo/", Accept=JSON).json()["files"]) == 3
 
 
 def test_a_build_through_nginx_is_listed_by_the_next_request_and_pip_installs_it(

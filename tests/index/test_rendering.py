@@ -49,7 +49,7 @@ def test_detail_lists_published_files_in_version_order(data_dir):
 
     detail = rendering.simple_detail(project)
 
-    assert detail["meta"] == {"api-version": "1.1"}
+    assert detail["meta"] == {"api-version": "1.4"}
     assert detail["name"] == "foo-bar"
     assert detail["versions"] == ["1.0rc1", "9.0", "10.0"]
     assert [f["filename"] for f in detail["files"]] == [
@@ -123,11 +123,11 @@ def test_render_root_lists_projects_with_files_once_each(data_dir):
     assert pages.root_file("html").read_bytes() == gzip.decompress(
         pages.root_file("html.gz").read_bytes())
     html = pages.root_file("html").read_text()
-    assert '<meta name="pypi:repository-version" content="1.1">' in html
+    assert '<meta name="pypi:repository-version" content="1.4">' in html
     assert html.count("<a ") == 2
     assert '<a href="a-proj/">a-proj</a>' in html and '<a href="b-proj/">b-proj</a>' in html
     assert json.loads(gzip.decompress(pages.root_file("json.gz").read_bytes())) == {
-        "meta": {"api-version": "1.1"},
+        "meta": {"api-version": "1.4"},
         "projects": [{"name": "a-proj"}, {"name": "b-proj"}],
     }
 

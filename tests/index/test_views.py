@@ -113,7 +113,7 @@ def test_html_page_marks_each_file(client, foo):
     html = client.get("/simple/foo/").content.decode()
     one = foo.versions.get(version="1.0").builds.get().files.get()
     two = foo.versions.get(version="2.0").builds.get().files.get()
-    assert '<meta name="pypi:repository-version" content="1.1">' in html
+    assert '<meta name="pypi:repository-version" content="1.4">' in html
     assert (
         f'<a href="/files/foo/{one.filename}#sha256={one.sha256}" '
         f'data-core-metadata="sha256={one.metadata_sha256}" '
@@ -185,7 +185,7 @@ def test_pypi_simple_parses_both_forms_without_warnings(client, foo):
         root_page = IndexPage.from_html(b"".join(root.streaming_content).decode())
 
     for page in (from_html, from_json):
-        assert page.repository_version == "1.1"
+        assert page.repository_version == "1.4"
         packages = {p.filename: p for p in page.packages}
         assert set(packages) == {
             "foo-1.0-py3-none-any.whl",
@@ -220,7 +220,7 @@ def test_root_is_gzip_for_gzip_clients_and_plain_for_others(client, foo, django_
         plain = client.get("/simple/", HTTP_ACCEPT=JSON)
     assert not plain.has_header("Content-Encoding")
     assert json.loads(b"".join(plain.streaming_content)) == {
-        "meta": {"api-version": "1.1"}, "projects": [{"name": "foo"}]
+        "meta": {"api-version": "1.4"}, "projects": [{"name": "foo"}]
     }
     assert zipped["ETag"] != plain["ETag"]
 

@@ -136,11 +136,11 @@ def test_removed_project_goes_after_two_404s_minutes_apart(fake_pypi, settings, 
     assert Missing.objects.get().first_404 == t0 and "foo" in catalogue()
     soon = t0 + timedelta(seconds=settings.PIWHEELS_SYNC_GONE_AFTER - 1)
     assert run_pass(now=soon).removed_project_names == []  # not asked again yet
-    asked = fake_pypi.count("/pypi/foo/json")
+    asked = fake_pypi.count("/simple/foo/")
     later = t0 + timedelta(seconds=settings.PIWHEELS_SYNC_GONE_AFTER)
     result = run_pass(now=later)
     assert result.removed_project_names == ["foo"]
-    assert fake_pypi.count("/pypi/foo/json") == asked + 1
+    assert fake_pypi.count("/simple/foo/") == asked + 1
     assert list(catalogue()) == ["Bar_Baz"] and not Missing.objects.exists()
     assert not Build.objects.exists() and not File.objects.exists()
     assert serial("index-root") == 1

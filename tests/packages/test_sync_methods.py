@@ -199,7 +199,7 @@ def test_add_package_of_an_unknown_name_is_one_answer(fake_pypi, caplog):
     fake_pypi.add_release("numpy", "1.0")
     with pytest.raises(LookupError, match="^no project named 'nmupy' upstream$"):
         add_package("nmupy")
-    assert fake_pypi.count("/pypi/nmupy/json") == 1
+    assert fake_pypi.count("/simple/nmupy/") == 1 and fake_pypi.count("/pypi/nmupy/json") == 0
     assert not [r for r in caplog.records if r.levelname == "WARNING"]
 
 
