@@ -25,6 +25,7 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from builds.models import DailyDownloads, File
+from packages.models import Project
 
 log = logging.getLogger(__name__)
 
@@ -162,5 +163,14 @@ def _fold_locked(directory, now):
             f" SET count = {daily_table}.count + excluded.count",
             [(file_id, day, n) for (file_id, day), n in sorted(counts.items())
              if file_id in existing],
+        )
+        # The sync fetches a waiting project's details sooner the more it is downloaded.
+        per_project = Counter()
+        for file_id, project_id in File.objects.filter(id__in=per_file).values_list(
+                "id", "build__version__project_id"):
+            per_project[project_id] += per_file[file_id]
+        cursor.executemany(
+            f"UPDATE {Project._meta.db_table} SET downloads = downloads + %s WHERE id = %s",
+            [(n, project_id) for project_id, n in sorted(per_project.items())],
         )
     return sum(per_file.values()), len(per_file), paths

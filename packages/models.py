@@ -59,8 +59,10 @@ class Project(models.Model):
     # The newest serial upstream has announced for it (the root's _last-serial, a
     # changelog row). Details are waiting while serial < upstream_serial.
     upstream_serial = models.BigIntegerField(default=0, db_default=0)
-    # Which waiting projects are fetched first (Demand, highest first).
+    # Which waiting projects are fetched first (Demand, highest first; then the most
+    # downloaded from the farm: the files of all its builds, added up by index.downloads).
     demand = models.SmallIntegerField(default=0, db_default=0)
+    downloads = models.BigIntegerField(default=0, db_default=0)
     skip_reason = models.CharField(max_length=400, blank=True, help_text="Empty: build it.")
     # Upstream's PEP 792 status marker, read from its simple page at each details fetch.
     # Quarantined: nothing listed, served or built, nothing deleted either, so that the
@@ -87,7 +89,8 @@ class Project(models.Model):
         indexes = [
             # sync.fetch_details(): the next waiting projects, most wanted first.
             models.Index(
-                F("demand").desc(), "id", name="packages_project_waiting",
+                F("demand").desc(), F("downloads").desc(), "id",
+                name="packages_project_wanted",
                 condition=Q(serial__lt=F("upstream_serial")),
             ),
             # search's prefix matches on the normalised name use the varchar_pattern_ops
@@ -121,8 +124,7 @@ def version_sort_key(version_string):
 class Demand(models.IntegerChoices):
     """Why a waiting project's details are wanted: the order of the background fetches."""
 
-    NONE = 0
-    DOWNLOADED = 1
+    NONE = 0  # then by Project.downloads
     ASKED_BY_PIP = 2  # pip or uv asked the farm's index for it and got a 404
     REQUESTED = 3  # named by add_package
 

@@ -325,7 +325,7 @@ def fetch_details(upstream, result, now, deadline, on_batch=None):
                 waiting = (Project.objects.filter(serial__lt=F("upstream_serial"))
                            .exclude(normalized_name__in=failed)
                            .exclude(id__in=[p.id for p, _ in in_flight])
-                           .order_by("-demand", "id")
+                           .order_by("-demand", "-downloads", "id")
                            .only("id", "name", "normalized_name", "upstream_serial"))
                 batch = list(waiting[:_batch_size()])
             # the next batch is fetched while the previous one is written

@@ -5,6 +5,7 @@ import pytest
 
 from builds.models import DailyDownloads, File
 from index import downloads
+from packages.models import Project
 from tests.factories import make_project, make_version, wheel_archive
 from tests.index.factories import publish
 
@@ -40,6 +41,7 @@ def test_downloads_reach_the_database_only_when_folded(files, django_assert_num_
     one.refresh_from_db()
     two.refresh_from_db()
     assert (one.downloads, two.downloads) == (2, 2)
+    assert Project.objects.get(normalized_name="foo").downloads == 4  # the sync's order
     assert sorted(DailyDownloads.objects.values_list("file_id", "day", "count")) == [
         (one.id, date(2024, 5, 1), 2),
         (two.id, date(2024, 5, 1), 1),
@@ -62,6 +64,7 @@ def test_fold_adds_to_existing_counts_and_drops_deleted_files(files):
 
     one.refresh_from_db()
     assert one.downloads == 4
+    assert Project.objects.get(normalized_name="foo").downloads == 4  # not the deleted file's
     assert DailyDownloads.objects.get(file=one).count == 4
     assert not DailyDownloads.objects.filter(file_id=two.id).exists()
 

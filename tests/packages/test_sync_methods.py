@@ -158,11 +158,13 @@ def test_names_first_then_details_most_wanted_first(fake_pypi, settings):
     assert result.progress == "4 projects known, 0 with details, 4 waiting (0.0/s)"
     assert want("gamma") == 1 and want("no-such-project") == 0
     Project.objects.filter(name="delta").update(demand=Demand.REQUESTED)
+    Project.objects.filter(name="beta").update(downloads=7)  # its farm files were fetched
     settings.PIWHEELS_SYNC_PASS_SECONDS = 60
     settings.PIWHEELS_SYNC_WORKERS, settings.PIWHEELS_SYNC_BATCH = 1, 1
     before = len(fake_pypi.requests)
     result = run_pass()
-    assert fetched(fake_pypi, before) == ["delta", "gamma", "alpha", "beta"]
+    # named by add_package; asked for by pip; the most downloaded; the rest
+    assert fetched(fake_pypi, before) == ["delta", "gamma", "beta", "alpha"]
     assert waiting() == [] and result.progress == "4 projects known, 4 with details, 0 waiting"
     assert not Project.objects.exclude(demand=0).exists()  # wanted no more
 
