@@ -356,6 +356,11 @@ def main():
               f"{len(result.removed_project_names)} removed); goal < 30 s: "
               f"{'met' if later < 30 else 'NOT met'}")
         print(f"   {diffs[-1]}")
+        alone = upstream_alone(Project.objects.filter(serial__gt=args.projects + 1)
+                               .values_list("name", flat=True), workers)
+        print(f"   upstream alone (the same root and {alone[2]:,} projects' two requests "
+              f"each, parsed, nothing written): {alone[0]:.1f} s + {alone[1]:.1f} s = "
+              f"{sum(alone[:2]):.1f} s; the pass took {later / sum(alone[:2]):.2f}x that")
         control(url, "xmlrpc=on", 10)
         settings.PIWHEELS_SYNC_METHOD = "xmlrpc"  # auto would leave it alone for an hour
         control(url, f"changes={args.changed}", 600)
@@ -386,6 +391,25 @@ def main():
 
         connections.close_all()
         psql(f"DROP DATABASE IF EXISTS {DB}")
+
+
+def upstream_alone(names, workers):
+    """(seconds to stream the root, seconds to fetch and parse NAMES' details, how many):
+    what the upstream and the HTTP client cost without the farm's own work."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from packages.upstream import Upstream
+
+    upstream = Upstream()
+    started = time.monotonic()
+    listed = sum(1 for _ in upstream.root().entries())
+    root = time.monotonic() - started
+    assert listed, "the root listed nothing"
+    names = list(names)
+    started = time.monotonic()
+    with ThreadPoolExecutor(workers) as pool:
+        fetched = sum(1 for _ in pool.map(upstream.project, names))
+    return root, time.monotonic() - started, fetched
 
 
 def lag(args, url, connection):

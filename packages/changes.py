@@ -24,6 +24,7 @@ from packages.models import Missing, Project, Serial
 log = logging.getLogger(__name__)
 
 ROOT_TABLE = "packages_sync_root"
+DELTA_TABLE = "packages_sync_delta"  # what differs between the root and the catalogue
 LOAD_CHUNK = 10_000
 # A root that lacks more of the known projects than this (and than 10% of them) is stale
 # or cut short: it may add names and move serials, but it marks nothing missing.
@@ -108,22 +109,41 @@ def record_root(root, now):
 
 
 def _diff_root(cursor, root, now, announced):
-    cursor.execute(f"SELECT count(DISTINCT norm) FROM {ROOT_TABLE}")
-    announced.listed = cursor.fetchone()[0]
-    known = Project.objects.count()
-    announced.moved = _mark_moved(cursor) if known else 0
-    announced.new = _add_new(cursor, now)
-    lacking = known - (announced.listed - announced.new)  # known projects not on the root
-    # Back on the root: no longer suspected gone.
-    _execute(cursor, f"DELETE FROM {Missing._meta.db_table} WHERE normalized_name IN "
-                     f"(SELECT norm FROM {ROOT_TABLE})")
-    if not lacking:
-        pass
-    elif lacking <= max(TRUSTED_MISSING, known // 10):
-        announced.missing = _note_missing(cursor, now)
-    else:
-        log.warning("sync: the root lacks %d of %d known projects: not trusted for removals",
-                    lacking, known)
+    """One join of the root with the catalogue into a small table of what differs (new
+    names, moved serials, known projects the root lacks); every change is made from it."""
+    project = Project._meta.db_table
+    cursor.execute(f"DROP TABLE IF EXISTS {DELTA_TABLE}")
+    cursor.execute(f"""
+        CREATE TEMPORARY TABLE {DELTA_TABLE} AS
+        SELECT r.norm, r.name, r.serial, p.id AS project_id, p.normalized_name AS known,
+               p.name AS known_name
+        FROM (SELECT norm, max(name) AS name, max(serial) AS serial FROM {ROOT_TABLE}
+              GROUP BY norm) r
+        FULL JOIN {project} p ON p.normalized_name = r.norm
+        WHERE p.id IS NULL OR r.norm IS NULL
+           OR (r.serial > p.upstream_serial AND r.serial > p.serial)""")
+    try:
+        cursor.execute(f"SELECT count(*) FILTER (WHERE project_id IS NULL), "
+                       f"count(*) FILTER (WHERE norm IS NULL) FROM {DELTA_TABLE}")
+        new, lacking = cursor.fetchone()
+        known = Project.objects.count()  # before the new names go in
+        announced.listed = known - lacking + new
+        announced.moved = _execute(cursor, f"""
+            UPDATE {project} SET upstream_serial = d.serial FROM {DELTA_TABLE} d
+            WHERE {project}.id = d.project_id AND d.norm IS NOT NULL""")
+        announced.new = _add_new(cursor, now)
+        if Missing.objects.exists():  # back on the root: no longer suspected gone
+            _execute(cursor, f"DELETE FROM {Missing._meta.db_table} WHERE normalized_name IN "
+                             f"(SELECT norm FROM {ROOT_TABLE})")
+        if not lacking:
+            pass
+        elif lacking <= max(TRUSTED_MISSING, known // 10):
+            announced.missing = _note_missing(cursor, now)
+        else:
+            log.warning("sync: the root lacks %d of %d known projects: not trusted for "
+                        "removals", lacking, known)
+    finally:
+        cursor.execute(f"DROP TABLE IF EXISTS {DELTA_TABLE}")
     if root.serial is not None:
         serial = root.serial
     else:
@@ -139,33 +159,19 @@ def _add_new(cursor, now):
     project = Project._meta.db_table
     return _execute(cursor, f"""
         INSERT INTO {project} (name, normalized_name, summary, added, serial, upstream_serial,
-                               demand, skip_reason, index_serial)
-        SELECT max(r.name), r.norm, '', %s, 0, coalesce(max(r.serial), 1), 0, '', 0
-        FROM {ROOT_TABLE} r
-        WHERE NOT EXISTS (SELECT 1 FROM {project} p WHERE p.normalized_name = r.norm)
-        GROUP BY r.norm""", [now])
-
-
-def _mark_moved(cursor):
-    """Projects whose _last-serial on the root is past what we hold or wait for."""
-    project = Project._meta.db_table
-    return _execute(cursor, f"""
-        UPDATE {project} SET upstream_serial = m.serial
-        FROM (SELECT norm, max(serial) AS serial FROM {ROOT_TABLE}
-              WHERE serial IS NOT NULL GROUP BY norm) m
-        WHERE {project}.normalized_name = m.norm AND m.serial > {project}.upstream_serial
-          AND m.serial > {project}.serial""")
+                               demand, downloads, skip_reason, index_serial)
+        SELECT name, norm, '', %s, 0, coalesce(serial, 1), 0, 0, '', 0
+        FROM {DELTA_TABLE} WHERE project_id IS NULL""", [now])
 
 
 def _note_missing(cursor, now):
     """Projects the catalogue has and the root lacks: suspected gone (Missing)."""
-    project, missing = Project._meta.db_table, Missing._meta.db_table
+    missing = Missing._meta.db_table
     return _execute(cursor, f"""
         INSERT INTO {missing} (normalized_name, name, noticed)
-        SELECT p.normalized_name, p.name, %s FROM {project} p
-        WHERE NOT EXISTS (SELECT 1 FROM {ROOT_TABLE} r WHERE r.norm = p.normalized_name)
-          AND NOT EXISTS (SELECT 1 FROM {missing} m
-                          WHERE m.normalized_name = p.normalized_name)""", [now])
+        SELECT d.known, d.known_name, %s FROM {DELTA_TABLE} d
+        WHERE d.norm IS NULL AND NOT EXISTS (SELECT 1 FROM {missing} m
+                                             WHERE m.normalized_name = d.known)""", [now])
 
 
 def _is_relevant(action):
