@@ -12,6 +12,7 @@ trusted for removals.
 import csv
 import io
 import logging
+import re
 import time
 from dataclasses import dataclass
 
@@ -53,36 +54,72 @@ def _execute(cursor, sql, params=()):
     return cursor.rowcount
 
 
-def _load(cursor, entries):
-    """Stream (name, serial) ENTRIES into the temporary table, LOAD_CHUNK rows at a time."""
-    rows = []
+# A name of only these characters (every valid project name) goes into COPY's csv as it
+# is; any other is quoted by the csv module.
+PLAIN_NAME = re.compile(r"[A-Za-z0-9._-]+\Z").match
+# canonicalize_name's rule (packaging.utils), computed by PostgreSQL as the rows arrive
+# (on its own core, while this process parses the next part of the root).
+NORMALISED = "lower(regexp_replace(name, '[-_.]+', '-', 'g'))"
+
+
+def _copy_rows(cursor, entries):
+    """Stream (name, serial) ENTRIES into the temporary table by COPY, LOAD_CHUNK rows at
+    a time; the table normalises the names itself."""
+    lines, quoted = [], io.StringIO()
+    quote = csv.writer(quoted)
 
     def flush():
-        if connection.vendor == "postgresql":
-            buffer = io.StringIO()  # COPY's csv: an empty unquoted field is NULL
-            csv.writer(buffer).writerows((n, name, "" if s is None else s) for n, name, s in rows)
-            buffer.seek(0)
-            cursor.cursor.copy_expert(
-                f"COPY {ROOT_TABLE} (norm, name, serial) FROM STDIN WITH (FORMAT csv)", buffer)
-        else:
-            cursor.executemany(f"INSERT INTO {ROOT_TABLE} (norm, name, serial) "
-                               "VALUES (%s, %s, %s)", rows)
-        rows.clear()
+        buffer = io.StringIO("".join(lines))  # csv: an empty unquoted field is NULL
+        cursor.cursor.copy_expert(
+            f"COPY {ROOT_TABLE} (name, serial) FROM STDIN WITH (FORMAT csv)", buffer)
+        lines.clear()
 
     for name, serial in entries:
+        if not name or len(name) > 200:  # a name no catalogue row could hold is left out
+            continue
+        if PLAIN_NAME(name):
+            lines.append(f"{name},{'' if serial is None else serial}\n")
+        else:
+            quote.writerow((name, "" if serial is None else serial))
+            lines.append(quoted.getvalue())
+            quoted.seek(0)
+            quoted.truncate()
+        if len(lines) >= LOAD_CHUNK:
+            flush()
+    if lines:
+        flush()
+
+
+def _insert_rows(cursor, entries):
+    """The same as _copy_rows by INSERTs, normalised here (SQLite: make run's default)."""
+    rows = []
+    for name, serial in entries:
         norm = canonicalize_name(name)
-        if norm and len(name) <= 200:  # a name no catalogue row could hold is left out
+        if norm and len(name) <= 200:
             rows.append((norm, name, serial))
             if len(rows) >= LOAD_CHUNK:
-                flush()
+                cursor.executemany(f"INSERT INTO {ROOT_TABLE} (norm, name, serial) "
+                                   "VALUES (%s, %s, %s)", rows)
+                rows.clear()
     if rows:
-        flush()
+        cursor.executemany(f"INSERT INTO {ROOT_TABLE} (norm, name, serial) "
+                           "VALUES (%s, %s, %s)", rows)
+
+
+def _load(cursor, entries):
+    if connection.vendor == "postgresql":
+        _copy_rows(cursor, entries)
+    else:
+        _insert_rows(cursor, entries)
 
 
 def _create_table(cursor):
     cursor.execute(f"DROP TABLE IF EXISTS {ROOT_TABLE}")
+    norm = "varchar(200) NOT NULL"
+    if connection.vendor == "postgresql":
+        norm += f" GENERATED ALWAYS AS ({NORMALISED}) STORED"
     cursor.execute(f"CREATE TEMPORARY TABLE {ROOT_TABLE} "
-                   "(norm varchar(200) NOT NULL, name varchar(200) NOT NULL, serial bigint)")
+                   f"(norm {norm}, name varchar(200) NOT NULL, serial bigint)")
 
 
 def record_root(root, now):
@@ -113,6 +150,14 @@ def _diff_root(cursor, root, now, announced):
     names, moved serials, known projects the root lacks); every change is made from it."""
     project = Project._meta.db_table
     cursor.execute(f"DROP TABLE IF EXISTS {DELTA_TABLE}")
+    if not Project.objects.exists():  # the first pass: every name is new, nothing to join
+        cursor.execute(f"CREATE TEMPORARY VIEW {DELTA_TABLE} AS SELECT norm, max(name) AS "
+                       f"name, max(serial) AS serial, NULL AS project_id, NULL AS known, "
+                       f"NULL AS known_name FROM {ROOT_TABLE} GROUP BY norm")
+        announced.new = announced.listed = _add_new(cursor, now)
+        cursor.execute(f"DROP VIEW {DELTA_TABLE}")
+        _record_serial(cursor, root, now)
+        return
     cursor.execute(f"""
         CREATE TEMPORARY TABLE {DELTA_TABLE} AS
         SELECT r.norm, r.name, r.serial, p.id AS project_id, p.normalized_name AS known,
@@ -144,12 +189,17 @@ def _diff_root(cursor, root, now, announced):
                         "removals", lacking, known)
     finally:
         cursor.execute(f"DROP TABLE IF EXISTS {DELTA_TABLE}")
+    _record_serial(cursor, root, now)
+
+
+def _record_serial(cursor, root, now):
+    """The root's serial: where an XML-RPC fast path would start from."""
     if root.serial is not None:
         serial = root.serial
     else:
         cursor.execute(f"SELECT max(serial) FROM {ROOT_TABLE}")
         serial = cursor.fetchone()[0]
-    if serial:  # where an XML-RPC fast path would start from
+    if serial:
         Serial.objects.update_or_create(name="pypi", defaults={"value": serial, "updated": now})
 
 
