@@ -264,7 +264,7 @@ class RootBusy(Exception):
 
 
 @contextmanager
-def root_snapshot(wait=BARRIER_WAIT):
+def root_snapshot(wait=None):
     """(highest serial, listed_projects()) read consistently for rendering the root:
     every index serial up to the first is committed and in the listing, so a mirror that
     stores the root's highest `_last-serial` misses no change (serials come from a
@@ -276,10 +276,11 @@ def root_snapshot(wait=BARRIER_WAIT):
     snapshot), then let the barrier go before the listing is read. A session lock inside
     one transaction, so it also holds behind PgBouncer's transaction pooling. Inside a
     transaction already (tests) or on SQLite, which serialises writers, the serial as
-    it stands. Raises RootBusy after WAIT seconds without such a moment."""
+    it stands. Raises RootBusy after WAIT seconds (BARRIER_WAIT) without such a moment."""
     if connection.vendor != "postgresql" or connection.in_atomic_block:
         yield index_serial_high(), listed_projects()
         return
+    wait = BARRIER_WAIT if wait is None else wait
     with transaction.atomic(), connection.cursor() as cursor:
         deadline = time.monotonic() + wait
         while True:
