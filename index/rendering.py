@@ -16,12 +16,11 @@ A file a rebuild replaced stays listed, yanked "rebuilt as <new filename>" (PEP 
 that hash pins of it keep installing while new installs take the new one; a file upstream
 has a wheel for (File.shadowed_by) is not listed, though its URL still answers.
 """
-import itertools
 import json
 import time
 from contextlib import contextmanager
 
-from django.db import connection, transaction
+from django.db import OperationalError, connection, transaction
 from django.db.models import Exists, OuterRef
 from django.template.loader import render_to_string
 from django.utils.html import escape
@@ -44,6 +43,8 @@ TEXT_HTML_TYPE = "text/html"
 
 ROOT_CHUNK = 5000  # projects per write while rendering the root page
 BARRIER_WAIT = 10  # seconds root_snapshot() waits for a moment without publishers
+BARRIER_TRY = 0.5  # seconds it tries without queueing (_take_barrier)
+BARRIER_POLL = 0.005  # seconds between those tries
 
 
 # --- file names ------------------------------------------------------------------
@@ -247,16 +248,20 @@ def root_serial():
     return next(iter(found), 0)
 
 
-def listed_projects():
+def listed_projects_query():
     """(normalized name, index serial) of every project with at least one published
-    file, in name order, streamed from the database."""
+    file, in name order (a queryset)."""
     has_files = listed_files().filter(build__version__project=OuterRef("pk"))
     return (
         Project.objects.filter(Exists(has_files))
         .order_by("normalized_name")
         .values_list("normalized_name", "index_serial")
-        .iterator(chunk_size=ROOT_CHUNK)
     )
+
+
+def listed_projects():
+    """listed_projects_query(), streamed from the database."""
+    return listed_projects_query().iterator(chunk_size=ROOT_CHUNK)
 
 
 class RootBusy(Exception):
@@ -270,33 +275,63 @@ def root_snapshot(wait=None):
     stores the root's highest `_last-serial` misses no change (serials come from a
     sequence in the order changes start, not the order they commit).
 
-    On PostgreSQL, in a transaction of its own: wait, without queueing (publishers never
-    wait behind the writer), for a moment no publisher holds the shared barrier
-    (touch_index); holding it, read the serial and open the listing's cursor (its
-    snapshot), then let the barrier go before the listing is read. A session lock inside
-    one transaction, so it also holds behind PgBouncer's transaction pooling. Inside a
+    On PostgreSQL, in a transaction of its own: take the barrier (_take_barrier) once no
+    publisher holds it (touch_index's shared lock); holding it, read the serial and
+    DECLARE the listing's cursor (its snapshot, no row read yet), then let the barrier go
+    before the listing is run, so publishers never wait for the root to be rendered (a
+    first FETCH can take a second at 100,000 projects). A session lock inside one
+    transaction, so it also holds behind PgBouncer's transaction pooling. Inside a
     transaction already (tests) or on SQLite, which serialises writers, the serial as
-    it stands. Raises RootBusy after WAIT seconds (BARRIER_WAIT) without such a moment."""
+    it stands. Raises RootBusy after WAIT seconds (BARRIER_WAIT)."""
     if connection.vendor != "postgresql" or connection.in_atomic_block:
         yield index_serial_high(), listed_projects()
         return
     wait = BARRIER_WAIT if wait is None else wait
+    sql, params = listed_projects_query().query.sql_with_params()
     with transaction.atomic(), connection.cursor() as cursor:
-        deadline = time.monotonic() + wait
-        while True:
-            cursor.execute("SELECT pg_try_advisory_lock(%s)", [ROOT_BARRIER])
-            if cursor.fetchone()[0]:
-                break
-            if time.monotonic() > deadline:
-                raise RootBusy(f"publishers held the index root's barrier for {wait} s")
-            time.sleep(0.01)
+        _take_barrier(cursor, time.monotonic() + wait, wait)
         try:
             high = index_serial_high()
-            projects = listed_projects()
-            first = next(projects, None)  # the cursor opens: its snapshot
+            cursor.execute(f"DECLARE index_root NO SCROLL CURSOR FOR {sql}", params)
         finally:
             cursor.execute("SELECT pg_advisory_unlock(%s)", [ROOT_BARRIER])
-        yield high, itertools.chain([] if first is None else [first], projects)
+        yield high, _fetched(cursor, "index_root")
+
+
+def _fetched(cursor, name):
+    """The rows of the open cursor NAME, ROOT_CHUNK at a time."""
+    while True:
+        cursor.execute(f"FETCH FORWARD {ROOT_CHUNK:d} FROM {name}")
+        rows = cursor.fetchall()
+        if not rows:
+            return
+        yield from rows
+
+
+def _take_barrier(cursor, deadline, wait):
+    """Take the root barrier exclusively: first by trying, for BARRIER_TRY seconds, which
+    never holds a publisher up; then, as overlapping publishers may leave no gap, queued
+    (new publishers wait behind the writer while the ones holding it finish: their
+    transactions' remainder) until the DEADLINE (lock_timeout). PostgreSQL's deadlock
+    check reorders such a queue rather than abort anyone if a holder waits on one of
+    those new publishers."""
+    try_until = min(deadline, time.monotonic() + BARRIER_TRY)
+    while True:
+        cursor.execute("SELECT pg_try_advisory_lock(%s)", [ROOT_BARRIER])
+        if cursor.fetchone()[0]:
+            return
+        if time.monotonic() > try_until:
+            break
+        time.sleep(BARRIER_POLL)
+    left_ms = max(1, int((deadline - time.monotonic()) * 1000))
+    cursor.execute(f"SET LOCAL lock_timeout = {left_ms:d}")
+    try:
+        with transaction.atomic():  # a savepoint: a timeout leaves the transaction usable
+            cursor.execute("SELECT pg_advisory_lock(%s)", [ROOT_BARRIER])
+    except OperationalError as exc:
+        raise RootBusy(f"publishers held the index root's barrier for {wait} s") from exc
+    finally:
+        cursor.execute("SET LOCAL lock_timeout TO DEFAULT")
 
 
 _ROOT_HTML_HEAD = (
