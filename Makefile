@@ -10,7 +10,7 @@ WEB_THREADS ?= 32
 
 PIP := $(PY) -m pip install -q --disable-pip-version-check
 
-.PHONY: run test lint venv dev-venv lock migrate bench clean
+.PHONY: run test lint venv dev-venv mirror-venv lock migrate bench clean
 
 # Production installs only the runtime lock; the test tools come from requirements-dev.txt.
 $(VENV)/.installed: requirements.txt builder/pyproject.toml
@@ -23,14 +23,26 @@ $(VENV)/.dev-installed: $(VENV)/.installed requirements-dev.txt
 	$(PIP) --require-hashes -r requirements-dev.txt
 	touch $@
 
+# The mirror client the mirroring test runs (tests/index/test_mirror.py), bandersnatch in
+# a virtualenv of its own: its dependencies (aiohttp, ...) are none of the farm's.
+MIRROR_VENV := .venv-mirror
+$(MIRROR_VENV)/.installed: requirements-mirror.txt
+	test -x $(MIRROR_VENV)/bin/python || $(PYTHON) -m venv $(MIRROR_VENV)
+	$(MIRROR_VENV)/bin/python -m pip install -q --disable-pip-version-check \
+	  --require-hashes -r requirements-mirror.txt
+	touch $@
+
 venv: $(VENV)/.installed
 
 dev-venv: $(VENV)/.dev-installed
 
-# Recompile both locks from the short .in files (needs uv, from the dev lock).
+mirror-venv: $(MIRROR_VENV)/.installed
+
+# Recompile the locks from the short .in files (needs uv, from the dev lock).
 lock:
 	$(VENV)/bin/uv pip compile -q --generate-hashes --python-version 3.11 requirements.in -o requirements.txt
 	$(VENV)/bin/uv pip compile -q --generate-hashes --python-version 3.11 requirements-dev.in -o requirements-dev.txt
+	$(VENV)/bin/uv pip compile -q --generate-hashes --python-version 3.11 requirements-mirror.in -o requirements-mirror.txt
 
 migrate: venv
 	mkdir -p var
@@ -54,7 +66,7 @@ lint: dev-venv
 	$(VENV)/bin/ruff check .
 
 # Random order (pytest-randomly): the seed is printed first; `make test SEED=N` repeats it.
-test: lint
+test: lint mirror-venv
 	mkdir -p var/static
 	@seed=$${SEED:-$$(( (RANDOM << 15) | RANDOM ))}; echo "random order: make test SEED=$$seed repeats it"; \
 	DATABASE_URL=$$(scripts/test-database) $(PY) -m pytest -n 2 -q -p randomly --randomly-seed=$$seed $(PYTEST_ARGS)
@@ -63,4 +75,4 @@ bench: venv
 	@echo "see README: each bench/*.py prints its own figures"
 
 clean:
-	rm -rf $(VENV) var
+	rm -rf $(VENV) $(MIRROR_VENV) var

@@ -4,7 +4,7 @@ Under PIWHEELS_DATA_DIR/index/simple/ (the URL path below /simple/, so that ngin
 one to the other; deploy/nginx/piwheels.conf):
 
     index.html  index.html.gz  index.json  index.json.gz        the root page
-    .serial       "<root serial>" those files render, written last
+    .serial       "<root serial> <highest index serial>" those files render, written last
     <name>/index.html  ...  <name>/index.json.gz                a project's page
     <name>/.serial  "<project id> <index serial> <files listed>", written last
 
@@ -43,7 +43,7 @@ from django.db import transaction
 from django.db.models import F
 
 from index import rendering
-from packages.models import Project
+from packages.models import Project, index_serial_high
 
 log = logging.getLogger(__name__)
 
@@ -216,20 +216,24 @@ def write_project(name, known=None):
 
 
 def root_stamp():
-    """The root serial the root page's files render, or None."""
+    """(root serial, highest index serial) the root page's files render, or None. A
+    stamp from before serials were listed counts as rendering serial 0."""
     stamp = _stamp(simple_dir())
-    return int(stamp[0]) if stamp else None
+    if not stamp:
+        return None
+    return int(stamp[0]), int(stamp[1]) if len(stamp) > 1 else 0
 
 
-def _render_root(serial, tmp):
+def _render_root(last_serial, projects, tmp):
     """Render the root page into the four temporary files TMP ({format: path}), 5,000
     projects at a time (a root of 500,000 projects is never held in memory), yielding
-    each (HTML part, JSON part, projects in it) as it is written."""
+    each (HTML part, JSON part, projects in it) as it is written. LAST_SERIAL and
+    PROJECTS: rendering.root_snapshot()'s."""
     files = {fmt: open(path, "wb") for fmt, path in tmp.items()}
     try:
         zipped = {fmt: gzip.GzipFile(fileobj=files[f"{fmt}.gz"], mode="wb",
                                      compresslevel=6, mtime=0) for fmt in ("html", "json")}
-        for html_part, json_part, n in rendering.root_parts():
+        for html_part, json_part, n in rendering.root_parts(last_serial, projects):
             for fmt, part in (("html", html_part), ("json", json_part)):
                 files[fmt].write(part)
                 zipped[fmt].write(part)
@@ -244,27 +248,39 @@ def _render_root(serial, tmp):
             f.close()
 
 
-def _install_root(tmp, serial):
+def _install_root(tmp, serial, last_serial):
     """Rename the rendered root files TMP into place, then its .serial (last)."""
     for fmt in PAGE_FORMATS:
         _install(tmp[fmt], root_file(fmt))
-    _replace(simple_dir() / ".serial", f"{serial}\n".encode())
+    _replace(simple_dir() / ".serial", f"{serial} {last_serial}\n".encode())
+
+
+def _root_is_newer(current, serial, last_serial):
+    """The root stamp CURRENT is at SERIAL and LAST_SERIAL or later."""
+    return current is not None and current[0] >= serial and current[1] >= last_serial
 
 
 def write_root():
-    """Write the root page's files for the current root serial, unless they are current.
-    Returns the number of projects listed, or None when nothing needed writing. The lock
-    is held throughout, so writers that queue behind one find its page current."""
+    """Write the root page's files for the current root serial and index serials,
+    unless they are current. Returns the number of projects listed, or None when nothing
+    needed writing. The lock is held throughout, so writers that queue behind one find
+    its page current.
+
+    Every change to a listed project's page changes the root (its `_last-serial`), but
+    only a change of the list itself (touch_index(root=True)) writes it when the change
+    commits; the rest is written by repair(), on the task worker's schedule, once for all
+    the changes since its last run: a build's finish never waits for a 100,000-project
+    root to be rendered for a serial."""
     with _locked(_lock_path()):
         simple_dir().mkdir(parents=True, exist_ok=True)
         serial = rendering.root_serial()
-        current = root_stamp()
-        if current is not None and current >= serial:
+        if _root_is_newer(root_stamp(), serial, index_serial_high()):
             return None
         tmp = {fmt: _temporary(root_file(fmt)) for fmt in PAGE_FORMATS}
         try:
-            count = sum(n for _, _, n in _render_root(serial, tmp))
-            _install_root(tmp, serial)
+            with rendering.root_snapshot() as (last_serial, projects):
+                count = sum(n for _, _, n in _render_root(last_serial, projects, tmp))
+            _install_root(tmp, serial, last_serial)
         finally:
             for path in tmp.values():
                 path.unlink(missing_ok=True)
@@ -279,12 +295,12 @@ def stream_root(serial, fmt):
     simple_dir().mkdir(parents=True, exist_ok=True)
     tmp = {fmt: _temporary(root_file(fmt)) for fmt in PAGE_FORMATS}
     try:
-        for html_part, json_part, _ in _render_root(serial, tmp):
-            yield html_part if fmt == "html" else json_part
+        with rendering.root_snapshot() as (last_serial, projects):
+            for html_part, json_part, _ in _render_root(last_serial, projects, tmp):
+                yield html_part if fmt == "html" else json_part
         with _locked(_lock_path()):
-            current = root_stamp()
-            if current is None or current < serial:
-                _install_root(tmp, serial)
+            if not _root_is_newer(root_stamp(), serial, last_serial):
+                _install_root(tmp, serial, last_serial)
     finally:
         for path in tmp.values():
             path.unlink(missing_ok=True)
@@ -334,25 +350,31 @@ def project_page(project_id, name, serial):
     return page or None
 
 
-def root_is_current(serial):
-    """The root page's files render SERIAL (or later)."""
-    current = root_stamp()
-    return current is not None and current >= serial
+def root_is_current(serial, current=None):
+    """The root page's files (their stamp CURRENT, else read now) render root serial
+    SERIAL (or later): they list the projects the database lists. Their `_last-serial`s
+    may be up to one repair() run behind (write_root)."""
+    current = current or root_stamp()
+    return current is not None and current[0] >= serial
 
 
 # --- repair --------------------------------------------------------------------------
 
 def repair(limit=REPAIR_BATCH):
     """Task: write the pages whose files lag behind the database (their writer died
-    between the commit and the rename, or could not write), and the root's. Returns the
-    number of project pages written."""
+    between the commit and the rename, or could not write), then the root's when any
+    project's serial moved since it was written (write_root). Returns the number of
+    project pages written."""
     names = list(
         Project.objects.filter(index_serial__gt=F("index_file_serial"))
         .values_list("normalized_name", flat=True)[:limit]
     )
     for name in names:
         write_project(name)
-    write_root()
+    try:
+        write_root()  # after the projects: their pages are current for the serials listed
+    except rendering.RootBusy as exc:
+        log.warning("index root not written: %s; the next run tries again", exc)
     if names:
         log.info("index pages: repaired %d project pages", len(names))
     return len(names)

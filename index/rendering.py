@@ -17,14 +17,25 @@ that hash pins of it keep installing while new installs take the new one; a file
 has a wheel for (File.shadowed_by) is not listed, though its URL still answers.
 """
 import json
+import time
+from contextlib import contextmanager
 
+from django.db import OperationalError, connection, transaction
 from django.db.models import Exists, OuterRef
 from django.template.loader import render_to_string
 from django.utils.html import escape
 
 from builds import storage
 from builds.models import Build, File
-from packages.models import INDEX_ROOT, Project, ProjectStatus, Serial, version_sort_key
+from packages.models import (
+    INDEX_ROOT,
+    ROOT_BARRIER,
+    Project,
+    ProjectStatus,
+    Serial,
+    index_serial_high,
+    version_sort_key,
+)
 
 API_VERSION = "1.4"  # 1.1: versions, size, upload-time; 1.4: project-status (PEP 792)
 JSON_TYPE = "application/vnd.pypi.simple.v1+json"
@@ -32,6 +43,9 @@ HTML_TYPE = "application/vnd.pypi.simple.v1+html"
 TEXT_HTML_TYPE = "text/html"
 
 ROOT_CHUNK = 5000  # projects per write while rendering the root page
+BARRIER_WAIT = 10  # seconds root_snapshot() waits for a moment without publishers
+BARRIER_TRY = 0.5  # seconds it tries without queueing (_take_barrier)
+BARRIER_POLL = 0.005  # seconds between those tries
 
 
 # --- file names ------------------------------------------------------------------
@@ -105,11 +119,11 @@ def _status_marker(status, reason):
     return {"status": status, **({"reason": reason} if reason else {})}
 
 
-def simple_detail(project):
-    """The PEP 691 (API 1.4) dict of PROJECT's page: one query. Files are sorted by
-    version then filename; armv7l wheels that run on ARMv6 appear twice (their armv6l
-    name after them). A quarantined project's page lists no file, only its status
-    (PEP 792); it is a page at all only while the quarantine holds files back."""
+def listed_entries(project):
+    """(versions in order, [(version, PEP 691 file dict), ...], PEP 792 status) of what
+    PROJECT's page lists: one query. Files are sorted by version then filename; armv7l
+    wheels that run on ARMv6 appear twice (their armv6l name after them). A quarantined
+    project lists nothing: its status says that files are held back."""
     rows = list(
         _built_files()
         .filter(build__version__project=project, shadowed_by="")
@@ -123,13 +137,12 @@ def simple_detail(project):
     )
     status = _status_marker(*rows[0][12:]) if rows else {}
     if status.get("status") == ProjectStatus.QUARANTINED:
-        return {"meta": {"api-version": API_VERSION}, "name": project.normalized_name,
-                "project-status": status, "versions": [], "files": [], "held": True}
+        return [], [], status
     keys = {version: version_sort_key(version) for version in {row[6] for row in rows}}
     rows.sort(key=lambda row: (keys[row[6]], row[0]))
     names = {row[0] for row in rows} | {row[10] for row in rows if row[10]}
-    files = []
-    for (filename, size, sha256, meta_sha, requires, uploaded, _version, yanked, reason,
+    entries = []
+    for (filename, size, sha256, meta_sha, requires, uploaded, version, yanked, reason,
          armv6, armv6l_name, superseded_by, *_status) in rows:
         entry = {
             "filename": filename,
@@ -142,24 +155,32 @@ def simple_detail(project):
             "size": size,
             "upload-time": uploaded.strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
         }
-        files.append(entry)
+        entries.append((version, entry))
         if armv6 is None:  # not checked (published before the check): as it was listed
             alias = armv6l_alias(filename)
             alias = alias if alias not in names else None
         else:
             alias = armv6l_name or None
         if alias:
-            files.append(
-                dict(entry, filename=alias, url=storage.file_url(project.normalized_name, alias))
-            )
+            entries.append((version, dict(
+                entry, filename=alias, url=storage.file_url(project.normalized_name, alias))))
+    return sorted(keys, key=keys.get), entries, status
+
+
+def simple_detail(project):
+    """The PEP 691 (API 1.4) dict of PROJECT's page: one query (listed_entries). A
+    quarantined project's page lists no file, only its status (PEP 792); it is a page at
+    all only while the quarantine holds files back ("held", not rendered)."""
+    versions, entries, status = listed_entries(project)
     detail = {
         "meta": {"api-version": API_VERSION},
         "name": project.normalized_name,
-        "versions": sorted(keys, key=keys.get),
-        "files": files,
+        "versions": versions,
+        "files": [entry for _, entry in entries],
     }
     if status:
         detail["project-status"] = status
+        detail["held"] = status["status"] == ProjectStatus.QUARANTINED
     return detail
 
 
@@ -201,6 +222,59 @@ def render_detail(detail):
     return body_json, body_html
 
 
+# --- the JSON API (/pypi/<name>/json), for mirrors ------------------------------------
+
+def _python_tag(filename):
+    """The Python tag of a wheel filename (PyPI's `python_version` of a wheel)."""
+    parts = filename[:-4].split("-")
+    return parts[-3] if len(parts) >= 5 else ""
+
+
+def pypi_project(project, serial, mirror_url):
+    """PyPI's JSON API dict (`/pypi/<name>/json`) of what PROJECT's index page lists:
+    `info`, `last_serial` (SERIAL, its index serial, read before this), `releases` (every
+    version with files) and `urls` (the latest's), one query (listed_entries). What
+    bandersnatch reads: `releases`' files with `url`, `digests`, `size`,
+    `upload_time_iso_8601`, `requires_python`, `yanked`. Files are at MIRROR_URL(name,
+    filename): mirrors expect them under /packages/."""
+    versions, entries, _status = listed_entries(project)  # a quarantine lists nothing
+    releases = {version: [] for version in versions}
+    for version, entry in entries:
+        yanked = entry["yanked"]
+        releases[version].append({
+            "filename": entry["filename"],
+            "url": mirror_url(project.normalized_name, entry["filename"]),
+            "digests": dict(entry["hashes"]),
+            "size": entry["size"],
+            "upload_time": entry["upload-time"][:19],
+            "upload_time_iso_8601": entry["upload-time"],
+            "requires_python": entry["requires-python"],
+            "yanked": yanked is not False,
+            "yanked_reason": yanked if isinstance(yanked, str) else None,
+            "packagetype": "bdist_wheel",
+            "python_version": _python_tag(entry["filename"]),
+            "has_sig": False,
+            "comment_text": "",
+        })
+    unyanked = [v for v in versions if not all(f["yanked"] for f in releases[v])]
+    latest = (unyanked or versions or [""])[-1]
+    return {
+        "info": {
+            "name": project.name,
+            "version": latest,
+            "summary": project.summary or None,
+            "requires_python": next(
+                (f["requires_python"] for f in releases.get(latest, ()) if f["requires_python"]),
+                None),
+            "yanked": bool(latest) and latest not in unyanked,
+        },
+        "last_serial": serial,
+        "releases": releases,
+        "urls": releases.get(latest, []),
+        "vulnerabilities": [],
+    }
+
+
 # --- the root page -------------------------------------------------------------------
 
 def root_serial():
@@ -209,16 +283,90 @@ def root_serial():
     return next(iter(found), 0)
 
 
-def listed_projects():
-    """(normalized name, ...) of every project with at least one published file, in
-    name order, streamed from the database."""
+def listed_projects_query():
+    """(normalized name, index serial) of every project with at least one published
+    file, in name order (a queryset)."""
     has_files = listed_files().filter(build__version__project=OuterRef("pk"))  # not quarantined
     return (
         Project.objects.filter(Exists(has_files))
         .order_by("normalized_name")
-        .values_list("normalized_name", flat=True)
-        .iterator(chunk_size=ROOT_CHUNK)
+        .values_list("normalized_name", "index_serial")
     )
+
+
+def listed_projects():
+    """listed_projects_query(), streamed from the database."""
+    return listed_projects_query().iterator(chunk_size=ROOT_CHUNK)
+
+
+class RootBusy(Exception):
+    """Publishers kept the root barrier held: no consistent snapshot for the root yet."""
+
+
+@contextmanager
+def root_snapshot(wait=None):
+    """(highest serial, listed_projects()) read consistently for rendering the root:
+    every index serial up to the first is committed and in the listing, so a mirror that
+    stores the root's highest `_last-serial` misses no change (serials come from a
+    sequence in the order changes start, not the order they commit).
+
+    On PostgreSQL, in a transaction of its own: take the barrier (_take_barrier) once no
+    publisher holds it (touch_index's shared lock); holding it, read the serial and
+    DECLARE the listing's cursor (its snapshot, no row read yet), then let the barrier go
+    before the listing is run, so publishers never wait for the root to be rendered (a
+    first FETCH can take a second at 100,000 projects). A session lock inside one
+    transaction, so it also holds behind PgBouncer's transaction pooling. Inside a
+    transaction already (tests) or on SQLite, which serialises writers, the serial as
+    it stands. Raises RootBusy after WAIT seconds (BARRIER_WAIT)."""
+    if connection.vendor != "postgresql" or connection.in_atomic_block:
+        yield index_serial_high(), listed_projects()
+        return
+    wait = BARRIER_WAIT if wait is None else wait
+    sql, params = listed_projects_query().query.sql_with_params()
+    with transaction.atomic(), connection.cursor() as cursor:
+        _take_barrier(cursor, time.monotonic() + wait, wait)
+        try:
+            high = index_serial_high()
+            cursor.execute(f"DECLARE index_root NO SCROLL CURSOR FOR {sql}", params)
+        finally:
+            cursor.execute("SELECT pg_advisory_unlock(%s)", [ROOT_BARRIER])
+        yield high, _fetched(cursor, "index_root")
+
+
+def _fetched(cursor, name):
+    """The rows of the open cursor NAME, ROOT_CHUNK at a time."""
+    while True:
+        cursor.execute(f"FETCH FORWARD {ROOT_CHUNK:d} FROM {name}")
+        rows = cursor.fetchall()
+        if not rows:
+            return
+        yield from rows
+
+
+def _take_barrier(cursor, deadline, wait):
+    """Take the root barrier exclusively: first by trying, for BARRIER_TRY seconds, which
+    never holds a publisher up; then, as overlapping publishers may leave no gap, queued
+    (new publishers wait behind the writer while the ones holding it finish: their
+    transactions' remainder) until the DEADLINE (lock_timeout). PostgreSQL's deadlock
+    check reorders such a queue rather than abort anyone if a holder waits on one of
+    those new publishers."""
+    try_until = min(deadline, time.monotonic() + BARRIER_TRY)
+    while True:
+        cursor.execute("SELECT pg_try_advisory_lock(%s)", [ROOT_BARRIER])
+        if cursor.fetchone()[0]:
+            return
+        if time.monotonic() > try_until:
+            break
+        time.sleep(BARRIER_POLL)
+    left_ms = max(1, int((deadline - time.monotonic()) * 1000))
+    cursor.execute(f"SET LOCAL lock_timeout = {left_ms:d}")
+    try:
+        with transaction.atomic():  # a savepoint: a timeout leaves the transaction usable
+            cursor.execute("SELECT pg_advisory_lock(%s)", [ROOT_BARRIER])
+    except OperationalError as exc:
+        raise RootBusy(f"publishers held the index root's barrier for {wait} s") from exc
+    finally:
+        cursor.execute("SET LOCAL lock_timeout TO DEFAULT")
 
 
 _ROOT_HTML_HEAD = (
@@ -229,17 +377,20 @@ _ROOT_HTML_HEAD = (
 _ROOT_HTML_TAIL = "  </body>\n</html>\n"
 
 
-def root_parts():
+def root_parts(last_serial, projects):
     """The root page in pieces: (HTML bytes, JSON bytes, projects in them), 5,000 projects
     at a time, so that a root of 500,000 projects is never held whole (index/pages.py
-    writes it to its files as it comes)."""
+    writes it to its files as it comes). PROJECTS and LAST_SERIAL: root_snapshot()'s.
+    The JSON lists each project's `_last-serial` (its index serial) and LAST_SERIAL in
+    its meta, as PyPI's does."""
     yield (_ROOT_HTML_HEAD.encode(),
-           b'{"meta":{"api-version":"%s"},"projects":[' % API_VERSION.encode(), 0)
+           b'{"meta":{"api-version":"%s","_last-serial":%d},"projects":['
+           % (API_VERSION.encode(), last_serial), 0)
     count, html_lines, json_items = 0, [], []
-    for name in listed_projects():
+    for name, serial in projects:
         # Normalised names are [a-z0-9-] only; escape anyway, cheaply.
         html_lines.append(f'    <a href="{escape(name)}/">{escape(name)}</a><br>\n')
-        json_items.append(json.dumps({"name": name}))
+        json_items.append(f'{{"name":{json.dumps(name)},"_last-serial":{serial:d}}}')
         if len(html_lines) >= ROOT_CHUNK:
             yield ("".join(html_lines).encode(),
                    (("," if count else "") + ",".join(json_items)).encode(), len(html_lines))

@@ -16,6 +16,7 @@ from django.http import (
     HttpRequest,
     HttpResponse,
     HttpResponsePermanentRedirect,
+    JsonResponse,
     StreamingHttpResponse,
 )
 from django.urls import reverse
@@ -25,7 +26,7 @@ from django.views.decorators.http import condition, require_safe
 from packaging.utils import canonicalize_name
 
 from index import pages, rendering
-from packages.models import Demand
+from packages.models import Demand, Project, index_serial_high
 from packages.sync import want
 
 # Offered media types, in the order preferred when the client rates them equally.
@@ -96,6 +97,10 @@ SERIAL_SQL = (
     f"{Demand.ASKED_BY_PIP:d} FROM packages_project WHERE normalized_name = %s"
 )
 
+# What PyPI sends with each index page and JSON answer, and mirrors (bandersnatch) check:
+# the project's serial (its last change), or on the root the highest serial it reflects.
+SERIAL_HEADER = "X-PyPI-Last-Serial"
+
 # Accept header -> chosen media type. pip and uv send a handful of distinct headers, so
 # negotiation runs once per header and process; bounded against odd clients.
 _NEGOTIATED = {}
@@ -164,7 +169,7 @@ def detail_answer(name, content_type, if_none_match, accept_encoding=None):
             fmt += ".gz"
         etag = f'"{row[0]}.{row[1]}.{fmt}"'
         headers = [("ETag", etag), ("Vary", "Accept, Accept-Encoding"),
-                   ("Cache-Control", _cache_control())]
+                   ("Cache-Control", _cache_control()), (SERIAL_HEADER, str(row[1]))]
         if if_none_match and _etag_matches(etag, if_none_match):
             return 304, headers, b""
         page = pages.project_page(row[0], name, row[1])
@@ -314,14 +319,53 @@ class SimpleIndexApp:
         return name
 
 
+# --- /pypi/<name>/json ----------------------------------------------------------------
+
+@require_safe
+def pypi_json(request, name):
+    """PyPI's JSON API of one project as its index page lists it, for mirrors that sync
+    as bandersnatch does (README, "Mirroring the farm"): X-PyPI-Last-Serial is the
+    project's index serial, read before the files, so the answer is never older than
+    the serial it claims. Always from the database: it is what a mirror checks against
+    the root's `_last-serial`. A project with nothing listed is a 404, as on /simple/."""
+    normalized = canonicalize_name(name)
+    if name != normalized:
+        return _index_response(
+            HttpResponsePermanentRedirect(reverse("pypi-json", kwargs={"name": normalized})))
+    project = (Project.objects.filter(normalized_name=normalized)
+               .only("id", "name", "normalized_name", "summary", "index_serial").first())
+    detail = project and rendering.pypi_project(
+        project, project.index_serial,
+        lambda project_name, filename: request.build_absolute_uri(
+            reverse("packages-wheel", kwargs={"name": project_name, "filename": filename})))
+    if not detail or not detail["releases"]:
+        response = HttpResponse(f"No files for {normalized}\n".encode(), status=404,
+                                content_type="text/plain; charset=utf-8")
+        response._has_been_logged = True  # as /simple/'s 404s
+        return response
+    response = JsonResponse(detail)
+    response[SERIAL_HEADER] = str(project.index_serial)
+    return _index_response(response)
+
+
 # --- /simple/ ------------------------------------------------------------------------
 
 def _root_lookup(request):
-    """(content type, serial, gzip?) once per request."""
+    """(content type, root serial, gzip?, (root serial, last serial) of the answer, from
+    the page files?) once per request. The files' stamp (pages.root_stamp) is read before
+    a file is opened, so the file is at least as new as the ETag and X-PyPI-Last-Serial
+    made from it; a root streamed as it is rendered is at least as new as the serials
+    read before."""
     if not hasattr(request, "_simple_root"):
         content_type = select_content_type(request)
-        serial = rendering.root_serial() if content_type else None
-        request._simple_root = (content_type, serial, accepts_gzip(request))
+        serial = stamp = current = None
+        if content_type:
+            serial = rendering.root_serial()
+            stamp = pages.root_stamp()
+            current = pages.root_is_current(serial, stamp)
+            if not current:
+                stamp = (serial, index_serial_high())
+        request._simple_root = (content_type, serial, accepts_gzip(request), stamp, current)
     return request._simple_root
 
 
@@ -339,21 +383,34 @@ def _gzip(chunks):
 
 
 def _root_etag(request):
-    content_type, serial, gzipped = _root_lookup(request)
+    content_type, _, gzipped, stamp, _ = _root_lookup(request)
     if content_type is None:
         return None
-    return f'"root.{serial}.{FORMATS[content_type]}{".gz" if gzipped else ""}"'
+    return f'"root.{stamp[0]}.{stamp[1]}.{FORMATS[content_type]}{".gz" if gzipped else ""}"'
+
+
+def _with_last_serial(view):
+    """X-PyPI-Last-Serial on the root's 200s and 304s: the highest index serial its
+    `_last-serial`s reflect, as PyPI sends its global serial."""
+    def wrapped(request, *args, **kwargs):
+        response = view(request, *args, **kwargs)
+        stamp = _root_lookup(request)[3]
+        if stamp is not None and response.status_code in (200, 304):
+            response[SERIAL_HEADER] = str(stamp[1])
+        return response
+    return wrapped
 
 
 @require_safe
 @_index_headers
+@_with_last_serial
 @condition(etag_func=_root_etag)
 def root(request):
-    content_type, serial, gzipped = _root_lookup(request)
+    content_type, serial, gzipped, _, current = _root_lookup(request)
     if content_type is None:
         return _not_acceptable()
     fmt = FORMATS[content_type]
-    if not pages.root_is_current(serial):
+    if not current:
         # Its writer died (or the files went): render it while streaming it to this
         # client, so the first byte leaves at once, and write its files on the way.
         chunks = pages.stream_root(serial, fmt)

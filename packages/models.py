@@ -16,21 +16,49 @@ class ProjectQuerySet(models.QuerySet):
         return self.filter(normalized_name=canonicalize_name(name))
 
     def touch_index(self, root=False, now=None):
-        """Mark these projects' index pages as changed: their serials (cache keys, ETags)
-        move on, and their page files are written again once the transaction commits.
+        """Mark these projects' index pages as changed: their serials (cache keys, ETags,
+        the root's `_last-serial`) move on, and their page files are written again once
+        the transaction commits.
+
+        Serials are global, as PyPI's are: each project touched gets the next value of one
+        counter (the PostgreSQL sequence INDEX_SEQUENCE; on SQLite the Serial row
+        INDEX_SERIAL), so a mirror that keeps the highest `_last-serial` it has seen finds
+        every later change above it. On PostgreSQL the statement also takes a shared
+        advisory lock (ROOT_BARRIER) until the transaction ends: the root's writer waits
+        for a moment none is held before it takes its snapshot (index.rendering.
+        root_snapshot), so that no serial it lists is above one still uncommitted.
 
         ROOT: the change may also add or drop a project on the index root (its first file
         published, its last one removed), so the root's serial moves on too. Call it in
         the transaction of the change, so that no stale page outlives the commit; for a
         project being deleted, call it before the delete (its page files go).
         """
-        # One statement, as the plain update was, that also names the projects.
         ids_sql, params = self.values("id").query.sql_with_params()
         table = Project._meta.db_table
         with connection.cursor() as cursor:
-            cursor.execute(
-                f"UPDATE {table} SET index_serial = index_serial + 1 WHERE id IN ({ids_sql})"
-                " RETURNING normalized_name", params)
+            if connection.vendor == "postgresql":
+                # One statement, as the plain update was. The lock comes first: a row's
+                # new serial needs the CTE's row, which needs the lock.
+                cursor.execute(
+                    f"WITH barrier AS (SELECT pg_advisory_xact_lock_shared({ROOT_BARRIER}))"
+                    f" UPDATE {table} SET index_serial = nextval('{INDEX_SEQUENCE}')"
+                    f" FROM barrier WHERE id IN ({ids_sql}) RETURNING normalized_name",
+                    params)
+            else:  # SQLite serialises writers: the counter, then the projects
+                cursor.execute(
+                    f"UPDATE {Serial._meta.db_table} SET value = value + 1"
+                    " WHERE name = %s RETURNING value", [INDEX_SERIAL])
+                row = cursor.fetchone()
+                if row is None:  # a database whose Serial rows were emptied
+                    cursor.execute(
+                        f"INSERT INTO {Serial._meta.db_table} (name, value, updated)"
+                        f" SELECT %s, COALESCE(MAX(index_serial), 0) + 1, %s FROM {table}"
+                        " RETURNING value", [INDEX_SERIAL, timezone.now()])
+                    row = cursor.fetchone()
+                (value,) = row
+                cursor.execute(
+                    f"UPDATE {table} SET index_serial = %s WHERE id IN ({ids_sql})"
+                    " RETURNING normalized_name", [value, *params])
             names = [name for (name,) in cursor.fetchall()]
         index_pages().changed(names)
         if root:
@@ -45,6 +73,29 @@ class ProjectStatus(models.TextChoices):
     ARCHIVED = "archived"  # no new uploads expected; files still offered
     QUARANTINED = "quarantined"  # unsafe (malware): no file may be offered
     DEPRECATED = "deprecated"  # obsolete, maybe superseded; files still offered
+
+
+# Index serials (ProjectQuerySet.touch_index): a PostgreSQL sequence, or on SQLite a
+# Serial row; and the advisory lock key publishers share and the root's writer waits on
+# ("PWRS" in ASCII, so that it is recognisable in pg_locks).
+INDEX_SEQUENCE = "packages_index_serial"
+INDEX_SERIAL = "index-serial"
+ROOT_BARRIER = 0x50575253
+
+
+def index_serial_high():
+    """The highest index serial given out so far (0 before any): every change to a page
+    has a serial at most this."""
+    with connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            cursor.execute(
+                f"SELECT CASE WHEN is_called THEN last_value ELSE last_value - 1 END"
+                f" FROM {INDEX_SEQUENCE}")
+        else:
+            cursor.execute(
+                f"SELECT value FROM {Serial._meta.db_table} WHERE name = %s", [INDEX_SERIAL])
+        row = cursor.fetchone()
+    return row[0] if row else 0
 
 
 class Project(models.Model):
@@ -71,8 +122,9 @@ class Project(models.Model):
                                        default=ProjectStatus.ACTIVE,
                                        db_default=ProjectStatus.ACTIVE)
     upstream_status_reason = models.TextField(blank=True, default="", db_default="")
-    # Bumped whenever the project's index page changes: the cache key and ETag of the
-    # rendered page, so a committed change is never served stale.
+    # Moved on whenever the project's index page changes, to the next global index
+    # serial (touch_index): the cache key and ETag of the rendered page, so a committed
+    # change is never served stale, and the `_last-serial` mirrors follow.
     index_serial = models.BigIntegerField(default=0)
     # The index_serial the page files on disk render (index/pages.py): behind it only
     # while a change's writer runs, or when it died there (repaired by index.pages.repair).
@@ -215,7 +267,8 @@ def index_pages():
 class Serial(models.Model):
     """A named counter that must survive restarts: "pypi" is the last upstream changelog
     serial fully applied by the sync; "index-root" moves when the list of projects on
-    the index root changes."""
+    the index root changes; "index-serial" is the last index serial given out on SQLite
+    (PostgreSQL has a sequence: touch_index)."""
 
     name = models.CharField(max_length=50, unique=True)
     value = models.BigIntegerField(default=0)

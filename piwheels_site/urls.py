@@ -6,6 +6,8 @@ urlpatterns = [
     path("api/", include("api.urls")),
     path("simple/", include("index.simple_urls")),
     path("files/", include("index.files_urls")),
+    path("pypi/", include("index.pypi_urls")),
+    path("packages/", include("index.packages_urls")),
     path("", include("web.urls")),
 ]
 

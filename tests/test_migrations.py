@@ -58,3 +58,26 @@ def test_a_database_of_the_old_layout_upgrades_without_loss():
     assert "prerender_root" not in funcs
     assert funcs["repair_index_pages"] == "index.pages.repair"
     assert all(callable(import_string(func)) for func in funcs.values())
+
+
+@pytest.mark.django_db(transaction=True)
+def test_index_serials_go_on_above_every_serial_a_project_had(data_dir):
+    """0010 makes serials global: its sequence starts above the per-project counters of
+    before, so that no project's serial ever goes back (an ETag would then repeat)."""
+    from django.db import connection
+    from django.db.migrations.executor import MigrationExecutor
+
+    from packages.models import Project as CurrentProject
+
+    before = [("packages", "0009_project_downloads")]
+    executor = MigrationExecutor(connection)
+    executor.migrate(before)
+    Project = executor.loader.project_state(before).apps.get_model("packages", "Project")
+    Project.objects.create(name="foo", normalized_name="foo", index_serial=5000)
+    Project.objects.create(name="bar", normalized_name="bar", index_serial=3)
+
+    executor = MigrationExecutor(connection)
+    executor.migrate(executor.loader.graph.leaf_nodes())
+
+    CurrentProject.objects.filter(normalized_name="bar").touch_index()
+    assert CurrentProject.objects.get(normalized_name="bar").index_serial == 5001

@@ -40,7 +40,7 @@ def test_uploads_are_not_served_until_the_build_finishes(held, builder, tmp_path
     assert row.metadata_sha256 == hashlib.sha256(metadata).hexdigest()
     assert served.read_bytes() == wheel.read_bytes()
     assert not storage.incoming_dir(held.id).exists()
-    assert Project.objects.get().index_serial == before + 1
+    assert Project.objects.get().index_serial > before
     assert Serial.objects.get(name="index-root").value == 1
     held.refresh_from_db()
     assert (held.state, held.duration.total_seconds(), held.lease_until) == (

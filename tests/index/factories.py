@@ -8,8 +8,10 @@ from packages.models import Project
 from tests.factories import make_build, make_file
 
 
-def publish(version, wheel, abi="cp311", with_metadata=True, build=None, **fields):
-    """Publish WHEEL as a file of VERSION, as the publisher does when a build succeeds."""
+def publish(version, wheel, abi="cp311", with_metadata=True, build=None, root=True, **fields):
+    """Publish WHEEL as a file of VERSION, as the publisher does when a build succeeds.
+    ROOT=False: as the publisher does for a project already on the root (the root's
+    page is then written by pages.repair, not at the commit)."""
     project = version.project
     build = build or make_build(version, abi=abi)
     path = storage.file_path(project.normalized_name, wheel.filename)
@@ -23,5 +25,5 @@ def publish(version, wheel, abi="cp311", with_metadata=True, build=None, **field
     file = make_file(
         build, wheel.filename, content=wheel.content, metadata_sha256=metadata_sha256, **fields
     )
-    Project.objects.filter(pk=project.pk).touch_index(root=True)
+    Project.objects.filter(pk=project.pk).touch_index(root=root)
     return file

@@ -6,6 +6,7 @@ import pytest
 
 from builds.models import Build
 from index import pages, rendering
+from packages.models import Project
 from tests.factories import (
     make_build,
     make_file,
@@ -126,9 +127,11 @@ def test_render_root_lists_projects_with_files_once_each(data_dir):
     assert '<meta name="pypi:repository-version" content="1.4">' in html
     assert html.count("<a ") == 2
     assert '<a href="a-proj/">a-proj</a>' in html and '<a href="b-proj/">b-proj</a>' in html
+    serials = dict(Project.objects.values_list("normalized_name", "index_serial"))
     assert json.loads(gzip.decompress(pages.root_file("json.gz").read_bytes())) == {
-        "meta": {"api-version": "1.4"},
-        "projects": [{"name": "a-proj"}, {"name": "b-proj"}],
+        "meta": {"api-version": "1.4", "_last-serial": max(serials.values())},
+        "projects": [{"name": "a-proj", "_last-serial": serials["a-proj"]},
+                     {"name": "b-proj", "_last-serial": serials["b-proj"]}],
     }
 
 
@@ -138,7 +141,7 @@ def test_root_is_rendered_in_chunks(data_dir, monkeypatch):
     for name in names:
         publish(make_version(make_project(name), "1.0"), wheel_archive(name, "1.0"))
 
-    parts = list(rendering.root_parts())
+    parts = list(rendering.root_parts(7, rendering.listed_projects()))
 
     assert [n for _, _, n in parts] == [0, 2, 2, 1, 0]
     listed = json.loads(b"".join(j for _, j, _ in parts))["projects"]

@@ -205,23 +205,28 @@ def test_pypi_simple_parses_both_forms_without_warnings(client, foo):
 
 
 def test_root_is_gzip_for_gzip_clients_and_plain_for_others(client, foo, django_assert_num_queries):
-    with django_assert_num_queries(1):  # the root serial (its writer did not run)
+    # the root serial; its writer did not run, so the highest index serial for the headers
+    with django_assert_num_queries(2):
         zipped = client.get("/simple/", HTTP_ACCEPT_ENCODING="gzip, deflate")
     assert zipped["Content-Encoding"] == "gzip"
     assert zipped["Vary"] == "Accept-Encoding, Accept"
     assert not pages.root_is_current(rendering.root_serial())
-    with django_assert_num_queries(1):  # the project list, rendered while streamed
+    # the highest index serial and the project list, rendered while streamed
+    with django_assert_num_queries(2):
         html = gzip.decompress(b"".join(zipped.streaming_content)).decode()
     assert '<a href="foo/">foo</a>' in html
-    assert pages.root_stamp() == rendering.root_serial()  # and written on the way
+    assert pages.root_stamp()[0] == rendering.root_serial()  # and written on the way
     assert pages.root_file("html").read_text() == html
 
     with django_assert_num_queries(1):  # the root serial: the files are current
         plain = client.get("/simple/", HTTP_ACCEPT=JSON)
     assert not plain.has_header("Content-Encoding")
+    serial = Project.objects.get(name="foo").index_serial
     assert json.loads(b"".join(plain.streaming_content)) == {
-        "meta": {"api-version": "1.4"}, "projects": [{"name": "foo"}]
+        "meta": {"api-version": "1.4", "_last-serial": serial},
+        "projects": [{"name": "foo", "_last-serial": serial}],
     }
+    assert plain["X-PyPI-Last-Serial"] == zipped["X-PyPI-Last-Serial"] == str(serial)
     assert zipped["ETag"] != plain["ETag"]
 
 
@@ -241,7 +246,7 @@ def test_root_without_serial_row_is_an_empty_index(client, data_dir):
     response = client.get("/simple/", HTTP_ACCEPT=JSON)
     assert response.status_code == 200
     assert json.loads(b"".join(response.streaming_content))["projects"] == []
-    assert pages.root_stamp() == 0 and pages.root_file("json").exists()
+    assert pages.root_stamp()[0] == 0 and pages.root_file("json").exists()
 
 
 def test_index_refuses_writes(client, foo):
