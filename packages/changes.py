@@ -55,71 +55,54 @@ def _execute(cursor, sql, params=()):
 
 
 # A name of only these characters (every valid project name) goes into COPY's csv as it
-# is; any other is quoted by the csv module.
+# is, a line of plain text; any other is quoted by the csv module.
 PLAIN_NAME = re.compile(r"[A-Za-z0-9._-]+\Z").match
-# canonicalize_name's rule (packaging.utils), computed by PostgreSQL as the rows arrive
-# (on its own core, while this process parses the next part of the root).
-NORMALISED = "lower(regexp_replace(name, '[-_.]+', '-', 'g'))"
 
 
-def _copy_rows(cursor, entries):
-    """Stream (name, serial) ENTRIES into the temporary table by COPY, LOAD_CHUNK rows at
-    a time; the table normalises the names itself."""
+def _copy_rows(cursor, rows):
+    """COPY (norm, name, serial) ROWS into the temporary table: plain lines, not the csv
+    module's per-row work (most of the load's time)."""
     lines, quoted = [], io.StringIO()
     quote = csv.writer(quoted)
-
-    def flush():
-        buffer = io.StringIO("".join(lines))  # csv: an empty unquoted field is NULL
-        cursor.cursor.copy_expert(
-            f"COPY {ROOT_TABLE} (name, serial) FROM STDIN WITH (FORMAT csv)", buffer)
-        lines.clear()
-
-    for name, serial in entries:
-        if not name or len(name) > 200:  # a name no catalogue row could hold is left out
-            continue
+    for norm, name, serial in rows:
+        serial = "" if serial is None else serial  # csv: an empty unquoted field is NULL
         if PLAIN_NAME(name):
-            lines.append(f"{name},{'' if serial is None else serial}\n")
+            lines.append(f"{norm},{name},{serial}\n")
         else:
-            quote.writerow((name, "" if serial is None else serial))
+            quote.writerow((norm, name, serial))
             lines.append(quoted.getvalue())
             quoted.seek(0)
             quoted.truncate()
-        if len(lines) >= LOAD_CHUNK:
-            flush()
-    if lines:
-        flush()
-
-
-def _insert_rows(cursor, entries):
-    """The same as _copy_rows by INSERTs, normalised here (SQLite: make run's default)."""
-    rows = []
-    for name, serial in entries:
-        norm = canonicalize_name(name)
-        if norm and len(name) <= 200:
-            rows.append((norm, name, serial))
-            if len(rows) >= LOAD_CHUNK:
-                cursor.executemany(f"INSERT INTO {ROOT_TABLE} (norm, name, serial) "
-                                   "VALUES (%s, %s, %s)", rows)
-                rows.clear()
-    if rows:
-        cursor.executemany(f"INSERT INTO {ROOT_TABLE} (norm, name, serial) "
-                           "VALUES (%s, %s, %s)", rows)
+    cursor.cursor.copy_expert(f"COPY {ROOT_TABLE} (norm, name, serial) FROM STDIN WITH "
+                              "(FORMAT csv)", io.StringIO("".join(lines)))
 
 
 def _load(cursor, entries):
-    if connection.vendor == "postgresql":
-        _copy_rows(cursor, entries)
-    else:
-        _insert_rows(cursor, entries)
+    """Stream (name, serial) ENTRIES into the temporary table, LOAD_CHUNK rows at a time."""
+    rows = []
+
+    def flush():
+        if connection.vendor == "postgresql":
+            _copy_rows(cursor, rows)
+        else:
+            cursor.executemany(f"INSERT INTO {ROOT_TABLE} (norm, name, serial) "
+                               "VALUES (%s, %s, %s)", rows)
+        rows.clear()
+
+    for name, serial in entries:
+        norm = canonicalize_name(name)
+        if norm and len(name) <= 200:  # a name no catalogue row could hold is left out
+            rows.append((norm, name, serial))
+            if len(rows) >= LOAD_CHUNK:
+                flush()
+    if rows:
+        flush()
 
 
 def _create_table(cursor):
     cursor.execute(f"DROP TABLE IF EXISTS {ROOT_TABLE}")
-    norm = "varchar(200) NOT NULL"
-    if connection.vendor == "postgresql":
-        norm += f" GENERATED ALWAYS AS ({NORMALISED}) STORED"
     cursor.execute(f"CREATE TEMPORARY TABLE {ROOT_TABLE} "
-                   f"(norm {norm}, name varchar(200) NOT NULL, serial bigint)")
+                   "(norm varchar(200) NOT NULL, name varchar(200) NOT NULL, serial bigint)")
 
 
 def record_root(root, now):
