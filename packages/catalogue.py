@@ -103,6 +103,7 @@ class Changes:
     backlog_version_ids: list = field(default_factory=list)
     changed_version_ids: list = field(default_factory=list)
     removed_project_names: list = field(default_factory=list)
+    status_changes: list = field(default_factory=list)  # "name: new PEP 792 status"
     errors: list = field(default_factory=list)
 
 
@@ -176,6 +177,7 @@ def _write_projects(states, now, only_versions, changes, writes):
         row = _project_row(norm, state, project, now, only_versions)
         if status is not None and status != [getattr(project, f) for f in STATUS_FIELDS]:
             writes.status_changed.add(project.id)
+            changes.status_changes.append(f"{project.name}: {project.upstream_status}")
             writes.index_changed.add(project.id)
             writes.root_changed = True
         if row is not None:

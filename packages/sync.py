@@ -88,6 +88,7 @@ class SyncResult:
     changed_version_ids: list = field(default_factory=list)
     new_version_ids: list = field(default_factory=list)
     removed_project_names: list = field(default_factory=list)
+    status_changes: list = field(default_factory=list)  # "project: new PEP 792 status"
     errors: list = field(default_factory=list)  # "project: why"
     write_seconds: float = 0.0  # time spent in the database transactions
     progress: str = ""  # SyncStatus.progress_line() after the pass
@@ -100,6 +101,9 @@ class SyncResult:
         self.new_version_ids.extend(changes.new_version_ids)
         self.changed_version_ids.extend(changes.changed_version_ids)
         self.removed_project_names.extend(changes.removed_project_names)
+        self.status_changes.extend(changes.status_changes)
+        for change in changes.status_changes:
+            log.info("sync %s (PEP 792 status upstream)", change)
         self.errors.extend(changes.errors)
 
     def summary(self):
@@ -114,8 +118,16 @@ class SyncResult:
                 f"{self.projects_updated} changed, "
                 f"{len(self.removed_project_names)} removed; {self.versions_created} new "
                 f"versions ({self.versions_without_sdist} without sdist), "
-                f"{self.versions_updated} changed; {len(self.errors)} errors; "
-                f"{self.progress}")
+                f"{self.versions_updated} changed; {self.status_line()}"
+                f"{len(self.errors)} errors; {self.progress}")
+
+    def status_line(self):
+        """"N status changes (name: status, ...); " or nothing."""
+        if not self.status_changes:
+            return ""
+        return (f"{len(self.status_changes)} status changes "
+                f"({', '.join(self.status_changes[:5])}"
+                f"{', ...' if len(self.status_changes) > 5 else ''}); ")
 
 
 @contextmanager

@@ -58,6 +58,8 @@ def test_a_quarantine_stops_serving_and_its_end_restores_the_project_exactly(
     fake_pypi.set_status("foo", "quarantined", "malware in setup.py")
     result, _, dropped = run_sync()
     assert result.status == "ok" and dropped == 1 and queued() == []
+    assert result.status_changes == ["foo: quarantined"]
+    assert "1 status changes (foo: quarantined); " in result.summary()
     project = Project.objects.get(normalized_name="foo")
     assert project.upstream_status == ProjectStatus.QUARANTINED
     assert project.upstream_status_reason == "malware in setup.py"

@@ -39,7 +39,8 @@ class Command(BaseCommand):
             result = sync.refetch(list(built.values_list("name", flat=True)))
             self.stdout.write(
                 f"refetched {result.projects_fetched} projects from upstream: "
-                f"{result.versions_updated} versions changed; {len(result.errors)} errors")
+                f"{result.versions_updated} versions changed; {result.status_line()}"
+                f"{len(result.errors)} errors")
             for error in result.errors:
                 self.stderr.write(error)
         ids = list(projects.values_list("id", flat=True)) if names else None
