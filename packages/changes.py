@@ -12,11 +12,13 @@ trusted for removals.
 import csv
 import io
 import logging
+import queue
 import re
+import threading
 import time
 from dataclasses import dataclass
 
-from django.db import connection
+from django.db import connection, transaction
 from packaging.utils import canonicalize_name
 
 from packages.catalogue import update_rows, writing
@@ -59,9 +61,9 @@ def _execute(cursor, sql, params=()):
 PLAIN_NAME = re.compile(r"[A-Za-z0-9._-]+\Z").match
 
 
-def _copy_rows(cursor, rows):
-    """COPY (norm, name, serial) ROWS into the temporary table: plain lines, not the csv
-    module's per-row work (most of the load's time)."""
+def _csv_lines(rows):
+    """COPY's csv text of (norm, name, serial) ROWS: plain lines, not the csv module's
+    per-row work (most of the load's time)."""
     lines, quoted = [], io.StringIO()
     quote = csv.writer(quoted)
     for norm, name, serial in rows:
@@ -73,30 +75,82 @@ def _copy_rows(cursor, rows):
             lines.append(quoted.getvalue())
             quoted.seek(0)
             quoted.truncate()
-    cursor.cursor.copy_expert(f"COPY {ROOT_TABLE} (norm, name, serial) FROM STDIN WITH "
-                              "(FORMAT csv)", io.StringIO("".join(lines)))
+    return "".join(lines)
+
+
+class _Feed:
+    """The file one COPY reads, fed chunk by chunk from another thread: PostgreSQL takes
+    in one chunk while this process parses the next (a queue of a few chunks: bounded
+    memory). A feeder's exception, put in the queue, is raised in read(), which aborts
+    the COPY."""
+
+    def __init__(self):
+        self.chunks = queue.Queue(maxsize=4)
+        self.buffer = ""
+
+    def read(self, size=-1):
+        while not self.buffer:
+            chunk = self.chunks.get()
+            if chunk is None:
+                return ""
+            if isinstance(chunk, BaseException):
+                raise chunk
+            self.buffer = chunk
+        size = len(self.buffer) if size is None or size < 0 else size
+        part, self.buffer = self.buffer[:size], self.buffer[size:]
+        return part
+
+    readline = read
+
+
+def _normalised(entries):
+    """(norm, name, serial) of the root's (name, serial) ENTRIES that a catalogue row can
+    hold, LOAD_CHUNK at a time."""
+    rows = []
+    for name, serial in entries:
+        norm = canonicalize_name(name)
+        if norm and len(name) <= 200:
+            rows.append((norm, name, serial))
+            if len(rows) >= LOAD_CHUNK:
+                yield rows
+                rows = []
+    if rows:
+        yield rows
 
 
 def _load(cursor, entries):
-    """Stream (name, serial) ENTRIES into the temporary table, LOAD_CHUNK rows at a time."""
-    rows = []
-
-    def flush():
-        if connection.vendor == "postgresql":
-            _copy_rows(cursor, rows)
-        else:
+    """Stream the root's (name, serial) ENTRIES into the temporary table: on PostgreSQL
+    one COPY, run in a thread of its own while this one parses; elsewhere INSERTs."""
+    if connection.vendor != "postgresql":
+        for rows in _normalised(entries):
             cursor.executemany(f"INSERT INTO {ROOT_TABLE} (norm, name, serial) "
                                "VALUES (%s, %s, %s)", rows)
-        rows.clear()
+        return
+    feed, failed = _Feed(), []
 
-    for name, serial in entries:
-        norm = canonicalize_name(name)
-        if norm and len(name) <= 200:  # a name no catalogue row could hold is left out
-            rows.append((norm, name, serial))
-            if len(rows) >= LOAD_CHUNK:
-                flush()
-    if rows:
-        flush()
+    def copy():
+        try:
+            cursor.cursor.copy_expert(f"COPY {ROOT_TABLE} (norm, name, serial) FROM STDIN "
+                                      "WITH (FORMAT csv)", feed)
+        except Exception as exc:
+            failed.append(exc)
+            while feed.chunks.get() is not None:  # let the feeder finish
+                pass
+
+    copier = threading.Thread(target=copy, name="sync-root-copy")
+    copier.start()
+    try:
+        for rows in _normalised(entries):
+            feed.chunks.put(_csv_lines(rows))
+    except BaseException as exc:
+        feed.chunks.put(exc)  # the COPY is aborted: nothing of a bad root is loaded
+        feed.chunks.put(None)
+        copier.join()
+        raise
+    feed.chunks.put(None)
+    copier.join()
+    if failed:
+        raise failed[0]
 
 
 def _create_table(cursor):
@@ -113,7 +167,8 @@ def record_root(root, now):
         _create_table(cursor)
         try:
             started = time.monotonic()
-            _load(cursor, root.entries())  # outside the write lock: the download is slow
+            with transaction.atomic():  # a COPY a bad root aborts leaves no trace
+                _load(cursor, root.entries())  # outside the write lock: it is slow
             if connection.vendor == "postgresql":
                 cursor.execute(f"ANALYZE {ROOT_TABLE}")  # hash joins: no index needed
             else:
