@@ -29,6 +29,7 @@ log = logging.getLogger(__name__)
 ROOT_TABLE = "packages_sync_root"
 DELTA_TABLE = "packages_sync_delta"  # what differs between the root and the catalogue
 LOAD_CHUNK = 10_000
+COPY_READ = 1 << 22  # what COPY asks its file for at a time: a whole chunk, not 8 KiB slices
 # A root that lacks more of the known projects than this (and than 10% of them) is stale
 # or cut short: it may add names and move serials, but it marks nothing missing.
 TRUSTED_MISSING = 1000
@@ -131,7 +132,7 @@ def _load(cursor, entries):
     def copy():
         try:
             cursor.cursor.copy_expert(f"COPY {ROOT_TABLE} (norm, name, serial) FROM STDIN "
-                                      "WITH (FORMAT csv)", feed)
+                                      "WITH (FORMAT csv)", feed, size=COPY_READ)
         except Exception as exc:
             failed.append(exc)
             while feed.chunks.get() is not None:  # let the feeder finish
