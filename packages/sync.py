@@ -28,7 +28,7 @@ import logging
 import time
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, fields
 from datetime import timedelta
 
 from django.conf import settings
@@ -39,6 +39,7 @@ from packaging.utils import canonicalize_name
 
 from packages.catalogue import (
     NO_SDIST,
+    Changes,
     apply_states,
     delete_projects,
     writing,
@@ -67,7 +68,10 @@ XMLRPC_RETRY = 3600
 
 
 @dataclass
-class SyncResult:
+class SyncResult(Changes):
+    """What one pass did: the catalogue.Changes of all its batches, added up, and what
+    only a pass knows."""
+
     status: str = "ok"  # "ok", "busy" (another pass is running) or "failed"
     message: str = ""
     first_pass: bool = False
@@ -80,31 +84,19 @@ class SyncResult:
     names_added: int = 0  # new names learnt (root or changelog)
     projects_moved: int = 0  # known projects whose serial moved
     projects_fetched: int = 0
-    projects_created: int = 0
-    projects_updated: int = 0
-    versions_created: int = 0
-    versions_updated: int = 0
-    versions_without_sdist: int = 0
-    changed_version_ids: list = field(default_factory=list)
-    new_version_ids: list = field(default_factory=list)
-    removed_project_names: list = field(default_factory=list)
-    status_changes: list = field(default_factory=list)  # "project: new PEP 792 status"
-    errors: list = field(default_factory=list)  # "project: why"
     write_seconds: float = 0.0  # time spent in the database transactions
     progress: str = ""  # SyncStatus.progress_line() after the pass
 
     def add(self, changes):
-        """Count one batch's catalogue.Changes."""
-        for name in ("projects_created", "projects_updated", "versions_created",
-                     "versions_updated", "versions_without_sdist"):
-            setattr(self, name, getattr(self, name) + getattr(changes, name))
-        self.new_version_ids.extend(changes.new_version_ids)
-        self.changed_version_ids.extend(changes.changed_version_ids)
-        self.removed_project_names.extend(changes.removed_project_names)
-        self.status_changes.extend(changes.status_changes)
+        """Count one batch's catalogue.Changes: its counts added, its lists extended."""
+        for name in (f.name for f in fields(Changes)):
+            mine, theirs = getattr(self, name), getattr(changes, name)
+            if isinstance(mine, list):
+                mine.extend(theirs)
+            else:
+                setattr(self, name, mine + theirs)
         for change in changes.status_changes:
             log.info("sync %s (PEP 792 status upstream)", change)
-        self.errors.extend(changes.errors)
 
     def summary(self):
         if self.status != "ok":
