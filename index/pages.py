@@ -206,7 +206,7 @@ def write_project(name, known=None):
                 _replace(directory / f"index.{fmt}", page[fmt])
         elif directory.exists():  # its last files went
             _remove_pages(directory)
-        _mark_quarantine(directory, detail.get("held", False))
+        _mark_quarantine(directory, rendering.is_quarantined(detail))
         if directory.exists():
             _replace(directory / ".serial",
                      f"{project_id} {serial} {len(detail['files']) or len(page)}\n".encode())

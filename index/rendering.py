@@ -170,7 +170,7 @@ def listed_entries(project):
 def simple_detail(project):
     """The PEP 691 (API 1.4) dict of PROJECT's page: one query (listed_entries). A
     quarantined project's page lists no file, only its status (PEP 792); it is a page at
-    all only while the quarantine holds files back ("held", not rendered)."""
+    all only while the quarantine holds files back."""
     versions, entries, status = listed_entries(project)
     detail = {
         "meta": {"api-version": API_VERSION},
@@ -180,15 +180,19 @@ def simple_detail(project):
     }
     if status:
         detail["project-status"] = status
-        detail["held"] = status["status"] == ProjectStatus.QUARANTINED
     return detail
+
+
+def is_quarantined(detail):
+    """Whether the project of page DETAIL is quarantined upstream (PEP 792)."""
+    return detail.get("project-status", {}).get("status") == ProjectStatus.QUARANTINED
 
 
 def is_page(detail):
     """Whether DETAIL makes a page (else the index answers 404, so that pip and uv look
     for the project on their other indexes): it lists files, or says that a quarantine
-    holds them back."""
-    return bool(detail["files"] or detail.get("held"))
+    holds them back (a project has a status only while it has files)."""
+    return bool(detail["files"]) or is_quarantined(detail)
 
 
 def _html_rows(detail):
@@ -212,8 +216,7 @@ def _html_rows(detail):
 def render_detail(detail):
     """(JSON bytes, HTML bytes) of a project page dict."""
     status = detail.get("project-status", {})
-    public = {key: value for key, value in detail.items() if key != "held"}
-    body_json = json.dumps(public, separators=(",", ":")).encode()
+    body_json = json.dumps(detail, separators=(",", ":")).encode()
     body_html = render_to_string(
         "simple/detail.html",
         {"name": detail["name"], "api_version": API_VERSION, "files": _html_rows(detail),
