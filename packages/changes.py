@@ -101,8 +101,6 @@ class _Feed:
         part, self.buffer = self.buffer[:size], self.buffer[size:]
         return part
 
-    readline = read
-
 
 def _normalised(entries):
     """(norm, name, serial) of the root's (name, serial) ENTRIES that a catalogue row can
@@ -219,11 +217,9 @@ def _diff_root(cursor, root, now, announced):
         if Missing.objects.exists():  # back on the root: no longer suspected gone
             _execute(cursor, f"DELETE FROM {Missing._meta.db_table} WHERE normalized_name IN "
                              f"(SELECT norm FROM {ROOT_TABLE})")
-        if not lacking:
-            pass
-        elif lacking <= max(TRUSTED_MISSING, known // 10):
+        if lacking and lacking <= max(TRUSTED_MISSING, known // 10):
             announced.missing = _note_missing(cursor, now)
-        else:
+        elif lacking:
             log.warning("sync: the root lacks %d of %d known projects: not trusted for "
                         "removals", lacking, known)
     finally:
