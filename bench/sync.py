@@ -307,6 +307,14 @@ def main():
         from packages.models import Project, Version
         from packages.sync import run_pass
 
+        def timed_pass():
+            """(the result of one pass, which must be "ok", and its seconds)."""
+            started = time.monotonic()
+            result = run_pass()
+            took = time.monotonic() - started
+            assert result.status == "ok", result.summary()
+            return result, took
+
         def upstream_requests():
             return int(requests.get(f"{url}/_bench/requests", timeout=10).text)
 
@@ -318,11 +326,8 @@ def main():
         rss_before = peak_rss_mb()
 
         settings.PIWHEELS_SYNC_PASS_SECONDS = 0  # names only: how soon the farm knows them
-        started = time.monotonic()
-        result = run_pass()
-        first = time.monotonic() - started
+        result, first = timed_pass()
         rss = peak_rss_mb()
-        assert result.status == "ok", result.summary()
         known = Project.objects.count()
         print(f"1. first pass, names: {first:.1f} s for {known:,} projects from one root "
               f"request; goal < 60 s: {'met' if first < 60 else 'NOT met'}")
@@ -336,9 +341,7 @@ def main():
                       [args.details:args.details + 1])
         if sample:  # the rest taken as fetched at their serial, to keep the bench short
             Project.objects.filter(id__gte=sample[0]).update(serial=F("upstream_serial"))
-        started = time.monotonic()
-        result = run_pass()
-        took = time.monotonic() - started
+        result, took = timed_pass()
         print(f"2. details of {result.projects_fetched:,} projects, unpaced: {took:.1f} s "
               f"({result.projects_fetched / took:,.0f} projects/s, "
               f"{Version.objects.count():,} versions); {len(result.errors)} errors; "
@@ -346,10 +349,7 @@ def main():
 
         control(url, "xmlrpc=off", 10)
         control(url, f"changes={args.changed}", 600)
-        started = time.monotonic()
-        result = run_pass()
-        later = time.monotonic() - started
-        assert result.status == "ok", result.summary()
+        result, later = timed_pass()
         print(f"3. a pass over the root (XML-RPC refused) that finds {result.projects_moved:,} "
               f"projects moved: {later:.1f} s ({result.projects_fetched:,} fetched, "
               f"{result.versions_created:,} new versions, {result.versions_updated:,} changed, "
@@ -364,10 +364,7 @@ def main():
         control(url, "xmlrpc=on", 10)
         settings.PIWHEELS_SYNC_METHOD = "xmlrpc"  # auto would leave it alone for an hour
         control(url, f"changes={args.changed}", 600)
-        started = time.monotonic()
-        result = run_pass()
-        fast = time.monotonic() - started
-        assert result.status == "ok", result.summary()
+        result, fast = timed_pass()
         print(f"   the same through the XML-RPC fast path: {fast:.1f} s for {result.events:,} "
               f"events ({result.projects_fetched:,} fetched)")
         settings.PIWHEELS_SYNC_METHOD = "auto"
@@ -375,9 +372,7 @@ def main():
         control(url, "xmlrpc=off", 10)
         run_pass()  # takes the root's ETag
         before = upstream_requests()
-        started = time.monotonic()
-        result = run_pass()
-        idle = time.monotonic() - started
+        result, idle = timed_pass()
         asked = upstream_requests() - before - 1  # less the count request itself
         print(f"4. idle pass: {asked} upstream request(s), root not modified: "
               f"{result.root_not_modified}, {idle * 1000:.0f} ms; goal one conditional "
