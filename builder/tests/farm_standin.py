@@ -149,13 +149,18 @@ class StandinFarm:
             return None, (409, {"detail": "This build is not yours any more."})
         return build, None
 
+    def _building(self, build_id):
+        """_ours(), and a build still building (a finished one refuses heartbeats, logs)."""
+        build, refusal = self._ours(build_id)
+        if refusal is None and build["state"] != "building":
+            return None, (409, {"detail": "This build is finished."})
+        return build, refusal
+
     def heartbeat(self, build_id):
         with self.lock:
-            build, refusal = self._ours(build_id)
+            build, refusal = self._building(build_id)
             if refusal:
                 return refusal
-            if build["state"] != "building":
-                return 409, {"detail": "This build is finished."}
             build["heartbeats"] += 1
             self.lock.notify_all()
             return 204, None
@@ -177,11 +182,9 @@ class StandinFarm:
 
     def upload_log(self, build_id, data):
         with self.lock:
-            build, refusal = self._ours(build_id)
+            build, refusal = self._building(build_id)
             if refusal:
                 return refusal
-            if build["state"] != "building":
-                return 409, {"detail": "This build is finished."}
             try:
                 text = gzip.decompress(data)
             except (OSError, EOFError):
