@@ -170,6 +170,22 @@ def agent_process(farm, work_dir, fake_python, *args, token=None, env=None):
                             text=True, env=dict(os.environ, PYTHONPATH=here, **(env or {})))
 
 
+def output_until(proc, text, timeout=20):
+    """What the agent has printed up to the first line holding text (or EOF, or timeout)."""
+    lines = []
+
+    def read():
+        for line in proc.stdout:
+            lines.append(line)
+            if text in line:
+                return
+
+    reader = threading.Thread(target=read, daemon=True)
+    reader.start()
+    reader.join(timeout)
+    return "".join(lines)
+
+
 def test_sigterm_stops_the_build_releases_the_job_and_cleans_up(farm, work_dir, fake_python,
                                                                 tmp_path):
     pids = tmp_path / "pids"
@@ -213,11 +229,12 @@ def test_a_spooled_build_survives_an_agent_restart(farm, work_dir, fake_python, 
         "FAKE_BUILD_SECONDS": "1", "FAKE_BUILD_ARGS": str(tmp_path / "started")})
     assert wait_for_file(tmp_path / "started")
     farm.stop()  # the farm goes away while the agent builds
-    assert wait_for_file(spooled)  # it met the outage and kept its result
+    said = output_until(proc, "retrying in")
+    assert "farm unreachable (connection refused), retrying in" in said, said
+    assert spooled.exists()  # it met the outage and kept its result
     proc.send_signal(signal.SIGTERM)  # and the agent is stopped while it retries
     output, _ = proc.communicate(timeout=20)
-    assert proc.returncode == 0, output
-    assert "farm unreachable (connection refused), retrying in" in output
+    assert proc.returncode == 0, said + output
     assert spooled.exists()
 
     farm.start()
