@@ -148,13 +148,15 @@ def _project_row(norm, state, project, now, only_versions):
                        default=None)
     if project is None:
         serial = state.last_serial if only_versions is None else 0
-        return Project(name=state.name[:200], normalized_name=norm,
-                       summary=state.summary, serial=serial, upstream_serial=state.last_serial,
+        return Project(name=state.name[:200], normalized_name=norm, summary=state.summary or "",
+                       serial=serial, upstream_serial=state.last_serial,
                        last_changed=last_changed, added=now, upstream_status=state.status,
                        upstream_status_reason=state.status_reason)
     old = [getattr(project, f) for f in PROJECT_FIELDS]
     if state.releases_known:
-        project.name, project.summary = state.name[:200], state.summary
+        project.name = state.name[:200]
+        if state.summary is not None:  # None: read from a page that does not carry it
+            project.summary = state.summary
         project.last_changed = last_changed or project.last_changed
     project.upstream_status = state.status
     project.upstream_status_reason = state.status_reason

@@ -52,6 +52,7 @@ from packages.models import (
     Retry,
     Serial,
     SyncStatus,
+    Version,
 )
 from packages.upstream import NotFound, Upstream, UpstreamError
 
@@ -226,12 +227,23 @@ def _learn_changes(upstream, status, since, result, now):
 
 # -- step 2: details, in the background --------------------------------------------------
 
-def _fetch(upstream, name):
+def _fetch(upstream, name, known_versions=None):
     """ProjectState of NAME, or None when upstream answers 404."""
     try:
-        return upstream.project(name)
+        return upstream.project(name, known_versions)
     except NotFound:
         return None
+
+
+def _submit(pool, upstream, batch):
+    """[(project row, future of its ProjectState)] for BATCH, each fetch told the
+    versions the catalogue holds of a project with details (Upstream.project: one
+    request, not two, when no release is new)."""
+    known = {p.id: set() for p in batch if p.serial}
+    for project_id, version in (Version.objects.filter(project_id__in=known)
+                                .values_list("project_id", "version")):
+        known[project_id].add(version)
+    return [(p, pool.submit(_fetch, upstream, p.name, known.get(p.id))) for p in batch]
 
 
 def _remember_failures(failures, now):
@@ -330,10 +342,10 @@ def fetch_details(upstream, result, now, deadline, on_batch=None):
                            .exclude(normalized_name__in=failed)
                            .exclude(id__in=[p.id for p, _ in in_flight])
                            .order_by("-demand", "-downloads", "id")
-                           .only("id", "name", "normalized_name", "upstream_serial"))
+                           .only("id", "name", "normalized_name", "serial", "upstream_serial"))
                 batch = list(waiting[:_batch_size()])
             # the next batch is fetched while the previous one is written
-            fetching = [(p, pool.submit(_fetch, upstream, p.name)) for p in batch]
+            fetching = _submit(pool, upstream, batch)
             if in_flight:
                 failed |= _write_details(in_flight, result, now, on_batch)
             if not fetching:
@@ -348,13 +360,12 @@ def revisit(upstream, status, result, now, deadline, on_batch=None):
     with ThreadPoolExecutor(settings.PIWHEELS_SYNC_WORKERS) as pool:
         while time.monotonic() < deadline:
             batch = list(Project.objects.filter(id__gt=status.revisit_id).order_by("id")
-                         .only("id", "name", "normalized_name", "upstream_serial")
+                         .only("id", "name", "normalized_name", "serial", "upstream_serial")
                          [:_batch_size()])
             if not batch:
                 status.revisit_id = 0  # round again from the start next pass
                 break
-            _write_details([(p, pool.submit(_fetch, upstream, p.name)) for p in batch],
-                           result, now, on_batch)
+            _write_details(_submit(pool, upstream, batch), result, now, on_batch)
             status.revisit_id = batch[-1].id
 
 

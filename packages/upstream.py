@@ -22,6 +22,8 @@ from urllib.parse import urlsplit
 import ijson
 import urllib3
 from django.conf import settings
+from packaging.utils import InvalidWheelFilename, canonicalize_name, parse_wheel_filename
+from packaging.version import InvalidVersion, Version
 
 log = logging.getLogger(__name__)
 
@@ -30,6 +32,9 @@ SIMPLE_HTML = "application/vnd.pypi.simple.v1+html"
 # JSON preferred; PEP 503 HTML accepted (an old mirror, a proxy that rewrites the answer).
 ROOT_ACCEPT = f"{SIMPLE_JSON}, {SIMPLE_HTML};q=0.2, text/html;q=0.1"
 CHUNK = 256 * 1024
+# The sdists' filenames, old formats included (what PyPI's JSON API calls packagetype
+# "sdist"; a file named like one whose version does not parse is left to that API).
+SDIST_SUFFIXES = (".tar.gz", ".zip", ".tar.bz2", ".tgz", ".tar.xz", ".tar")
 USER_AGENT = "piwheels-farm-sync/1.0"
 
 
@@ -65,7 +70,7 @@ class ProjectState:
     """What upstream says about one project right now."""
 
     name: str
-    summary: str = ""
+    summary: str | None = ""  # None: not read (a simple page does not carry it)
     last_serial: int = 0
     releases: dict = field(default_factory=dict)  # version string -> ReleaseState
     # PEP 792, from the project's simple page. A quarantined project's releases are not
@@ -126,6 +131,22 @@ def _parse_time(text):
         return None
 
 
+def _release(version, files):
+    """ReleaseState of VERSION from its FILES: (filename, upload time, yanked, yanked
+    reason, requires-python, is an sdist) tuples, whichever API they were read from."""
+    files = sorted(files)  # the same first file, read from either API
+    release = ReleaseState(version=version)
+    times = [t for t in (_parse_time(f[1]) for f in files) if t]
+    release.released = min(times) if times else None
+    release.has_sdist = any(f[5] for f in files)
+    release.upstream_wheels = sorted({f[0] for f in files if f[0].endswith(".whl")})
+    release.yanked = bool(files) and all(f[2] for f in files)
+    if release.yanked:
+        release.yanked_reason = _clean(files[0][3])
+    release.requires_python = _clean(next((f[4] for f in files if f[4]), ""), 200)
+    return release
+
+
 def parse_project(data):
     """ProjectState from PyPI's /pypi/<name>/json document."""
     info = data.get("info") or {}
@@ -136,34 +157,70 @@ def parse_project(data):
         last_serial=int(data.get("last_serial") or 0),
     )
     for version, files in data["releases"].items():
-        release = ReleaseState(version=version)
-        times = [t for t in (_parse_time(f.get("upload_time_iso_8601")) for f in files) if t]
-        release.released = min(times) if times else None
-        release.has_sdist = any(f.get("packagetype") == "sdist" for f in files)
-        release.upstream_wheels = sorted({
-            f["filename"] for f in files
-            if isinstance(f.get("filename"), str) and f["filename"].endswith(".whl")
-        })
-        release.yanked = bool(files) and all(f.get("yanked") for f in files)
-        if release.yanked:
-            release.yanked_reason = _clean(files[0].get("yanked_reason"))
-        release.requires_python = _clean(
-            next((f["requires_python"] for f in files if f.get("requires_python")), ""), 200
-        )
-        state.releases[version] = release
+        state.releases[version] = _release(version, [
+            (f["filename"], f.get("upload_time_iso_8601"), bool(f.get("yanked")),
+             f.get("yanked_reason"), f.get("requires_python"), f.get("packagetype") == "sdist")
+            for f in files if isinstance(f.get("filename"), str)])
     return state
 
 
-def merge_states(states):
-    """One ProjectState from several upstream spellings of one normalised name: the
-    display name and summary of the most recently changed, every release (the most
-    recently changed spelling wins a version present in both)."""
-    states = sorted(states, key=lambda s: s.last_serial)
-    merged = ProjectState(name=states[-1].name, summary=states[-1].summary,
-                          last_serial=states[-1].last_serial)
-    for state in states:
-        merged.releases.update(state.releases)
-    return merged
+def _file_version(norm, filename):
+    """The Version a wheel's or an sdist's FILENAME names for project NORM; None when the
+    name does not say (another kind of file, a name that does not parse)."""
+    if filename.endswith(".whl"):
+        try:
+            name, version, _build, _tags = parse_wheel_filename(filename)
+        except InvalidWheelFilename:
+            return None
+        return version if name == norm else None
+    suffix = next((s for s in SDIST_SUFFIXES if filename.endswith(s)), None)
+    if suffix is None:
+        return None
+    stem = filename[:-len(suffix)]
+    # "name-version", where the name may hold hyphens of its own: split after the name
+    for at in (i for i, c in enumerate(stem) if c == "-"):
+        if canonicalize_name(stem[:at]) == norm:
+            try:
+                return Version(stem[at + 1:])
+            except InvalidVersion:
+                return None
+    return None
+
+
+def parse_simple_project(data, name):
+    """ProjectState of NAME from its PEP 691 JSON page with PEP 700's versions and upload
+    times, the same releases the JSON API would give; None when the page cannot tell them
+    all (no versions list, a file whose name does not say which listed version it is of:
+    an egg, an installer, an old sdist name). Its summary is not read (None)."""
+    versions, files = data.get("versions"), data.get("files")
+    if not isinstance(versions, list) or not isinstance(files, list):
+        return None
+    listed = {}
+    for version in versions:
+        try:
+            key = Version(version)
+        except (InvalidVersion, TypeError):
+            return None
+        if key in listed:  # two spellings of one version: only the JSON API can tell
+            return None
+        listed[key] = version
+    norm, grouped = canonicalize_name(name), {v: [] for v in versions}
+    for f in files:
+        filename = f.get("filename") if isinstance(f, dict) else None
+        version = _file_version(norm, filename) if isinstance(filename, str) else None
+        if version not in listed or not isinstance(f.get("upload-time"), str):
+            return None
+        yanked = f.get("yanked")
+        grouped[listed[version]].append(
+            (filename, f["upload-time"], bool(yanked), yanked if isinstance(yanked, str)
+             else "", f.get("requires-python"), not filename.endswith(".whl")))
+    meta = data.get("meta") if isinstance(data.get("meta"), dict) else {}
+    serial = meta.get("_last-serial")
+    state = ProjectState(name=name, summary=None,
+                         last_serial=serial if isinstance(serial, int) else 0)
+    for version, release_files in grouped.items():
+        state.releases[version] = _release(version, release_files)
+    return state
 
 
 class Response:
@@ -357,17 +414,25 @@ class Upstream:
         except ValueError:
             raise _Retry("malformed JSON") from None
 
-    def project(self, name):
+    def project(self, name, known_versions=None):
         """ProjectState of one project; NotFound when upstream has no such project. A 404
         is an answer, not a fault: the sync asks again minutes later before it deletes.
 
-        Two requests: the standard simple page for the project's status (PEP 792 puts it
-        only there), then PyPI's JSON API for the releases, not asked for when the project
-        is quarantined."""
-        status, reason, serial = self.project_status(name)
+        First the standard simple page: the project's status (PEP 792 puts it only there)
+        and, on a PEP 691 JSON page with PEP 700's versions, its releases. Then PyPI's JSON
+        API, for the summary, unless it is not needed: the project is quarantined, or the
+        page gave every release and none is new to KNOWN_VERSIONS (the version strings the
+        catalogue holds; None: a project without details yet). A summary is a release's
+        metadata, which PyPI never changes, so only a new release may bring another."""
+        status, reason, serial, listed = self._simple_page(name)
         if status == "quarantined":
             return ProjectState(name=name, last_serial=serial, status=status,
                                 status_reason=reason, releases_known=False)
+        if (listed is not None and known_versions is not None
+                and known_versions.issuperset(listed.releases)):
+            listed.last_serial = listed.last_serial or serial
+            listed.status, listed.status_reason = status, reason
+            return listed
         try:
             state = self._releases(name)
         except NotFound:  # listed, without releases: PyPI's JSON API answers 404
@@ -375,9 +440,10 @@ class Upstream:
         state.status, state.status_reason = status, reason
         return state
 
-    def project_status(self, name):
-        """(PEP 792 status, reason, last serial) from the project's simple page (JSON
-        preferred, PEP 503 HTML read for its meta tags); NotFound for a 404."""
+    def _simple_page(self, name):
+        """(PEP 792 status, reason, last serial, ProjectState or None) from the project's
+        simple page: JSON preferred, whose releases parse_simple_project() reads; a PEP
+        503 HTML page is read for its meta tags only. NotFound for a 404."""
         url = f"{self.base}/simple/{name}/"
 
         def once():
@@ -389,9 +455,11 @@ class Upstream:
             serial = response.headers.get("X-PyPI-Last-Serial", "")
             serial = int(serial) if serial.isdigit() else 0
             kind = response.headers.get("Content-Type", "").split(";")[0].strip().lower()
-            if kind in (SIMPLE_JSON, "application/json"):
-                return (*parse_status(self._json(response)), serial)
-            return (*parse_status_html(response.text), serial)
+            if kind not in (SIMPLE_JSON, "application/json"):
+                return (*parse_status_html(response.text), serial, None)
+            page = self._json(response)
+            listed = parse_simple_project(page, name) if isinstance(page, dict) else None
+            return (*parse_status(page), serial, listed)
 
         return self._call(name, once)
 

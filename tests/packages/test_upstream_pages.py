@@ -1,0 +1,92 @@
+"""What one project's detail fetch asks upstream: its simple page always, PyPI's JSON API
+only for what the page cannot say (a summary a new release may bring, a file whose name
+does not tell its version). The fake upstream over HTTP, the sync through run_pass."""
+import pytest
+
+from packages.models import Project, Version
+from packages.sync import run_pass
+from packages.upstream import Upstream
+
+pytestmark = pytest.mark.django_db
+
+
+def asked(fake_pypi, name):
+    return (fake_pypi.count(f"/simple/{name}/"), fake_pypi.count(f"/pypi/{name}/json"))
+
+
+def versions(name):
+    return {v.version: (v.yanked, v.yanked_reason, v.removed, v.has_sdist, v.requires_python,
+                        v.upstream_wheels, v.released)
+            for v in Version.objects.filter(project__normalized_name=name)}
+
+
+@pytest.fixture
+def foo(fake_pypi, settings):
+    """foo 1.0 (an sdist and a wheel) and 2.0 upstream, synced by the root."""
+    settings.PIWHEELS_SYNC_METHOD = "simple"
+    fake_pypi.add_release("foo", "1.0", [("foo-1.0.tar.gz", b"s"),
+                                         ("foo-1.0-py3-none-any.whl", b"w")],
+                          summary="The foo", requires_python=">=3.8")
+    fake_pypi.add_release("foo", "2.0")
+    assert run_pass().status == "ok"
+    assert asked(fake_pypi, "foo") == (1, 1)  # new to the farm: page and JSON API
+    return fake_pypi
+
+
+def test_a_change_without_a_new_release_costs_one_request_and_keeps_the_summary(foo):
+    foo.yank("foo", "1.0", "broken build")
+    foo.remove_file("foo", "2.0", "foo-2.0.tar.gz")
+
+    result = run_pass()
+
+    assert result.status == "ok" and result.projects_fetched == 1
+    assert asked(foo, "foo") == (2, 1)  # the page alone
+    project = Project.objects.get(normalized_name="foo")
+    assert project.summary == "The foo" and project.serial == project.upstream_serial
+    held = versions("foo")
+    assert held["1.0"][:2] == (True, "broken build")
+    assert held["2.0"][3] is False  # its sdist gone: nothing left to build it from
+    assert Version.objects.get(project=project, version="2.0").skip_reason
+
+
+def test_a_new_release_asks_the_json_api_for_its_summary(foo):
+    foo.add_release("foo", "3.0", summary="The new foo")
+
+    assert run_pass().status == "ok"
+
+    assert asked(foo, "foo") == (2, 2)
+    assert Project.objects.get(normalized_name="foo").summary == "The new foo"
+    assert set(versions("foo")) == {"1.0", "2.0", "3.0"}
+
+
+def test_a_file_whose_name_does_not_say_its_version_is_left_to_the_json_api(foo):
+    foo.add_file("foo", "2.0", "foo-2.0-py2.7.egg", b"egg")
+
+    assert run_pass().status == "ok"
+
+    assert asked(foo, "foo") == (2, 2)
+    assert versions("foo")["2.0"][3] is True  # the egg is no sdist, the sdist still is
+
+
+@pytest.mark.parametrize("files", [
+    [("Foo_Bar-1.0.tar.gz", b"s"), ("foo_bar-1.0-cp311-cp311-linux_armv7l.whl", b"w"),
+     ("foo_bar-1.0-py3-none-any.whl", b"p")],
+    [("foo-bar-1.0.zip", b"z")],
+    [("foo_bar-1.0-py3-none-any.whl", b"w")],  # no sdist
+    [],  # a release without files
+])
+def test_the_simple_page_and_the_json_api_give_the_same_releases(fake_pypi, settings, files):
+    fake_pypi.add_release("Foo_Bar", "0.9", [("Foo_Bar-0.9.tar.gz", b"old")],
+                          requires_python=">=3.7")
+    fake_pypi.add_release("Foo_Bar", "1.0", files, requires_python=">=3.9")
+    fake_pypi.yank("Foo_Bar", "0.9", "use 1.0")
+    upstream = Upstream(rate=0)
+
+    from_page = upstream.project("Foo_Bar", known_versions={"0.9", "1.0"})
+    from_api = upstream.project("Foo_Bar")
+
+    assert asked(fake_pypi, "Foo_Bar") == (2, 1)
+    assert from_page.summary is None and from_api.summary == ""
+    assert from_page.releases == from_api.releases
+    assert from_page.last_serial == from_api.last_serial > 0
+    assert from_page.releases["0.9"].yanked_reason == "use 1.0"
