@@ -40,7 +40,7 @@ from pathlib import Path
 from django.conf import settings
 from django.core.cache import caches
 from django.db import transaction
-from django.db.models import F
+from django.db.models import Exists, F, OuterRef, Q
 
 from index import rendering
 from packages.models import Project, index_serial_high
@@ -320,10 +320,33 @@ def changed(names, root=False):
 
 def write(names, root=False):
     """Write the pages of projects NAMES, and the root's with ROOT."""
-    for name in names:
-        write_project(name)
+    _write_projects(names)
     if root:
         write_root()
+
+
+def _write_projects(names):
+    """write_project() each of NAMES that has a page, or page files on disk; the rest
+    (most of a sync batch: projects the farm has built nothing of) have nothing to write
+    and are only stamped current, in one UPDATE. Their serials and whether they have a
+    page are read in one query, one snapshot: a file published since then moves the
+    serial on, and the stamp, conditional on the serial read, is not made."""
+    page_files = rendering.page_files().filter(build__version__project=OuterRef("pk"))
+    rows = list(Project.objects.filter(normalized_name__in=names)
+                .annotate(has_page=Exists(page_files))
+                .values_list("normalized_name", "id", "index_serial", "has_page"))
+    pageless = []
+    for name, project_id, serial, has_page in rows:
+        if has_page or project_dir(name).exists():
+            write_project(name, known=(project_id, serial))
+        else:
+            pageless.append(Q(id=project_id, index_serial=serial))
+    for name in set(names).difference(name for name, *_ in rows):
+        write_project(name)  # gone: its page files, if any, go too
+    if pageless:
+        (Project.objects.filter(Q(*pageless, _connector=Q.OR),
+                                index_file_serial__lt=F("index_serial"))
+         .update(index_file_serial=F("index_serial")))
 
 
 # --- what Django reads ---------------------------------------------------------------
@@ -369,8 +392,7 @@ def repair(limit=REPAIR_BATCH):
         Project.objects.filter(index_serial__gt=F("index_file_serial"))
         .values_list("normalized_name", flat=True)[:limit]
     )
-    for name in names:
-        write_project(name)
+    _write_projects(names)
     try:
         write_root()  # after the projects: their pages are current for the serials listed
     except rendering.RootBusy as exc:

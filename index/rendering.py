@@ -100,6 +100,12 @@ def listed_files():
     return published_files().filter(shadowed_by="")
 
 
+def page_files():
+    """The files a project's page is made of: those it lists, or those a quarantine holds
+    back (its page then says so, PEP 792)."""
+    return _built_files().filter(shadowed_by="")
+
+
 def yank_reason(version_yanked, version_reason, superseded_by):
     """PEP 592 "yanked" of one file: the version's yank, else "rebuilt as <name>" for a
     file a rebuild replaced, else False."""
@@ -125,8 +131,8 @@ def listed_entries(project):
     wheels that run on ARMv6 appear twice (their armv6l name after them). A quarantined
     project lists nothing: its status says that files are held back."""
     rows = list(
-        _built_files()
-        .filter(build__version__project=project, shadowed_by="")
+        page_files()
+        .filter(build__version__project=project)
         .values_list(
             "filename", "size", "sha256", "metadata_sha256", "requires_python",
             "uploaded", "build__version__version", "build__version__yanked",

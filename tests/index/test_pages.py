@@ -219,3 +219,20 @@ def test_without_fsync_pages_are_written_alike(data_dir, settings):
     publish(make_version(project, "1.0"), wheel_archive("foo", "1.0"))
     pages.write(["foo"], root=True)
     assert listed("foo") == ["foo-1.0-py3-none-any.whl"] and root_names() == ["foo"]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_projects_without_pages_are_stamped_current_without_writing_anything(data_dir):
+    built, bare = make_project("built"), make_project("bare")
+    publish(make_version(built, "1.0"), wheel_archive("built", "1.0"))
+    make_version(bare, "1.0")
+
+    Project.objects.filter(id__in=[built.id, bare.id]).touch_index()  # as a sync batch
+
+    for project in (built, bare):
+        project.refresh_from_db()
+        assert project.index_file_serial == project.index_serial > 0
+    assert listed("built") == ["built-1.0-py3-none-any.whl"]
+    assert (pages.project_dir("built") / ".serial").read_text().split()[1] == str(
+        built.index_serial)
+    assert not pages.project_dir("bare").exists()  # the catalogue's most get no directory
