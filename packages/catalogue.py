@@ -37,15 +37,19 @@ def writing():
         yield
 
 
-def _value(model, obj, name):
-    """OBJ's NAME as psycopg2 should send it: a JSON field's list or dict wrapped, which
-    psycopg2 would otherwise send as an ARRAY or fail on."""
-    value = getattr(obj, name)
-    if model._meta.get_field(name).get_internal_type() == "JSONField":
-        from psycopg2.extras import Json
+def _getters(model, fields):
+    """For each of FIELDS, how to read a model object's value as psycopg2 should send it:
+    a JSON field's list or dict wrapped, which psycopg2 would otherwise send as an ARRAY
+    or fail on. Decided once per field, not per value."""
+    from operator import attrgetter
 
-        return Json(value)
-    return value
+    from psycopg2.extras import Json
+
+    def wrapped(name):
+        return lambda obj: Json(getattr(obj, name))
+
+    return [wrapped(f) if model._meta.get_field(f).get_internal_type() == "JSONField"
+            else attrgetter(f) for f in fields]
 
 
 def insert_rows(model, objs, fields):
@@ -60,10 +64,11 @@ def insert_rows(model, objs, fields):
     columns = [model._meta.get_field(f).column for f in fields]
     sql = (f'INSERT INTO {model._meta.db_table} ({", ".join(columns)}) VALUES %s '
            "RETURNING id")
+    getters = _getters(model, fields)
     with connection.cursor() as cursor:
         for start in range(0, len(objs), 2000):
             page = objs[start:start + 2000]
-            rows = [tuple(_value(model, o, f) for f in fields) for o in page]
+            rows = [tuple(get(o) for get in getters) for o in page]
             ids = execute_values(cursor.cursor, sql, rows, page_size=len(rows), fetch=True)
             for obj, (pk,) in zip(page, ids, strict=True):
                 obj.pk = pk
@@ -81,10 +86,11 @@ def update_rows(model, objs, fields):
     sets = ", ".join(f"{c.column} = v.{c.column}::{c.db_type(connection)}" for c in columns)
     names = ", ".join(c.column for c in columns)
     sql = f"UPDATE {table} SET {sets} FROM (VALUES %s) AS v(id, {names}) WHERE {table}.id = v.id"
+    getters = _getters(model, fields)
     with connection.cursor() as cursor:
         for start in range(0, len(objs), 2000):
             page = objs[start:start + 2000]
-            rows = [(o.pk, *(_value(model, o, f) for f in fields)) for o in page]
+            rows = [(o.pk, *(get(o) for get in getters)) for o in page]
             execute_values(cursor.cursor, sql, rows, page_size=len(rows))
 
 
