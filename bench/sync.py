@@ -69,35 +69,43 @@ class Catalogue:
             yield ((", " if start else "") + chunk).encode()
         yield b"]}"
 
+    def _files(self, i):
+        """(version, sdist filename, yanked) of project I's files, and its versions."""
+        versions = [f"{v}.0" for v in range(1, self.versions + 1)] + self.extra.get(i, [])
+        versions = [v for v in versions if v not in self.removed_versions.get(i, set())]
+        yanked = self.yanked.get(i, set())
+        return [(v, f"{self.name(i)}-{v}.tar.gz", v in yanked) for v in versions], versions
+
     def project(self, i):
+        """PyPI's JSON API document of project I."""
         if i in self.removed or not 0 <= i < self.projects:
             return None
-        name, files = self.name(i), []
-        versions = [f"{v}.0" for v in range(1, self.versions + 1)] + self.extra.get(i, [])
-        gone = self.removed_versions.get(i, set())
-        yanked = self.yanked.get(i, set())
-        for v in versions:
-            if v in gone:
-                continue
-            y = "true" if v in yanked else "false"
-            files.append(
-                f'"{v}": [{{"filename": "{name}-{v}.tar.gz", "packagetype": "sdist", '
-                f'"python_version": "source", "upload_time_iso_8601": '
-                f'"2020-01-01T00:00:00.000000Z", "yanked": {y}, "yanked_reason": null, '
-                f'"requires_python": ">=3.7", "digests": {{"sha256": "{"0" * 64}"}}, '
-                f'"size": 1000, "url": "http://x/{name}-{v}.tar.gz"}}]'
-            )
+        name, (files, versions) = self.name(i), self._files(i)
+        releases = ", ".join(
+            f'"{v}": [{{"filename": "{filename}", "packagetype": "sdist", '
+            f'"python_version": "source", "upload_time_iso_8601": '
+            f'"2020-01-01T00:00:00.000000Z", "yanked": {"true" if y else "false"}, '
+            f'"yanked_reason": null, "requires_python": ">=3.7", "digests": {{"sha256": '
+            f'"{"0" * 64}"}}, "size": 1000, "url": "http://x/{filename}"}}]'
+            for v, filename, y in files)
         return (f'{{"info": {{"name": "{name}", "summary": "Project {i}", "version": '
                 f'"{versions[-1]}", "requires_python": ">=3.7"}}, "last_serial": '
-                f'{self.last.get(i, i + 1)}, "releases": {{{", ".join(files)}}}}}').encode()
+                f'{self.last.get(i, i + 1)}, "releases": {{{releases}}}}}').encode()
 
     def simple_page(self, i):
-        """The project's PEP 691 page, as the sync reads it for the PEP 792 status."""
+        """The project's PEP 691 page with PEP 700's versions and upload times, as PyPI's."""
         if i in self.removed or not 0 <= i < self.projects:
             return None
+        name, (files, versions) = self.name(i), self._files(i)
+        listed = ", ".join(
+            f'{{"filename": "{filename}", "url": "http://x/{filename}", "hashes": '
+            f'{{"sha256": "{"0" * 64}"}}, "requires-python": ">=3.7", "yanked": '
+            f'{"true" if y else "false"}, "size": 1000, "upload-time": '
+            f'"2020-01-01T00:00:00.000000Z"}}' for _, filename, y in files)
+        quoted = ", ".join(f'"{v}"' for v in versions)
         return (f'{{"meta": {{"api-version": "1.4", "_last-serial": '
-                f'{self.last.get(i, i + 1)}}}, "name": "{self.name(i)}", "files": []}}'
-                ).encode()
+                f'{self.last.get(i, i + 1)}}}, "name": "{name}", "versions": [{quoted}], '
+                f'"files": [{listed}]}}').encode()
 
     def log(self, i, version, action):
         self.serial += 1
@@ -298,7 +306,6 @@ def main():
         logging.getLogger("packages.changes").addHandler(Keep())
         logging.getLogger("packages.changes").setLevel(logging.INFO)
         logging.getLogger("packages.changes").propagate = False
-        import requests
         from django.conf import settings
         from django.core.management import call_command
         from django.db import connection
@@ -314,9 +321,6 @@ def main():
             took = time.monotonic() - started
             assert result.status == "ok", result.summary()
             return result, took
-
-        def upstream_requests():
-            return int(requests.get(f"{url}/_bench/requests", timeout=10).text)
 
         call_command("migrate", verbosity=0)
         settings.PIWHEELS_SYNC_RATE = 0  # unpaced: the figures are ours, not the pacing's
@@ -341,6 +345,14 @@ def main():
                       [args.details:args.details + 1])
         if sample:  # the rest taken as fetched at their serial, to keep the bench short
             Project.objects.filter(id__gte=sample[0]).update(serial=F("upstream_serial"))
+            with connection.cursor() as cursor:  # with the versions a fetch would give
+                cursor.execute(
+                    "INSERT INTO packages_version (project_id, version, released, yanked, "
+                    "yanked_reason, requires_python, has_sdist, upstream_wheels, skip_reason, "
+                    "removed) SELECT p.id, v || '.0', '2020-01-01T00:00:00Z', false, '', "
+                    "'>=3.7', true, '[]', '', false FROM packages_project p, "
+                    "generate_series(1, %s) v WHERE p.id >= %s", [args.versions, sample[0]])
+                cursor.execute("VACUUM ANALYZE packages_version")
         result, took = timed_pass()
         print(f"2. details of {result.projects_fetched:,} projects, unpaced: {took:.1f} s "
               f"({result.projects_fetched / took:,.0f} projects/s, "
@@ -356,10 +368,10 @@ def main():
               f"{len(result.removed_project_names)} removed); goal < 30 s: "
               f"{'met' if later < 30 else 'NOT met'}")
         print(f"   {diffs[-1]}")
-        alone = upstream_alone(Project.objects.filter(serial__gt=args.projects + 1)
-                               .values_list("name", flat=True), workers)
-        print(f"   upstream alone (the same root and {alone[2]:,} projects' two requests "
-              f"each, parsed, nothing written): {alone[0]:.1f} s + {alone[1]:.1f} s = "
+        alone = upstream_alone(Project.objects.filter(serial__gt=args.projects + 1),
+                               set(result.new_version_ids), workers)
+        print(f"   upstream alone (the same root and {alone[2]:,} projects' {alone[3]:,} "
+              f"requests, parsed, nothing written): {alone[0]:.1f} s + {alone[1]:.1f} s = "
               f"{sum(alone[:2]):.1f} s; the pass took {later / sum(alone[:2]):.2f}x that")
         control(url, "xmlrpc=on", 10)
         settings.PIWHEELS_SYNC_METHOD = "xmlrpc"  # auto would leave it alone for an hour
@@ -371,9 +383,9 @@ def main():
 
         control(url, "xmlrpc=off", 10)
         run_pass()  # takes the root's ETag
-        before = upstream_requests()
+        before = upstream_requests(url)
         result, idle = timed_pass()
-        asked = upstream_requests() - before - 1  # less the count request itself
+        asked = upstream_requests(url) - before - 1  # less the count request itself
         print(f"4. idle pass: {asked} upstream request(s), root not modified: "
               f"{result.root_not_modified}, {idle * 1000:.0f} ms; goal one conditional "
               f"request: {'met' if asked == 1 and result.root_not_modified else 'NOT met'}")
@@ -388,23 +400,41 @@ def main():
         psql(f"DROP DATABASE IF EXISTS {DB}")
 
 
-def upstream_alone(names, workers):
-    """(seconds to stream the root, seconds to fetch and parse NAMES' details, how many):
-    what the upstream and the HTTP client cost without the farm's own work."""
+def upstream_alone(projects, new_version_ids, workers):
+    """(seconds to stream the root, seconds to fetch and parse PROJECTS' details, how
+    many, upstream requests): what the upstream and the HTTP client cost without the
+    farm's own work. Each fetch is told the versions held before the pass (all but
+    NEW_VERSION_IDS), as the pass's were."""
+    from collections import defaultdict
     from concurrent.futures import ThreadPoolExecutor
 
+    from packages.models import Version
     from packages.upstream import Upstream
 
+    projects = list(projects)
+    known = defaultdict(set)
+    for project_id, version in (Version.objects.filter(project__in=projects)
+                                .exclude(id__in=new_version_ids)
+                                .values_list("project_id", "version")):
+        known[project_id].add(version)
     upstream = Upstream()
     started = time.monotonic()
     listed = sum(1 for _ in upstream.root().entries())
     root = time.monotonic() - started
     assert listed, "the root listed nothing"
-    names = list(names)
+    before = upstream_requests(upstream.base)
     started = time.monotonic()
     with ThreadPoolExecutor(workers) as pool:
-        fetched = sum(1 for _ in pool.map(upstream.project, names))
-    return root, time.monotonic() - started, fetched
+        fetched = sum(1 for _ in pool.map(lambda p: upstream.project(p.name, known[p.id]),
+                                          projects))
+    took = time.monotonic() - started
+    return root, took, fetched, upstream_requests(upstream.base) - before - 1
+
+
+def upstream_requests(url):
+    import requests
+
+    return int(requests.get(f"{url}/_bench/requests", timeout=10).text)
 
 
 def lag(args, url, connection):
