@@ -9,6 +9,7 @@ UpstreamError (NotFound for a 404: an answer, never retried) whose message says 
 """
 import json
 import logging
+import re
 import threading
 import time
 import urllib.request
@@ -164,24 +165,42 @@ def parse_project(data):
     return state
 
 
+# Old binary formats, "<name>-<version>" then: "-py2.7[-<platform>].egg" (bdist_egg), or
+# ".win32[-py2.7].exe" (bdist_wininst, bdist_msi): what follows the version.
+_EGG_TAIL = re.compile(r"-py\d+(\.\d+)?(-.+)?\Z")
+_INSTALLER_TAIL = re.compile(r"\.win(32|-amd64|-arm64)(-py\d+(\.\d+)?)?\Z")
+
+
 def _file_version(norm, filename):
-    """The Version a wheel's or an sdist's FILENAME names for project NORM; None when the
-    name does not say (another kind of file, a name that does not parse)."""
+    """The Version a wheel's, an sdist's, an egg's or a Windows installer's FILENAME names
+    for project NORM; None when the name does not say (another kind of file, a name
+    that does not parse)."""
     if filename.endswith(".whl"):
         try:
             name, version, _build, _tags = parse_wheel_filename(filename)
         except InvalidWheelFilename:
             return None
         return version if name == norm else None
-    suffix = next((s for s in SDIST_SUFFIXES if filename.endswith(s)), None)
-    if suffix is None:
+    stem, tail = None, None
+    if sdist := next((s for s in SDIST_SUFFIXES if filename.endswith(s)), None):
+        stem = filename[:-len(sdist)]
+    elif filename.endswith(".egg"):
+        stem, tail = filename[:-4], _EGG_TAIL
+    elif filename.endswith((".exe", ".msi")):
+        stem, tail = filename[:-4], _INSTALLER_TAIL
+    if stem is None:
         return None
-    stem = filename[:-len(suffix)]
     # "name-version", where the name may hold hyphens of its own: split after the name
     for at in (i for i, c in enumerate(stem) if c == "-"):
         if canonicalize_name(stem[:at]) == norm:
+            version = stem[at + 1:]
+            if tail is not None:
+                match = tail.search(version)
+                if match is None:
+                    return None
+                version = version[:match.start()]
             try:
-                return Version(stem[at + 1:])
+                return Version(version)
             except InvalidVersion:
                 return None
     return None
@@ -213,11 +232,11 @@ def parse_simple_project(data, name):
         yanked = f.get("yanked")
         grouped[listed[version]].append(
             (filename, f["upload-time"], bool(yanked), yanked if isinstance(yanked, str)
-             else "", f.get("requires-python"), not filename.endswith(".whl")))
+             else "", f.get("requires-python"), filename.endswith(SDIST_SUFFIXES)))
     meta = data.get("meta") if isinstance(data.get("meta"), dict) else {}
-    serial = meta.get("_last-serial")
+    serial = str(meta.get("_last-serial", ""))  # PyPI sends it as a string
     state = ProjectState(name=name, summary=None,
-                         last_serial=serial if isinstance(serial, int) else 0)
+                         last_serial=int(serial) if serial.isdigit() else 0)
     for version, release_files in grouped.items():
         state.releases[version] = _release(version, release_files)
     return state

@@ -50,10 +50,12 @@ def _iso(ts):
 
 
 def _packagetype(filename):
-    if filename.endswith(".whl"):
-        return "bdist_wheel"
-    if filename.endswith(".egg"):
-        return "bdist_egg"
+    """PyPI's packagetype of a file, by its name."""
+    for suffix, kind in ((".whl", "bdist_wheel"), (".egg", "bdist_egg"),
+                         (".exe", "bdist_wininst"), (".msi", "bdist_msi"),
+                         (".rpm", "bdist_rpm")):
+        if filename.endswith(suffix):
+            return kind
     return "sdist"
 
 

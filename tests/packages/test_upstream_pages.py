@@ -59,20 +59,26 @@ def test_a_new_release_asks_the_json_api_for_its_summary(foo):
     assert set(versions("foo")) == {"1.0", "2.0", "3.0"}
 
 
-def test_a_file_whose_name_does_not_say_its_version_is_left_to_the_json_api(foo):
-    foo.add_file("foo", "2.0", "foo-2.0-py2.7.egg", b"egg")
+@pytest.mark.parametrize("filename", [
+    "foo-2.0-1.tar.gz",  # names 2.0.post1, uploaded to 2.0 (as cffi's 1.0.2-2 on PyPI)
+    "foo-2.0-1.src.rpm",  # a kind of file whose name is not parsed
+])
+def test_a_file_whose_name_does_not_say_its_version_is_left_to_the_json_api(foo, filename):
+    foo.add_file("foo", "2.0", filename, b"odd")
 
     assert run_pass().status == "ok"
 
     assert asked(foo, "foo") == (2, 2)
-    assert versions("foo")["2.0"][3] is True  # the egg is no sdist, the sdist still is
+    assert versions("foo")["2.0"][3] is True
 
 
 @pytest.mark.parametrize("files", [
     [("Foo_Bar-1.0.tar.gz", b"s"), ("foo_bar-1.0-cp311-cp311-linux_armv7l.whl", b"w"),
      ("foo_bar-1.0-py3-none-any.whl", b"p")],
-    [("foo-bar-1.0.zip", b"z")],
+    [("foo-bar-1.0.zip", b"z"), ("foo_bar-1.0-py2.7-linux-armv6l.egg", b"e"),
+     ("Foo_Bar-1.0.win32-py2.7.exe", b"x"), ("Foo_Bar-1.0.win-amd64.msi", b"m")],
     [("foo_bar-1.0-py3-none-any.whl", b"w")],  # no sdist
+    [("foo_bar-1.0-py2.7.egg", b"e"), ("Foo_Bar-1.0.win32.exe", b"x")],  # nor here
     [],  # a release without files
 ])
 def test_the_simple_page_and_the_json_api_give_the_same_releases(fake_pypi, settings, files):
@@ -90,3 +96,5 @@ def test_the_simple_page_and_the_json_api_give_the_same_releases(fake_pypi, sett
     assert from_page.releases == from_api.releases
     assert from_page.last_serial == from_api.last_serial > 0
     assert from_page.releases["0.9"].yanked_reason == "use 1.0"
+    assert from_page.releases["1.0"].has_sdist == any(
+        name.endswith((".tar.gz", ".zip")) for name, _ in files)
