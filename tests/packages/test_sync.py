@@ -190,6 +190,22 @@ def test_spellings_of_one_name_are_one_project(fake_pypi):
     assert Project.objects.count() == 1
 
 
+def test_a_root_that_spells_one_name_twice_gives_one_project_each(fake_pypi, settings):
+    settings.PIWHEELS_SYNC_METHOD = "simple"
+    fake_pypi.add_release("foo", "1.0")
+    run_pass()
+    fake_pypi.add_release("New.Name", "1.0")
+    fake_pypi.add_release("new_name", "2.0")
+    fake_pypi.add_release("FOO", "2.0")  # a known project, moved under another spelling
+
+    result = run_pass()
+
+    assert (result.names_added, result.projects_moved, result.listed) == (1, 1, 2)
+    assert sorted(Project.objects.values_list("normalized_name", "serial")) == [
+        ("foo", fake_pypi.projects["FOO"]["last_serial"]),
+        ("new-name", fake_pypi.projects["new_name"]["last_serial"])]
+
+
 def test_a_failed_project_is_retried_by_later_passes(fake_pypi):
     first_import(fake_pypi)
     fake_pypi.add_release("flaky", "1.0")
