@@ -66,6 +66,10 @@ METHODS = ("auto", "simple", "xmlrpc")
 # After XML-RPC fails, "auto" reads the root only (an idle pass: one conditional request)
 # and asks XML-RPC again this many seconds later.
 XMLRPC_RETRY = 3600
+# A PEP 503 root gives names only, and often no ETag to ask for it conditionally: it is
+# read again at most this often (PyPI's is 40 MB), not at every pass. New names wait that
+# long; the passes between go on fetching details.
+HTML_ROOT_EVERY = 900
 
 
 @dataclass
@@ -172,7 +176,15 @@ def _use_changelog(upstream, result, since, now):
 
 
 def _use_root(upstream, status, result, now):
-    """Read the simple root, conditionally; diff it against the catalogue."""
+    """Read the simple root, conditionally; diff it against the catalogue. A root that was
+    PEP 503 HTML is read again only HTML_ROOT_EVERY seconds after the last time."""
+    if (status.method == SyncStatus.Method.SIMPLE_HTML and status.root_checked
+            and now < status.root_checked + timedelta(seconds=HTML_ROOT_EVERY)):
+        again = status.root_checked + timedelta(seconds=HTML_ROOT_EVERY)
+        result.method = SyncStatus.Method.SIMPLE_HTML
+        result.method_reason += (f"; the root is PEP 503 HTML, names only: read at "
+                                 f"{status.root_checked:%H:%M} UTC, again from {again:%H:%M} UTC")
+        return
     root = upstream.root(status.root_etag)
     status.root_checked = now
     if root.kind == "not-modified":
@@ -200,8 +212,10 @@ def _learn_changes(upstream, status, since, result, now):
         raise UpstreamError(f"PIWHEELS_SYNC_METHOD is {method!r}, not one of "
                             f"{', '.join(METHODS)}")
     retry_at = status.xmlrpc_failed and status.xmlrpc_failed + timedelta(seconds=XMLRPC_RETRY)
-    if not since:
+    if result.first_pass:
         result.method_reason = "first pass: every name from the root"
+    elif not since:  # names only so far: nothing to ask XML-RPC from
+        result.method_reason = "no upstream serial yet (the root gave names only)"
     elif method == "simple":
         result.method_reason = "PIWHEELS_SYNC_METHOD=simple"
     elif method == "auto" and retry_at and now < retry_at:
@@ -397,7 +411,9 @@ def run_pass(now=None, on_batch=None):
             return result
         status = SyncStatus.objects.get_or_create(id=1)[0]
         since = Serial.objects.filter(name="pypi").values_list("value", flat=True).first() or 0
-        result.first_pass, result.serial = since == 0, since
+        # the first pass is the one that first reads the root: after a PEP 503 root, which
+        # has no serials, later passes are not (their new releases jump the backlog)
+        result.first_pass, result.serial = not since and not status.root_checked, since
         upstream = Upstream()
         try:
             _learn_changes(upstream, status, since, result, now)

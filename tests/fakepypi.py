@@ -86,6 +86,8 @@ class FakePyPI:
         self.requests = []  # (method, path) of every request, in order
         self.xmlrpc = True
         self.html_only = False
+        # the root without an ETag or X-PyPI-Last-Serial, as the proxy of issue 13 sends it
+        self.bare_root = False
         self.unlisted = set()
         self._rules = []
         self._lock = threading.RLock()
@@ -323,7 +325,9 @@ real answer, cut off halfway through, its Content-Length still whole). A 429 car
         wants_json = self._wants_json(environ) and not self.html_only
         etag = f'"root-{self.serial}-{sorted(self.unlisted)}-{"json" if wants_json else "html"}"'
         headers = [("X-PyPI-Last-Serial", str(self.serial)), ("ETag", etag)]
-        if environ.get("HTTP_IF_NONE_MATCH") == etag:
+        if self.bare_root:
+            headers = []
+        elif environ.get("HTTP_IF_NONE_MATCH") == etag:
             start_response("304 Not Modified", headers)
             return [b""]
         listed = [(n, p) for n, p in self.projects.items() if n not in self.unlisted]

@@ -8,7 +8,7 @@ from django.db.models import F
 from django.utils import timezone
 
 from packages.models import Demand, Missing, Project, Serial, SyncStatus, Version
-from packages.sync import add_package, run_pass, want
+from packages.sync import HTML_ROOT_EVERY, add_package, run_pass, want
 from tests.fakepypi import FakePyPI
 from tests.packages.test_sync import catalogue
 
@@ -62,11 +62,41 @@ def test_an_html_only_root_is_taken_for_what_it_is(fake_pypi):
     assert result.status == "ok" and result.method == "simple-html"
     assert sorted(catalogue()) == ["Bar_Baz", "foo"] and waiting() == []
     fake_pypi.add_release("new", "1.0")
-    result = run_pass()
+    t0 = timezone.now()
+    soon = run_pass(now=t0 + timedelta(minutes=5))  # names only: not read every minute
+    assert soon.status == "ok" and soon.names_added == 0 and roots_read(fake_pypi) == 1
+    result = run_pass(now=t0 + timedelta(seconds=HTML_ROOT_EVERY + 1))
     assert result.status == "ok" and result.names_added == 1 and "new" in catalogue()
+    assert roots_read(fake_pypi) == 2
     status = SyncStatus.objects.get()
     assert status.method == "simple-html"
     assert "XML-RPC failed" in status.reason and "PEP 503 HTML" in status.reason
+
+
+def roots_read(pypi):
+    return sum(1 for method, path in pypi.requests if (method, path) == ("GET", "/simple/"))
+
+
+def test_a_root_without_serials_makes_one_first_pass_and_new_releases_jump_the_backlog(
+        fake_pypi, settings):
+    fake_pypi.html_only, fake_pypi.bare_root, fake_pypi.xmlrpc = True, True, False
+    fake_pypi.add_release("foo", "1.0")
+    settings.PIWHEELS_SYNC_PASS_SECONDS = 0  # names only: details wait
+    first = run_pass()
+    assert first.first_pass and first.names_added == 1 and waiting() == ["foo"]
+    assert not Serial.objects.filter(name="pypi").exists()  # nothing to start XML-RPC from
+
+    settings.PIWHEELS_SYNC_PASS_SECONDS = 45
+    fake_pypi.add_release("bar", "1.0")
+    later = run_pass(now=timezone.now() + timedelta(seconds=HTML_ROOT_EVERY + 1))
+
+    assert later.status == "ok" and not later.first_pass and later.names_added == 1
+    assert "no upstream serial yet" in SyncStatus.objects.get().reason
+    assert waiting() == [] and sorted(catalogue()) == ["bar", "foo"]
+    new = Version.objects.get(project__normalized_name="bar").id
+    old = Version.objects.get(project__normalized_name="foo").id
+    assert new in later.new_version_ids and old in later.backlog_version_ids
+    assert new not in later.backlog_version_ids  # its builds go before the catch-up's
 
 
 def test_a_root_cut_short_changes_nothing(fake_pypi, settings):
