@@ -66,9 +66,9 @@ METHODS = ("auto", "simple", "xmlrpc")
 # After XML-RPC fails, "auto" reads the root only (an idle pass: one conditional request)
 # and asks XML-RPC again this many seconds later.
 XMLRPC_RETRY = 3600
-# A PEP 503 root gives names only, and often no ETag to ask for it conditionally: it is
-# read again at most this often (PyPI's is 40 MB), not at every pass. New names wait that
-# long; the passes between go on fetching details.
+# A PEP 503 root gives names only, and often no ETag to ask for it conditionally: without
+# one it is read again at most this often (PyPI's is 40 MB), not at every pass. New names
+# wait that long; the passes between go on fetching details.
 HTML_ROOT_EVERY = 900
 
 
@@ -177,8 +177,10 @@ def _use_changelog(upstream, result, since, now):
 
 def _use_root(upstream, status, result, now):
     """Read the simple root, conditionally; diff it against the catalogue. A root that was
-    PEP 503 HTML is read again only HTML_ROOT_EVERY seconds after the last time."""
-    if (status.method == SyncStatus.Method.SIMPLE_HTML and status.root_checked
+    PEP 503 HTML without an ETag is read again only HTML_ROOT_EVERY seconds after the last
+    time."""
+    if (status.method == SyncStatus.Method.SIMPLE_HTML and not status.root_etag
+            and status.root_checked
             and now < status.root_checked + timedelta(seconds=HTML_ROOT_EVERY)):
         again = status.root_checked + timedelta(seconds=HTML_ROOT_EVERY)
         result.method = SyncStatus.Method.SIMPLE_HTML
