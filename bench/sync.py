@@ -412,11 +412,11 @@ def upstream_alone(projects, new_version_ids, workers):
     from packages.upstream import Upstream
 
     projects = list(projects)
-    known = defaultdict(set)
-    for project_id, version in (Version.objects.filter(project__in=projects)
-                                .exclude(id__in=new_version_ids)
-                                .values_list("project_id", "version")):
-        known[project_id].add(version)
+    known = defaultdict(dict)
+    for project_id, version, yanked, removed in (
+            Version.objects.filter(project__in=projects).exclude(id__in=new_version_ids)
+            .values_list("project_id", "version", "yanked", "removed")):
+        known[project_id][version] = not (yanked or removed)
     upstream = Upstream()
     started = time.monotonic()
     listed = sum(1 for _ in upstream.root().entries())

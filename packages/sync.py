@@ -253,12 +253,13 @@ def _fetch(upstream, name, known_versions=None):
 
 def _submit(pool, upstream, batch):
     """[(project row, future of its ProjectState)] for BATCH, each fetch told the
-    versions the catalogue holds of a project with details (Upstream.project: one
-    request, not two, when no release is new)."""
-    known = {p.id: set() for p in batch if p.serial}
-    for project_id, version in (Version.objects.filter(project_id__in=known)
-                                .values_list("project_id", "version")):
-        known[project_id].add(version)
+    versions the catalogue holds of a project with details, and which are live
+    (Upstream.project: one request, not two, when no release is new)."""
+    known = {p.id: {} for p in batch if p.serial}
+    for project_id, version, yanked, removed in (
+            Version.objects.filter(project_id__in=known)
+            .values_list("project_id", "version", "yanked", "removed")):
+        known[project_id][version] = not (yanked or removed)
     return [(p, pool.submit(_fetch, upstream, p.name, known.get(p.id))) for p in batch]
 
 

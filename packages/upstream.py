@@ -206,6 +206,18 @@ def _file_version(norm, filename):
     return None
 
 
+def summary_release(versions):
+    """Which of VERSIONS (live ones) PyPI's JSON API takes a project's summary from: the
+    highest, a final release before any pre-release; None for none."""
+    parsed = []
+    for version in versions:
+        try:
+            parsed.append(Version(version))
+        except InvalidVersion:
+            continue
+    return max(parsed, key=lambda v: (not v.is_prerelease, v), default=None)
+
+
 def parse_simple_project(data, name):
     """ProjectState of NAME from its PEP 691 JSON page with PEP 700's versions and upload
     times, the same releases the JSON API would give; None when the page cannot tell them
@@ -440,15 +452,18 @@ class Upstream:
         First the standard simple page: the project's status (PEP 792 puts it only there)
         and, on a PEP 691 JSON page with PEP 700's versions, its releases. Then PyPI's JSON
         API, for the summary, unless it is not needed: the project is quarantined, or the
-        page gave every release and none is new to KNOWN_VERSIONS (the version strings the
-        catalogue holds; None: a project without details yet). A summary is a release's
-        metadata, which PyPI never changes, so only a new release may bring another."""
+        page gave every release, none is new to KNOWN_VERSIONS and the release the summary
+        is read from is the same. KNOWN_VERSIONS: {version string: live (neither yanked nor
+        removed)} of what the catalogue holds; None for a project without details yet. A
+        summary is a release's metadata, which PyPI never changes."""
         status, reason, serial, listed = self._simple_page(name)
         if status == "quarantined":
             return ProjectState(name=name, last_serial=serial, status=status,
                                 status_reason=reason, releases_known=False)
         if (listed is not None and known_versions is not None
-                and known_versions.issuperset(listed.releases)):
+                and known_versions.keys() >= listed.releases.keys()
+                and summary_release(v for v, live in known_versions.items() if live)
+                == summary_release(v for v, r in listed.releases.items() if not r.yanked)):
             listed.last_serial = listed.last_serial or serial
             listed.status, listed.status_reason = status, reason
             return listed

@@ -49,6 +49,15 @@ def test_a_change_without_a_new_release_costs_one_request_and_keeps_the_summary(
     assert Version.objects.get(project=project, version="2.0").skip_reason
 
 
+def test_a_yank_of_the_latest_release_asks_the_json_api_for_the_summary(foo):
+    foo.yank("foo", "2.0")  # PyPI's summary is then 1.0's
+
+    assert run_pass().status == "ok"
+
+    assert asked(foo, "foo") == (2, 2)
+    assert versions("foo")["2.0"][0] is True
+
+
 def test_a_new_release_asks_the_json_api_for_its_summary(foo):
     foo.add_release("foo", "3.0", summary="The new foo")
 
@@ -88,7 +97,7 @@ def test_the_simple_page_and_the_json_api_give_the_same_releases(fake_pypi, sett
     fake_pypi.yank("Foo_Bar", "0.9", "use 1.0")
     upstream = Upstream(rate=0)
 
-    from_page = upstream.project("Foo_Bar", known_versions={"0.9", "1.0"})
+    from_page = upstream.project("Foo_Bar", known_versions={"0.9": False, "1.0": True})
     from_api = upstream.project("Foo_Bar")
 
     assert asked(fake_pypi, "Foo_Bar") == (2, 1)
