@@ -135,7 +135,7 @@ def _parse_time(text):
 def _release(version, files):
     """ReleaseState of VERSION from its FILES: (filename, upload time, yanked, yanked
     reason, requires-python, is an sdist) tuples, whichever API they were read from."""
-    files = sorted(files)  # the same first file, read from either API
+    files = sorted(files, key=lambda f: f[0])  # the same first file, from either API
     release = ReleaseState(version=version)
     times = [t for t in (_parse_time(f[1]) for f in files) if t]
     release.released = min(times) if times else None
@@ -221,8 +221,9 @@ def summary_release(versions):
 def parse_simple_project(data, name):
     """ProjectState of NAME from its PEP 691 JSON page with PEP 700's versions and upload
     times, the same releases the JSON API would give; None when the page cannot tell them
-    all (no versions list, a file whose name does not say which listed version it is of:
-    an egg, an installer, an old sdist name). Its summary is not read (None)."""
+    all (no versions list, two spellings of one version, a file whose name does not say
+    which listed version it is of: an .rpm, a post-release's file uploaded to its
+    release). Its summary is not read (None)."""
     versions, files = data.get("versions"), data.get("files")
     if not isinstance(versions, list) or not isinstance(files, list):
         return None
