@@ -369,7 +369,7 @@ def main():
               f"{'met' if later < 30 else 'NOT met'}")
         print(f"   {diffs[-1]}")
         alone = upstream_alone(Project.objects.filter(serial__gt=args.projects + 1),
-                               set(result.new_version_ids), workers)
+                               result.summaries_read, workers)
         print(f"   upstream alone (the same root and {alone[2]:,} projects' {alone[3]:,} "
               f"requests, parsed, nothing written): {alone[0]:.1f} s + {alone[1]:.1f} s = "
               f"{sum(alone[:2]):.1f} s; the pass took {later / sum(alone[:2]):.2f}x that")
@@ -400,23 +400,15 @@ def main():
         psql(f"DROP DATABASE IF EXISTS {DB}")
 
 
-def upstream_alone(projects, new_version_ids, workers):
-    """(seconds to stream the root, seconds to fetch and parse PROJECTS' details, how
-    many, upstream requests): what the upstream and the HTTP client cost without the
-    farm's own work. Each fetch is told the versions held before the pass (all but
-    NEW_VERSION_IDS), as the pass's were."""
-    from collections import defaultdict
+def upstream_alone(projects, summaries, workers):
+    """(seconds to stream the root, seconds to fetch and parse PROJECTS' details and
+    SUMMARIES of their summaries, how many projects, upstream requests): what the
+    upstream and the HTTP client cost without the farm's own work, the pass's requests."""
     from concurrent.futures import ThreadPoolExecutor
 
-    from packages.models import Version
     from packages.upstream import Upstream
 
-    projects = list(projects)
-    known = defaultdict(dict)
-    for project_id, version, yanked, removed in (
-            Version.objects.filter(project__in=projects).exclude(id__in=new_version_ids)
-            .values_list("project_id", "version", "yanked", "removed")):
-        known[project_id][version] = not (yanked or removed)
+    names = list(projects.values_list("name", flat=True))
     upstream = Upstream()
     started = time.monotonic()
     listed = sum(1 for _ in upstream.root().entries())
@@ -425,8 +417,8 @@ def upstream_alone(projects, new_version_ids, workers):
     before = upstream_requests(upstream.base)
     started = time.monotonic()
     with ThreadPoolExecutor(workers) as pool:
-        fetched = sum(1 for _ in pool.map(lambda p: upstream.project(p.name, known[p.id]),
-                                          projects))
+        fetched = sum(1 for _ in pool.map(upstream.project, names))
+        sum(1 for _ in pool.map(upstream.summary, names[:summaries]))
     took = time.monotonic() - started
     return root, took, fetched, upstream_requests(upstream.base) - before - 1
 

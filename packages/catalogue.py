@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from django.db import connection, transaction
 
 from packages.models import Project, Version
+from packages.upstream import summary_release
 
 WRITE_LOCK = 7_370_002  # taken by each catalogue-writing transaction (sync batch, commands)
 NO_SDIST = "no source distribution"
@@ -21,8 +22,8 @@ UPSTREAM_FIELDS = ["released", "yanked", "yanked_reason", "requires_python", "ha
 # A change to one of these changes the project's index page (a new upstream wheel may
 # take the farm's own files of the release off it: builds/rules.py).
 INDEX_FIELDS = {"yanked", "yanked_reason", "requires_python", "removed", "upstream_wheels"}
-PROJECT_FIELDS = ["name", "summary", "serial", "upstream_serial", "last_changed", "demand",
-                  "upstream_status", "upstream_status_reason"]
+PROJECT_FIELDS = ["name", "summary", "summary_read", "serial", "upstream_serial",
+                  "last_changed", "demand", "upstream_status", "upstream_status_reason"]
 # A change of one of these changes the project's index page, and may list or unlist it.
 STATUS_FIELDS = ["upstream_status", "upstream_status_reason"]
 
@@ -136,16 +137,29 @@ def apply_states(states, now, only_versions=None, backlog_before=None):
     writes = _VersionWrites()
     projects = _write_projects(states, now, only_versions, changes, writes)
     have = _versions_of(projects[n].id for n in states)
+    summary_due = []
     for norm, state in states.items():
         project = projects[norm]
         known = have.pop(project.id, {})
         if project.id in writes.status_changed:  # its jobs follow: dropped or queued again
             changes.changed_version_ids.extend(v.id for v in known.values())
+        if state.releases_known and state.summary is None and _summary_moved(state, known):
+            summary_due.append(project.id)
         if state.releases_known:  # a quarantine keeps what we hold as it is
             _plan_versions(state, project, known, only_versions, writes, changes)
     _write_versions(writes, now, changes)
+    if summary_due:
+        Project.objects.filter(id__in=summary_due).update(summary_read=False)
     changes.backlog_version_ids.extend(v.id for v in writes.creates if v.project_id in backlog)
     return changes
+
+
+def _summary_moved(state, known):
+    """Whether STATE (read without its summary) may bring another summary than the one
+    held with KNOWN ({version: Version}): the release PyPI takes it from is another (a
+    new one, the latest yanked or removed), or the project has none held yet."""
+    held = summary_release(v for v, row in known.items() if not (row.yanked or row.removed))
+    return held != summary_release(v for v, r in state.releases.items() if not r.yanked)
 
 
 def _project_row(norm, state, project, now, only_versions):
@@ -155,6 +169,7 @@ def _project_row(norm, state, project, now, only_versions):
     if project is None:
         serial = state.last_serial if only_versions is None else 0
         return Project(name=state.name[:200], normalized_name=norm, summary=state.summary or "",
+                       summary_read=state.summary is not None,
                        serial=serial, upstream_serial=state.last_serial,
                        last_changed=last_changed, added=now, upstream_status=state.status,
                        upstream_status_reason=state.status_reason)
@@ -162,7 +177,7 @@ def _project_row(norm, state, project, now, only_versions):
     if state.releases_known:
         project.name = state.name[:200]
         if state.summary is not None:  # None: read from a page that does not carry it
-            project.summary = state.summary
+            project.summary, project.summary_read = state.summary, True
         project.last_changed = last_changed or project.last_changed
     project.upstream_status = state.status
     project.upstream_status_reason = state.status_reason
@@ -191,9 +206,9 @@ def _write_projects(states, now, only_versions, changes, writes):
         if row is not None:
             (changed if project else new).append(row)
             changes.projects_created += first
-    insert_rows(Project, new, ["name", "normalized_name", "summary", "added", "last_changed",
-                               "serial", "upstream_serial", "demand", "skip_reason",
-                               "index_serial"])
+    insert_rows(Project, new, ["name", "normalized_name", "summary", "summary_read", "added",
+                               "last_changed", "serial", "upstream_serial", "demand",
+                               "skip_reason", "index_serial"])
     update_rows(Project, changed, PROJECT_FIELDS)
     changes.projects_updated += len(new) + len(changed) - changes.projects_created
     return {**existing, **{p.normalized_name: p for p in new}}

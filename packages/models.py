@@ -129,6 +129,9 @@ class Project(models.Model):
     # The index_serial the page files on disk render (index/pages.py): behind it only
     # while a change's writer runs, or when it died there (repaired by index.pages.repair).
     index_file_serial = models.BigIntegerField(default=0, db_default=0)
+    # False while the summary waits to be read: details from the simple page alone, which
+    # has none, of a project new to the farm or of a new release (sync.read_summaries).
+    summary_read = models.BooleanField(default=True, db_default=True)
 
     objects = ProjectQuerySet.as_manager()
 
@@ -148,6 +151,12 @@ class Project(models.Model):
             # search's prefix matches on the normalised name use the varchar_pattern_ops
             # index PostgreSQL gets for the unique field (a second one, dropped in 0005,
             # only slowed every insert down).
+            # sync.read_summaries(): the next summaries to read, most wanted first.
+            models.Index(
+                F("demand").desc(), F("downloads").desc(), "id",
+                name="packages_project_summary_due",
+                condition=Q(summary_read=False),
+            ),
             # index.pages.repair: the few projects whose page files lag.
             models.Index(
                 fields=["id"],

@@ -42,6 +42,7 @@ from packages.catalogue import (
     Changes,
     apply_states,
     delete_projects,
+    update_rows,
     writing,
 )
 from packages.changes import record_changelog, record_root
@@ -52,7 +53,6 @@ from packages.models import (
     Retry,
     Serial,
     SyncStatus,
-    Version,
 )
 from packages.upstream import NotFound, Upstream, UpstreamError
 
@@ -89,6 +89,7 @@ class SyncResult(Changes):
     names_added: int = 0  # new names learnt (root or changelog)
     projects_moved: int = 0  # known projects whose serial moved
     projects_fetched: int = 0
+    summaries_read: int = 0  # read_summaries()
     write_seconds: float = 0.0  # time spent in the database transactions
     progress: str = ""  # SyncStatus.progress_line() after the pass
 
@@ -115,7 +116,8 @@ class SyncResult(Changes):
                 f"{self.projects_updated} changed, "
                 f"{len(self.removed_project_names)} removed; {self.versions_created} new "
                 f"versions ({self.versions_without_sdist} without sdist), "
-                f"{self.versions_updated} changed; {self.status_line()}"
+                f"{self.versions_updated} changed; {self.summaries_read} summaries read; "
+                f"{self.status_line()}"
                 f"{len(self.errors)} errors; {self.progress}")
 
     def status_line(self):
@@ -243,24 +245,12 @@ def _learn_changes(upstream, status, since, result, now):
 
 # -- step 2: details, in the background --------------------------------------------------
 
-def _fetch(upstream, name, known_versions=None):
+def _fetch(upstream, name):
     """ProjectState of NAME, or None when upstream answers 404."""
     try:
-        return upstream.project(name, known_versions)
+        return upstream.project(name)
     except NotFound:
         return None
-
-
-def _submit(pool, upstream, batch):
-    """[(project row, future of its ProjectState)] for BATCH, each fetch told the
-    versions the catalogue holds of a project with details, and which are live
-    (Upstream.project: one request, not two, when no release is new)."""
-    known = {p.id: {} for p in batch if p.serial}
-    for project_id, version, yanked, removed in (
-            Version.objects.filter(project_id__in=known)
-            .values_list("project_id", "version", "yanked", "removed")):
-        known[project_id][version] = not (yanked or removed)
-    return [(p, pool.submit(_fetch, upstream, p.name, known.get(p.id))) for p in batch]
 
 
 def _remember_failures(failures, now):
@@ -359,15 +349,43 @@ def fetch_details(upstream, result, now, deadline, on_batch=None):
                            .exclude(normalized_name__in=failed)
                            .exclude(id__in=[p.id for p, _ in in_flight])
                            .order_by("-demand", "-downloads", "id")
-                           .only("id", "name", "normalized_name", "serial", "upstream_serial"))
+                           .only("id", "name", "normalized_name", "upstream_serial"))
                 batch = list(waiting[:_batch_size()])
             # the next batch is fetched while the previous one is written
-            fetching = _submit(pool, upstream, batch)
+            fetching = [(p, pool.submit(_fetch, upstream, p.name)) for p in batch]
             if in_flight:
                 failed |= _write_details(in_flight, result, now, on_batch)
             if not fetching:
                 break
             in_flight = fetching
+        read_summaries(pool, upstream, result, deadline)
+
+
+def read_summaries(pool, upstream, result, deadline):
+    """The summaries the catalogue lacks (details read from simple pages alone: a project
+    new to the farm, a new release), from PyPI's JSON API, most wanted first, until none
+    is due or the monotonic DEADLINE passes. After the releases, so that builds are
+    queued first; one request each."""
+    failed = set()
+    while time.monotonic() < deadline:
+        due = list(Project.objects.filter(summary_read=False).exclude(id__in=failed)
+                   .order_by("-demand", "-downloads", "id").only("id", "name")
+                   [:_batch_size()])
+        if not due:
+            return
+        asked = [(p, pool.submit(upstream.summary, p.name)) for p in due]
+        read = []
+        for project, future in asked:
+            try:
+                project.summary, project.summary_read = future.result(), True
+            except UpstreamError as exc:
+                failed.add(project.id)
+                log.warning("sync %s: summary: %s; left for a later pass", project.name, exc)
+                continue
+            read.append(project)
+        with writing():
+            update_rows(Project, read, ["summary", "summary_read"])
+        result.summaries_read += len(read)
 
 
 def revisit(upstream, status, result, now, deadline, on_batch=None):
@@ -377,12 +395,13 @@ def revisit(upstream, status, result, now, deadline, on_batch=None):
     with ThreadPoolExecutor(settings.PIWHEELS_SYNC_WORKERS) as pool:
         while time.monotonic() < deadline:
             batch = list(Project.objects.filter(id__gt=status.revisit_id).order_by("id")
-                         .only("id", "name", "normalized_name", "serial", "upstream_serial")
+                         .only("id", "name", "normalized_name", "upstream_serial")
                          [:_batch_size()])
             if not batch:
                 status.revisit_id = 0  # round again from the start next pass
                 break
-            _write_details(_submit(pool, upstream, batch), result, now, on_batch)
+            _write_details([(p, pool.submit(_fetch, upstream, p.name)) for p in batch],
+                           result, now, on_batch)
             status.revisit_id = batch[-1].id
 
 
@@ -479,7 +498,7 @@ def add_package(name, versions=(), now=None):
     now = now or timezone.now()
     upstream = Upstream(rate=0)  # one operator request, not the background's pace
     try:
-        state = upstream.project(name)
+        state = upstream.project(name, summary=True)  # the page the farm shows, at once
     except NotFound:
         raise LookupError(f"no project named {name!r} upstream") from None
     except UpstreamError as exc:

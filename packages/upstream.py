@@ -207,8 +207,9 @@ def _file_version(norm, filename):
 
 
 def summary_release(versions):
-    """Which of VERSIONS (live ones) PyPI's JSON API takes a project's summary from: the
-    highest, a final release before any pre-release; None for none."""
+    """Which of VERSIONS (the live ones: not yanked, not removed) PyPI's JSON API takes a
+    project's summary from, as Warehouse orders them: the highest, a final release before
+    any pre-release; None for none."""
     parsed = []
     for version in versions:
         try:
@@ -446,25 +447,20 @@ class Upstream:
         except ValueError:
             raise _Retry("malformed JSON") from None
 
-    def project(self, name, known_versions=None):
+    def project(self, name, summary=False):
         """ProjectState of one project; NotFound when upstream has no such project. A 404
         is an answer, not a fault: the sync asks again minutes later before it deletes.
 
         First the standard simple page: the project's status (PEP 792 puts it only there)
-        and, on a PEP 691 JSON page with PEP 700's versions, its releases. Then PyPI's JSON
-        API, for the summary, unless it is not needed: the project is quarantined, or the
-        page gave every release, none is new to KNOWN_VERSIONS and the release the summary
-        is read from is the same. KNOWN_VERSIONS: {version string: live (neither yanked nor
-        removed)} of what the catalogue holds; None for a project without details yet. A
-        summary is a release's metadata, which PyPI never changes."""
+        and, on a PEP 691 JSON page with PEP 700's versions, its releases, summary left
+        unread (None). PyPI's JSON API is asked as well only when that page cannot say
+        every release, or for the SUMMARY too (add_package); the sync reads the summaries
+        it lacks later, after every waiting project's releases (read_summaries)."""
         status, reason, serial, listed = self._simple_page(name)
         if status == "quarantined":
             return ProjectState(name=name, last_serial=serial, status=status,
                                 status_reason=reason, releases_known=False)
-        if (listed is not None and known_versions is not None
-                and known_versions.keys() >= listed.releases.keys()
-                and summary_release(v for v, live in known_versions.items() if live)
-                == summary_release(v for v, r in listed.releases.items() if not r.yanked)):
+        if listed is not None and not summary:
             listed.last_serial = listed.last_serial or serial
             listed.status, listed.status_reason = status, reason
             return listed
@@ -474,6 +470,14 @@ class Upstream:
             state = ProjectState(name=name, last_serial=serial)
         state.status, state.status_reason = status, reason
         return state
+
+    def summary(self, name):
+        """The project's summary from PyPI's JSON API; "" where that API answers 404 (a
+        project without releases, or one gone since: its next details fetch says so)."""
+        try:
+            return self._releases(name).summary or ""
+        except NotFound:
+            return ""
 
     def _simple_page(self, name):
         """(PEP 792 status, reason, last serial, ProjectState or None) from the project's

@@ -30,8 +30,8 @@ def test_sync_pypi_imports_and_queues(fake_pypi):
     line = run("sync_pypi")
     assert line == ("sync at serial 6 via simple-json (first pass): 2 new names, 0 moved; "
                     "fetched 2 projects, 2 new, 0 changed, 0 removed; 2 new versions (1 "
-                    "without sdist), 0 changed; 0 errors; 2 projects known, 2 with details, "
-                    "0 waiting; 1 builds queued, 0 dropped")
+                    "without sdist), 0 changed; 2 summaries read; 0 errors; 2 projects known, "
+                    "2 with details, 0 waiting; 1 builds queued, 0 dropped")
     assert queued() == [("foo", "1.0", Build.Priority.BACKLOG)]
     fake_pypi.add_release("foo", "2.0")
     fake_pypi.yank("foo", "1.0")

@@ -210,7 +210,7 @@ def test_a_failed_project_is_retried_by_later_passes(fake_pypi):
     first_import(fake_pypi)
     fake_pypi.add_release("flaky", "1.0")
     fake_pypi.add_release("foo", "4.0")
-    fake_pypi.fail("/pypi/flaky/json", 503, times=3)
+    fake_pypi.fail("/simple/flaky/", 503, times=3)
     result = run_pass()
     assert result.errors == ["flaky: HTTP 503 (gave up after 3 attempts)"]
     assert serial() == fake_pypi.serial  # the pass went on past it

@@ -15,6 +15,7 @@ from django.utils import timezone
 
 from packages.models import Project, Retry, Serial
 from packages.sync import PASS_LOCK, run_pass
+from packages.upstream import Upstream
 from tests.packages.test_sync import catalogue
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -35,17 +36,17 @@ def three_projects(fake_pypi):
 def test_a_passing_fault_is_retried(fake_pypi, fault):
     three_projects(fake_pypi)
     fake_pypi.hang_seconds = 1
-    fake_pypi.fail("/pypi/beta/json", fault, times=2)
+    fake_pypi.fail("/simple/beta/", fault, times=2)
     result = run_pass()
     assert result.status == "ok" and result.errors == []
     assert sorted(catalogue()) == ["alpha", "beta", "gamma"]
-    assert fake_pypi.count("/pypi/beta/json") == 3
+    assert fake_pypi.count("/simple/beta/") == 3
 
 
 @pytest.mark.django_db
 def test_retry_after_is_honoured(fake_pypi):
     three_projects(fake_pypi)
-    fake_pypi.fail("/pypi/beta/json", 429, times=1, retry_after=1)
+    fake_pypi.fail("/simple/beta/", 429, times=1, retry_after=1)
     started = time.monotonic()
     assert run_pass().errors == []
     assert time.monotonic() - started >= 1
@@ -55,7 +56,7 @@ def test_retry_after_is_honoured(fake_pypi):
 @pytest.mark.django_db
 def test_a_project_that_keeps_failing_does_not_stop_the_pass(fake_pypi):
     three_projects(fake_pypi)
-    fake_pypi.fail("/pypi/beta/json", "garbage", times=10)
+    fake_pypi.fail("/simple/beta/", "garbage", times=10)
     result = run_pass()
     assert result.status == "ok"
     assert result.errors == ["beta: malformed JSON (gave up after 3 attempts)"]
@@ -65,14 +66,16 @@ def test_a_project_that_keeps_failing_does_not_stop_the_pass(fake_pypi):
 
 
 @pytest.mark.django_db
-def test_a_listed_project_without_details_is_kept_without_versions(fake_pypi):
+def test_a_listed_project_without_releases_is_kept_without_versions(fake_pypi):
     three_projects(fake_pypi)
-    fake_pypi.fail("/pypi/beta/json", 404, times=10)  # PyPI: a project without releases
+    fake_pypi.remove_release("beta", "1.0")  # listed, its page lists nothing
     result = run_pass()
     assert result.status == "ok" and result.errors == []
     assert catalogue()["beta"] == [] and sorted(catalogue()) == ["alpha", "beta", "gamma"]
-    assert fake_pypi.count("/pypi/beta/json") == 1  # a 404 is an answer: not retried
     assert not Project.objects.filter(serial__lt=F("upstream_serial")).exists()
+    assert fake_pypi.count("/pypi/beta/json") == 0  # no release: no summary to read
+    assert Upstream(rate=0).summary("beta") == ""  # PyPI's JSON API answers 404 for it
+    assert fake_pypi.count("/pypi/beta/json") == 1  # a 404 is an answer: not retried
 
 
 @pytest.mark.django_db
@@ -100,11 +103,12 @@ def test_unreachable_listing_fails_the_first_pass(fake_pypi):
     assert not Project.objects.exists() and serial() is None
 
 
-def run_killable_pass(fake_pypi, hang_after):
-    """Run a pass in another process; once it has made HANG_AFTER project fetches upstream
-    stops answering, and once it has committed something the process is SIGKILLed."""
+def run_killable_pass(fake_pypi, hang_after, pages):
+    """Run a pass in another process; once it has asked for HANG_AFTER project pages whose
+    paths start with PAGES, upstream stops answering them, and once it has committed
+    something the process is SIGKILLed."""
     fake_pypi.hang_seconds = 30
-    fake_pypi.fail("/pypi/", "timeout", times=1000, after=hang_after)
+    fake_pypi.fail(pages, "timeout", times=1000, after=hang_after)
     db = connection.settings_dict
     env = {**os.environ, "PIWHEELS_PYPI_URL": fake_pypi.url,
            "DATABASE_URL": f"postgres://{db['USER']}@{db['HOST']}:{db['PORT']}/{db['NAME']}"}
@@ -115,7 +119,7 @@ def run_killable_pass(fake_pypi, hang_after):
     proc = subprocess.Popen([sys.executable, "-c", code], cwd=ROOT, env=env)
     try:
         for _ in range(300):  # bounded wait for the hang (up to 30 s)
-            if fake_pypi.count("/pypi/") > hang_after or proc.poll() is not None:
+            if fake_pypi.count(pages) > hang_after or proc.poll() is not None:
                 break
             time.sleep(0.1)
     finally:
@@ -146,15 +150,15 @@ def test_a_killed_first_pass_resumes_without_skipping_or_doubling(fake_pypi):
     for i in range(7):
         fake_pypi.add_release(f"proj{i}", "1.0")
         fake_pypi.add_release(f"proj{i}", "2.0")
-    run_killable_pass(fake_pypi, hang_after=5)
+    run_killable_pass(fake_pypi, hang_after=5, pages="/simple/proj")
     imported = with_details()
     assert Project.objects.count() == 7  # every name, from the one root request
     assert 2 <= imported < 7 and serial() == fake_pypi.serial
-    fetched_before = fake_pypi.count("/pypi/")
+    fetched_before = fake_pypi.count("/simple/proj")
     result = run_pass()
     assert result.status == "ok" and result.errors == []
     assert result.projects_fetched == 7 - imported
-    assert fake_pypi.count("/pypi/") - fetched_before == 7 - imported
+    assert fake_pypi.count("/simple/proj") - fetched_before == 7 - imported
     assert catalogue() == expected_catalogue(fake_pypi)
 
 
@@ -165,15 +169,15 @@ def test_a_killed_changelog_pass_resumes_from_its_last_committed_serial(fake_pyp
     for i in range(6):
         fake_pypi.add_release(f"new{i}", "1.0")  # 3 events each
     fake_pypi.remove_project("base")
-    run_killable_pass(fake_pypi, hang_after=3)
+    run_killable_pass(fake_pypi, hang_after=3, pages="/simple/new")
     assert serial() == fake_pypi.serial  # every event is recorded before any fetch
     waiting = 7 - with_details()
     assert 1 <= waiting <= 6 and Project.objects.count() == 7
-    fetched_before, base_asked = fake_pypi.count("/pypi/"), fake_pypi.count("/simple/base/")
+    fetched_before, base_asked = fake_pypi.count("/simple/new"), fake_pypi.count("/simple/base/")
     later = timezone.now() + timedelta(seconds=settings.PIWHEELS_SYNC_GONE_AFTER)
     result = run_pass(now=later)
     assert result.status == "ok" and result.errors == [] and result.events == 0
-    assert fake_pypi.count("/pypi/") - fetched_before == waiting
+    assert fake_pypi.count("/simple/new") - fetched_before == waiting
     assert fake_pypi.count("/simple/base/") == base_asked + 1  # base's first 404
     run_pass(now=later + timedelta(seconds=settings.PIWHEELS_SYNC_GONE_AFTER))  # base: 404 x2
     assert catalogue() == expected_catalogue(fake_pypi)

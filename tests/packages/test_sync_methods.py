@@ -25,7 +25,7 @@ def waiting():
 def fetched(fake_pypi, since=0):
     """The projects whose details were asked for, in order, after request number SINCE."""
     return [p.split("/")[2] for m, p in fake_pypi.requests[since:]
-            if m == "GET" and p.startswith("/pypi/")]
+            if m == "GET" and p.startswith("/simple/") and p != "/simple/"]
 
 
 def test_an_idle_pass_is_one_conditional_request(fake_pypi, settings):

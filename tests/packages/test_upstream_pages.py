@@ -1,10 +1,11 @@
 """What one project's detail fetch asks upstream: its simple page always, PyPI's JSON API
-only for what the page cannot say (a summary a new release may bring, a file whose name
-does not tell its version). The fake upstream over HTTP, the sync through run_pass."""
+only for what the page cannot say (a file whose name does not tell its version) and, after
+every waiting project's releases, for the summaries a new project or release may bring.
+The fake upstream over HTTP, the sync through run_pass."""
 import pytest
 
 from packages.models import Project, Version
-from packages.sync import run_pass
+from packages.sync import add_package, run_pass
 from packages.upstream import Upstream
 
 pytestmark = pytest.mark.django_db
@@ -47,6 +48,35 @@ def test_a_change_without_a_new_release_costs_one_request_and_keeps_the_summary(
     assert held["1.0"][:2] == (True, "broken build")
     assert held["2.0"][3] is False  # its sdist gone: nothing left to build it from
     assert Version.objects.get(project=project, version="2.0").skip_reason
+
+
+def test_a_summary_that_cannot_be_read_holds_nothing_up_and_waits_for_a_later_pass(
+        fake_pypi, settings):
+    settings.PIWHEELS_SYNC_METHOD = "simple"
+    settings.PIWHEELS_SYNC_RETRIES = 0
+    fake_pypi.add_release("bar", "1.0", summary="The bar")
+    fake_pypi.fail("/pypi/bar/json", 503, times=1)
+
+    first = run_pass()
+
+    assert first.status == "ok" and first.summaries_read == 0
+    project = Project.objects.get(normalized_name="bar")
+    assert set(versions("bar")) == {"1.0"} and project.serial == project.upstream_serial
+    assert (project.summary, project.summary_read) == ("", False)
+    second = run_pass()
+    project.refresh_from_db()
+    assert second.summaries_read == 1 and (project.summary, project.summary_read) == (
+        "The bar", True)
+    assert asked(fake_pypi, "bar") == (1, 2)  # the page once; the JSON API for the summary
+
+
+def test_add_package_reads_the_summary_at_once(fake_pypi):
+    fake_pypi.add_release("baz", "1.0", summary="The baz")
+
+    add_package("baz")
+
+    project = Project.objects.get(normalized_name="baz")
+    assert (project.summary, project.summary_read) == ("The baz", True)
 
 
 def test_a_yank_of_the_latest_release_asks_the_json_api_for_the_summary(foo):
@@ -97,8 +127,8 @@ def test_the_simple_page_and_the_json_api_give_the_same_releases(fake_pypi, sett
     fake_pypi.yank("Foo_Bar", "0.9", "use 1.0")
     upstream = Upstream(rate=0)
 
-    from_page = upstream.project("Foo_Bar", known_versions={"0.9": False, "1.0": True})
-    from_api = upstream.project("Foo_Bar")
+    from_page = upstream.project("Foo_Bar")
+    from_api = upstream.project("Foo_Bar", summary=True)
 
     assert asked(fake_pypi, "Foo_Bar") == (2, 1)
     assert from_page.summary is None and from_api.summary == ""
