@@ -143,9 +143,9 @@ def apply_states(states, now, only_versions=None, backlog_before=None):
         known = have.pop(project.id, {})
         if project.id in writes.status_changed:  # its jobs follow: dropped or queued again
             changes.changed_version_ids.extend(v.id for v in known.values())
-        if state.releases_known and state.summary is None and _summary_moved(state, known):
-            summary_due.append(project.id)
         if state.releases_known:  # a quarantine keeps what we hold as it is
+            if state.summary is None and _summary_moved(state, known):
+                summary_due.append(project.id)
             _plan_versions(state, project, known, only_versions, writes, changes)
     _write_versions(writes, now, changes)
     if summary_due:

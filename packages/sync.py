@@ -181,10 +181,9 @@ def _use_root(upstream, status, result, now):
     """Read the simple root, conditionally; diff it against the catalogue. A root that was
     PEP 503 HTML without an ETag is read again only HTML_ROOT_EVERY seconds after the last
     time."""
+    again = status.root_checked and status.root_checked + timedelta(seconds=HTML_ROOT_EVERY)
     if (status.method == SyncStatus.Method.SIMPLE_HTML and not status.root_etag
-            and status.root_checked
-            and now < status.root_checked + timedelta(seconds=HTML_ROOT_EVERY)):
-        again = status.root_checked + timedelta(seconds=HTML_ROOT_EVERY)
+            and again and now < again):
         result.method = SyncStatus.Method.SIMPLE_HTML
         result.method_reason += (f"; the root is PEP 503 HTML, names only: read at "
                                  f"{status.root_checked:%H:%M} UTC, again from {again:%H:%M} UTC")

@@ -165,6 +165,14 @@ def parse_project(data):
     return state
 
 
+def parse_summary(data):
+    """The summary of PyPI's /pypi/<name>/json document, its releases left unread."""
+    info = data.get("info")
+    if not isinstance(info, dict):
+        raise ValueError("project JSON without info")
+    return _clean(info.get("summary"))
+
+
 # Old binary formats, "<name>-<version>" then: "-py2.7[-<platform>].egg" (bdist_egg), or
 # ".win32[-py2.7].exe" (bdist_wininst, bdist_msi): what follows the version.
 _EGG_TAIL = re.compile(r"-py\d+(\.\d+)?(-.+)?\Z")
@@ -465,7 +473,7 @@ class Upstream:
             listed.status, listed.status_reason = status, reason
             return listed
         try:
-            state = self._releases(name)
+            state = self._json_api(name)
         except NotFound:  # listed, without releases: PyPI's JSON API answers 404
             state = ProjectState(name=name, last_serial=serial)
         state.status, state.status_reason = status, reason
@@ -475,7 +483,7 @@ class Upstream:
         """The project's summary from PyPI's JSON API; "" where that API answers 404 (a
         project without releases, or one gone since: its next details fetch says so)."""
         try:
-            return self._releases(name).summary or ""
+            return self._json_api(name, parse_summary)
         except NotFound:
             return ""
 
@@ -502,8 +510,9 @@ class Upstream:
 
         return self._call(name, once)
 
-    def _releases(self, name):
-        """ProjectState of one project from PyPI's JSON API (its releases and files)."""
+    def _json_api(self, name, parse=parse_project):
+        """What PARSE reads of one project's document from PyPI's JSON API: by default its
+        ProjectState (releases and files)."""
         url = f"{self.base}/pypi/{name}/json"
 
         def once():
@@ -513,7 +522,7 @@ class Upstream:
             if response.status_code != 200:
                 raise UpstreamError(f"HTTP {response.status_code} from {url}")
             try:
-                return parse_project(self._json(response))
+                return parse(self._json(response))
             except (ValueError, TypeError, AttributeError, KeyError) as exc:
                 raise _Retry(f"unexpected JSON: {exc}") from None
 
