@@ -13,8 +13,11 @@ PIP := $(PY) -m pip install -q --disable-pip-version-check
 .PHONY: run test lint venv dev-venv mirror-venv lock migrate bench clean
 
 # Production installs only the runtime lock; the test tools come from requirements-dev.txt.
-$(VENV)/.installed: requirements.txt builder/pyproject.toml
+# Each venv first brings its own known pip (requirements-pip.txt, with hashes): the pip that
+# `python3 -m venv` gives differs from machine to machine and older ones refuse our locks.
+$(VENV)/.installed: requirements.txt requirements-pip.txt builder/pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PIP) --require-hashes -r requirements-pip.txt
 	$(PIP) --require-hashes -r requirements.txt
 	$(PIP) --no-deps -e ./builder
 	touch $@
@@ -26,8 +29,10 @@ $(VENV)/.dev-installed: $(VENV)/.installed requirements-dev.txt
 # The mirror client the mirroring test runs (tests/index/test_mirror.py), bandersnatch in
 # a virtualenv of its own: its dependencies (aiohttp, ...) are none of the farm's.
 MIRROR_VENV := .venv-mirror
-$(MIRROR_VENV)/.installed: requirements-mirror.txt
+$(MIRROR_VENV)/.installed: requirements-mirror.txt requirements-pip.txt
 	test -x $(MIRROR_VENV)/bin/python || $(PYTHON) -m venv $(MIRROR_VENV)
+	$(MIRROR_VENV)/bin/python -m pip install -q --disable-pip-version-check \
+	  --require-hashes -r requirements-pip.txt
 	$(MIRROR_VENV)/bin/python -m pip install -q --disable-pip-version-check \
 	  --require-hashes -r requirements-mirror.txt
 	touch $@
@@ -40,6 +45,7 @@ mirror-venv: $(MIRROR_VENV)/.installed
 
 # Recompile the locks from the short .in files (needs uv, from the dev lock).
 lock:
+	$(VENV)/bin/uv pip compile -q --generate-hashes --python-version 3.11 requirements-pip.in -o requirements-pip.txt
 	$(VENV)/bin/uv pip compile -q --generate-hashes --python-version 3.11 requirements.in -o requirements.txt
 	$(VENV)/bin/uv pip compile -q --generate-hashes --python-version 3.11 requirements-dev.in -o requirements-dev.txt
 	$(VENV)/bin/uv pip compile -q --generate-hashes --python-version 3.11 requirements-mirror.in -o requirements-mirror.txt
