@@ -212,14 +212,17 @@ def test_sigterm_stops_the_build_releases_the_job_and_cleans_up(farm, work_dir, 
 def test_idle_agent_asks_at_a_calm_pace_and_stops_at_once_on_sigterm(farm, work_dir,
                                                                       fake_python):
     proc = agent_process(farm, work_dir, fake_python)  # --wait 0: every claim answers 204
-    farm.wait_for(lambda: len(farm.claims) >= 2)
+    farm.wait_for(lambda: len(farm.claims) >= 3)
     sent = time.monotonic()
     proc.send_signal(signal.SIGTERM)
     output, _ = proc.communicate(timeout=10)
     assert proc.returncode == 0, output
     assert time.monotonic() - sent < 2
-    first, second = farm.claim_times[:2]
-    assert second - first >= 0.9  # not a busy loop against the farm
+    # Not a busy loop against the farm: the agent starts its claims 1 s apart. The stand-in
+    # sees them arrive, and on a loaded machine the first (a new connection) can arrive up to
+    # a second late (CI saw 0.47 s between two arrivals); three arrivals span 2 s less that.
+    first, _, third = farm.claim_times[:3]
+    assert third - first >= 1.0
 
 
 def test_a_spooled_build_survives_an_agent_restart(farm, work_dir, fake_python, tmp_path):
