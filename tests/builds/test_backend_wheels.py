@@ -7,7 +7,8 @@ the filenames they give.
 The wheels are real: built here from tiny projects by the real backend, fetched from PyPI
 by pip's build isolation (pinned, so that an old backend stays old), or, for maturin,
 whose projects need Rust crates this machine cannot fetch, real wheels PyPI hosts
-(rpds-py, built by maturin), downloaded. Each is made once and kept in
+(rpds-py, built by maturin), downloaded, and one of meson-python's from PyPI too
+(contourpy), for the names PyPI gives them. Each is made once and kept in
 var/test-cache/backend-wheels/; a wheel that cannot be had (PyPI out of reach) skips its
 case, saying why."""
 import fcntl
@@ -97,11 +98,14 @@ PROJECTS = {
     }, {"Metadata-Version": "2.1"}),
 }
 
-# Real maturin wheels PyPI hosts (rpds-py: a Rust extension, built by maturin), for this
-# machine's Python: an older maturin's and a newer one's.
+# Real wheels PyPI hosts, for this machine's Python, with the names they have there:
+# maturin's (rpds-py, a Rust extension: an older maturin's, with License-File under
+# Metadata-Version 2.1, and a newer one's) and meson-python's (contourpy, after auditwheel:
+# two manylinux tags in one name). (requirement, what WHEEL's Generator starts with)
 DOWNLOADS = {
     "rpds-py-0.10.6": ("rpds-py==0.10.6", "maturin"),
     "rpds-py-0.27.1": ("rpds-py==0.27.1", "maturin"),
+    "contourpy-1.3.3": ("contourpy==1.3.3", "meson"),
 }
 
 
@@ -181,12 +185,13 @@ def test_the_checks_accept_wheels_real_backends_build(name, tmp_path):
 
 
 @pytest.mark.parametrize("key", DOWNLOADS)
-def test_the_checks_accept_maturin_wheels_pypi_hosts(key):
+def test_the_checks_accept_maturin_and_meson_python_wheels_pypi_hosts(key):
+    requirement, generator = DOWNLOADS[key]
     wheel = downloaded_wheel(key)
-    generator = dist_info_file(wheel, "WHEEL")["Generator"]
-    assert generator.startswith(DOWNLOADS[key][1]), generator
+    assert dist_info_file(wheel, "WHEEL")["Generator"].startswith(generator)
 
-    info = wheels.inspect(wheel)  # its name as PyPI has it: the farm takes it as it is
+    name, version = requirement.split("==")
+    info = wheels.inspect(wheel, name, version)  # named as on PyPI: the farm takes it so
 
     assert info.filename == wheel.name
-    assert info.name == "rpds-py"
+    assert (info.name, info.version) == (name, version)
