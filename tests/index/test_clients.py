@@ -250,6 +250,8 @@ def test_pip_installs_a_compiled_wheel_from_json_and_html_pages(version, fronts,
     python = pip_venv(version, hashes)
     asks_json = tuple(int(p) for p in version.split(".")[:2]) >= FIRST_JSON_PIP
     for leg, front in fronts.items():
+        if leg == "html" and not asks_json:  # its own Accept is text/html: the json leg
+            continue
         env = {**pypi_env(), "PIP_CACHE_DIR": str(tmp_path / f"cache-{leg}")}
         install([str(python), "-m", "pip", "install", "--no-deps"], env, front,
                 tmp_path / leg)
