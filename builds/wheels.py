@@ -35,7 +35,7 @@ from email.parser import Parser
 from pathlib import Path
 
 from django.conf import settings
-from packaging.metadata import InvalidMetadata, Metadata
+from packaging.metadata import InvalidMetadata, Metadata, parse_email
 from packaging.tags import parse_tag
 from packaging.utils import (
     InvalidWheelFilename,
@@ -329,10 +329,33 @@ def _check_wheel_file(filename, data, parsed):
         raise InvalidWheel(f"{filename} has WHEEL build {build!r}, not its filename's")
 
 
+# Metadata-Versions before PEP 639's 2.4, under which a License-File is not validated.
+_BEFORE_LICENSE_FILE = frozenset({"1.0", "1.1", "1.2", "2.0", "2.1", "2.2", "2.3"})
+
+
+def core_metadata(data):
+    """The packaging Metadata of the core metadata bytes DATA, validated as PyPI validates
+    an upload: every field parsed (an unknown or malformed one is an error) and checked by
+    `Metadata.from_raw`, except `License-File` under a Metadata-Version before 2.4.
+    setuptools (56 to 76) and other backends wrote it there for years, before PEP 639
+    defined it (pypa/packaging#862: about 75% of wheels in a real environment carry it);
+    twine leaves it out of what it sends to PyPI under those versions, and PyPI, which
+    validates what twine sends, stores the wheel with it. Raises InvalidMetadata or an
+    ExceptionGroup of them."""
+    raw, unparsed = parse_email(data)
+    if unparsed:
+        errors = [InvalidMetadata(key, f"unrecognized or malformed field {key!r}")
+                  for key in unparsed]
+        raise ExceptionGroup("invalid or unparsed metadata", errors)
+    if raw.get("metadata_version") in _BEFORE_LICENSE_FILE:
+        raw.pop("license_files", None)
+    return Metadata.from_raw(raw, validate=True)
+
+
 def _check_metadata(filename, data, parsed):
     """The Requires-Python of valid core metadata for the filename's project and version."""
     try:
-        metadata = Metadata.from_email(data, validate=True)
+        metadata = core_metadata(data)
     except ExceptionGroup as group:
         raise InvalidWheel(f"{filename} has METADATA that is not valid core metadata: "
                            f"{group.exceptions[0]}") from None

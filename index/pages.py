@@ -6,7 +6,7 @@ one to the other; deploy/nginx/piwheels.conf):
     index.html  index.html.gz  index.json  index.json.gz        the root page
     .serial       "<root serial> <highest index serial>" those files render, written last
     <name>/index.html  ...  <name>/index.json.gz                a project's page
-    <name>/.serial  "<project id> <index serial> <files listed>", written last
+    <name>/.serial  "<project id> <index serial> <files listed> <page format>", written last
 
 and index/locks/: the writers' locks (flock), the root's and 256 shared by the projects.
 
@@ -27,6 +27,12 @@ back over a newer one. If the writing process dies between the commit and the re
 the old page stays until it is repaired, by whichever comes first: a request that reaches
 Django (its `.serial` is behind the database: rendered and written again), or `repair()`,
 which the task worker runs every minute over the projects whose `index_file_serial` lags.
+
+A page is current only in the format this code renders (rendering.PAGE_FORMAT, the last
+word of its .serial; a stamp of three words is format 1): a page written by an older
+version is rendered again when Django reads it, and migration 0003 of this app makes
+repair() rewrite every page on disk after an upgrade that changes the format, so that
+nginx stops serving the old ones within minutes.
 """
 import fcntl
 import gzip
@@ -152,9 +158,10 @@ def _stamp(directory):
 
 
 def _is_current(stamp, project_id, serial):
-    """STAMP (a project's .serial) renders PROJECT_ID at SERIAL or later."""
-    return (stamp is not None and len(stamp) == 3 and stamp[0] == str(project_id)
-            and int(stamp[1]) >= serial)
+    """STAMP (a project's .serial) renders PROJECT_ID at SERIAL or later, in the page
+    format of this code."""
+    return (stamp is not None and len(stamp) == 4 and stamp[0] == str(project_id)
+            and int(stamp[1]) >= serial and stamp[3] == str(rendering.PAGE_FORMAT))
 
 
 def _read_pages(directory, stamp):
@@ -209,7 +216,8 @@ def write_project(name, known=None):
         _mark_quarantine(directory, rendering.is_quarantined(detail))
         if directory.exists():
             _replace(directory / ".serial",
-                     f"{project_id} {serial} {len(detail['files']) or len(page)}\n".encode())
+                     f"{project_id} {serial} {len(detail['files']) or len(page)} "
+                     f"{rendering.PAGE_FORMAT}\n".encode())
     Project.objects.filter(id=project_id, index_file_serial__lt=serial).update(
         index_file_serial=serial)
     return page
@@ -364,16 +372,22 @@ def _stamp_current(rows):
 
 # --- what Django reads ---------------------------------------------------------------
 
+def page_cache_key(project_id, serial):
+    """The key of a project's renderings in the CACHE_ALIAS cache."""
+    return f"simple:{rendering.PAGE_FORMAT}:{project_id}:{serial}"
+
+
 def project_page(project_id, name, serial):
     """The renderings {"json": bytes, "html": bytes, "json.gz": ..., "html.gz": ...} of
     project NAME's page at SERIAL (its index_serial), or None when it lists no files (the
     index then answers 404, so that pip and uv look for it on the other indexes).
 
-    From this worker's memory (keyed by the serial, so a committed change is never
-    answered from an older rendering), else from the page files when their .serial is
-    current, else rendered and written now (the repair of a page whose writer died)."""
+    From this worker's memory (keyed by the serial and the page format, so a committed
+    change is never answered from an older rendering), else from the page files when
+    their .serial is current, else rendered and written now (the repair of a page whose
+    writer died, or one of an older format)."""
     cache = caches[CACHE_ALIAS]
-    key = f"simple:{project_id}:{serial}"
+    key = page_cache_key(project_id, serial)
     page = cache.get(key)
     if page is None:
         directory = project_dir(name)

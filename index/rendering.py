@@ -38,6 +38,11 @@ from packages.models import (
 )
 
 API_VERSION = "1.4"  # 1.1: versions, size, upload-time; 1.4: project-status (PEP 792)
+# What a project page rendered by this code looks like: raised with every change to what
+# render_detail() writes for the same files, so that page files and cached renderings of
+# an older format are never served as current (index/pages.py stamps and keys them with
+# it; index/views.py puts it in the ETag). 2: no `dist-info-metadata` in JSON (PEP 714).
+PAGE_FORMAT = 2
 JSON_TYPE = "application/vnd.pypi.simple.v1+json"
 HTML_TYPE = "application/vnd.pypi.simple.v1+html"
 TEXT_HTML_TYPE = "text/html"
@@ -155,8 +160,10 @@ def listed_entries(project):
             "url": storage.file_url(project.normalized_name, filename),
             "hashes": {"sha256": sha256},
             "requires-python": requires or None,
+            # PEP 714: only `core-metadata` in JSON. pip 22.3 to 23.1 (Bookworm's 23.0.1)
+            # crash on a JSON `dist-info-metadata`; the HTML page keeps both attributes,
+            # since pip before 23.2 reads only data-dist-info-metadata there.
             "core-metadata": {"sha256": meta_sha} if meta_sha else False,
-            "dist-info-metadata": {"sha256": meta_sha} if meta_sha else False,
             "yanked": yank_reason(yanked, reason, superseded_by),
             "size": size,
             "upload-time": uploaded.strftime("%Y-%m-%dT%H:%M:%S.%fZ"),

@@ -167,7 +167,8 @@ def detail_answer(name, content_type, if_none_match, accept_encoding=None):
         fmt = FORMATS[content_type]
         if accept_encoding and _gzip_accepted(accept_encoding):
             fmt += ".gz"
-        etag = f'"{row[0]}.{row[1]}.{fmt}"'
+        # The page format too: a client's copy of an older rendering is not current.
+        etag = f'"{row[0]}.{row[1]}.{rendering.PAGE_FORMAT}.{fmt}"'
         headers = [("ETag", etag), ("Vary", "Accept, Accept-Encoding"),
                    ("Cache-Control", _cache_control()), (SERIAL_HEADER, str(row[1]))]
         if if_none_match and _etag_matches(etag, if_none_match):

@@ -163,3 +163,43 @@ def test_inspect_refuses_filenames_that_do_not_match_the_job(tmp_path, filename,
     with pytest.raises(InvalidWheel, match=None) as refused:
         inspect(path, "foo", "1.0", "cp311", filename=filename)
     assert error in str(refused.value)
+
+
+def _with_metadata(tmp_path, extra, metadata_version="2.1"):
+    """A wheel of foo 1.0 whose METADATA is of METADATA_VERSION with the lines EXTRA."""
+    filename, members = wheel_members("foo", "1.0", TAG)
+    dist_info = "foo-1.0.dist-info"
+    members[f"{dist_info}/METADATA"] = (
+        f"Metadata-Version: {metadata_version}\nName: foo\nVersion: 1.0\n{extra}").encode()
+    return make_wheel(tmp_path, members=with_record(members, f"{dist_info}/RECORD"),
+                      filename=filename)
+
+
+@pytest.mark.parametrize("metadata_version", ["2.1", "2.2", "2.3"])
+def test_license_file_under_an_older_metadata_version_is_accepted_as_pypi_does(
+        tmp_path, metadata_version):
+    """setuptools 56 to 76 wrote License-File under Metadata-Version 2.1 or 2.2 (2.3: others);
+    twine leaves it out of what PyPI validates, and PyPI stores such wheels as they are."""
+    path = _with_metadata(tmp_path, "License-File: LICENSE\nLicense-File: AUTHORS.rst\n",
+                          metadata_version)
+    info = inspect(path, "foo", "1.0", "cp311")
+    assert b"License-File: LICENSE\n" in info.metadata  # kept and served as it is
+
+
+@pytest.mark.parametrize("metadata_version, extra, error", [
+    ("2.1", "Frobnicate: yes\n", "unrecognized or malformed field 'frobnicate'"),
+    ("2.1", "Requires-Dist: foo >= \n", "requires-dist"),
+    ("2.3", "License-Expression: MIT\n", "license-expression introduced in metadata "
+                                          "version 2.4, not 2.3"),
+    ("2.4", "License-Expression: MIT OR\n", "invalid for 'license-expression'"),
+    ("2.4", "License-File: ../LICENSE\n", "license-file"),
+    ("2.4", "License-File: /etc/passwd\n", "license-file"),
+    ("2.1", "Dynamic: Version\n", "dynamic introduced in metadata version 2.2, not 2.1"),
+    ("2.2", "Dynamic: Name\n", "dynamic"),
+    ("3.0", "", "not a valid metadata version"),
+])
+def test_metadata_pypi_refuses_is_refused(tmp_path, metadata_version, extra, error):
+    path = _with_metadata(tmp_path, extra, metadata_version)
+    with pytest.raises(InvalidWheel, match="not valid core metadata") as refused:
+        inspect(path, "foo", "1.0", "cp311")
+    assert error.lower() in str(refused.value).lower(), refused.value

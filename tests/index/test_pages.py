@@ -45,7 +45,7 @@ def test_pages_are_written_when_the_change_commits(data_dir):
             directory / f"index.{fmt}").read_bytes()
     project.refresh_from_db()
     assert (pages.project_dir("foo") / ".serial").read_text().split() == [
-        str(project.id), str(project.index_serial), "1"]
+        str(project.id), str(project.index_serial), "1", str(rendering.PAGE_FORMAT)]
     assert project.index_file_serial == project.index_serial
     assert root_names() == ["foo"] and pages.root_stamp() == (1, project.index_serial)
 
@@ -135,7 +135,7 @@ def test_a_request_rewrites_a_stale_page_and_caches_it(data_dir, django_assert_n
 def test_a_project_without_files_has_no_page(data_dir):
     project = make_project("foo", versions=["1.0"])
     assert pages.project_page(project.id, "foo", 0) is None
-    assert caches["index"].get(f"simple:{project.id}:0") == {}
+    assert caches["index"].get(pages.page_cache_key(project.id, 0)) == {}
     assert page_files("foo") == []
 
 
@@ -236,3 +236,67 @@ def test_projects_without_pages_are_stamped_current_without_writing_anything(dat
     assert (pages.project_dir("built") / ".serial").read_text().split()[1] == str(
         built.index_serial)
     assert not pages.project_dir("bare").exists()  # the catalogue's most get no directory
+
+
+def _as_format_1(name):
+    """Make NAME's page files what the code before page format 2 wrote: `dist-info-metadata`
+    in the JSON files, a .serial of three words."""
+    directory = pages.project_dir(name)
+    page = json.loads((directory / "index.json").read_bytes())
+    for entry in page["files"]:
+        entry["dist-info-metadata"] = entry["core-metadata"]
+    body = json.dumps(page, separators=(",", ":")).encode()
+    (directory / "index.json").write_bytes(body)
+    (directory / "index.json.gz").write_bytes(gzip.compress(body))
+    stamp = (directory / ".serial").read_text().split()
+    (directory / ".serial").write_text(" ".join(stamp[:3]) + "\n")
+
+
+def _on_disk(name):
+    directory = pages.project_dir(name)
+    return [(directory / f"index.{fmt}").read_bytes() for fmt in ("json", "json.gz")]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_page_file_of_an_older_format_is_rendered_again_when_read(data_dir):
+    project = make_project("foo")
+    publish(make_version(project, "1.0"), wheel_archive("foo", "1.0"))
+    project.refresh_from_db()
+    _as_format_1("foo")
+    caches["index"].clear()
+
+    page = pages.project_page(project.id, "foo", project.index_serial)
+
+    assert b"dist-info-metadata" not in page["json"]
+    body, zipped = _on_disk("foo")
+    assert body == page["json"] and gzip.decompress(zipped) == body
+    assert (pages.project_dir("foo") / ".serial").read_text().split()[3] == str(
+        rendering.PAGE_FORMAT)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_upgrade_to_page_format_2_makes_repair_rewrite_every_page(data_dir):
+    """Migration index 0003: nginx serves the files without asking Django, so every page
+    of an older format must be written again, by repair(), not only those Django reads."""
+    import importlib
+
+    from django.apps import apps
+
+    upgrade = importlib.import_module("index.migrations.0003_clients_page_format_2")
+    names = ["foo", "bar"]
+    for name in names:
+        publish(make_version(make_project(name), "1.0"), wheel_archive(name, "1.0"))
+        _as_format_1(name)
+    make_project("empty", versions=["1.0"])
+    assert pages.repair() == 0  # their serials are current: nothing lags
+
+    upgrade.pages_lag(apps, None)
+
+    assert set(Project.objects.filter(index_file_serial=0).values_list(
+        "normalized_name", flat=True)) >= set(names)
+    assert pages.repair() == 2
+    for name in names:
+        body, zipped = _on_disk(name)
+        assert b"dist-info-metadata" not in body and gzip.decompress(zipped) == body
+        assert listed(name) == [f"{name}-1.0-py3-none-any.whl"]
+    assert pages.repair() == 0

@@ -393,3 +393,27 @@ def test_a_404_for_a_known_project_with_nothing_waiting_costs_one_query(
         status, headers, _ = wsgi_get("/simple/requests/", HTTP_ACCEPT=PIP_ACCEPT)
     assert status == "404 Not Found"
     assert Project.objects.get(normalized_name="requests").demand == 0
+
+
+def test_json_pages_carry_only_core_metadata_and_html_pages_both(transactional_db, client,
+                                                                 foo):
+    """PEP 714: pip 22.3 to 23.1 (Bookworm's 23.0.1) crash on a JSON `dist-info-metadata`,
+    and pip before 23.2 reads only `data-dist-info-metadata` in HTML."""
+    _, _, fast = wsgi_get("/simple/foo/", HTTP_ACCEPT=PIP_ACCEPT)
+    django = client.get("/simple/foo/", HTTP_ACCEPT=JSON).content
+    for body in (fast, django, (pages.project_dir("foo") / "index.json").read_bytes()):
+        files = json.loads(body)["files"]
+        assert files and all(f["core-metadata"]["sha256"] for f in files)
+        assert b"dist-info-metadata" not in body
+    html = client.get("/simple/foo/", HTTP_ACCEPT="text/html").content.decode()
+    assert html.count("data-core-metadata=") == html.count("data-dist-info-metadata=") == 3
+
+
+def test_a_copy_of_a_page_of_an_older_format_is_not_current(client, foo):
+    """The ETag names the page format: a client that kept a page of format 1 (with
+    `dist-info-metadata`) and revalidates it gets the page, not a 304."""
+    old = f'"{foo.id}.{foo.index_serial}.json"'  # format 1's ETag of this very serial
+    response = client.get("/simple/foo/", HTTP_ACCEPT=PIP_ACCEPT, HTTP_IF_NONE_MATCH=old)
+    assert response.status_code == 200
+    assert response["ETag"] == f'"{foo.id}.{foo.index_serial}.{rendering.PAGE_FORMAT}.json"'
+    assert b"dist-info-metadata" not in response.content
