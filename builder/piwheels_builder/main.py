@@ -402,11 +402,12 @@ def _lock_work_dir(work_dir):
 CONFIG_FILES = ("/etc/piwheels-builder.env",)
 
 
-def hidden_paths(token_file=None, environ=os.environ):
-    """What a build must not see besides the work dir: the token file, systemd's
-    credentials directory, the agent's configuration."""
-    paths = [token_file, environ.get("CREDENTIALS_DIRECTORY"), *CONFIG_FILES]
-    return [p for p in paths if p and os.path.lexists(p)]
+def hidden_paths(*paths, environ=os.environ):
+    """What a build must not see besides the work dir: PATHS (token files, --hide),
+    systemd's credentials directory, the agent's configuration; those that exist."""
+    paths = [*paths, environ.get("CREDENTIALS_DIRECTORY"), *CONFIG_FILES]
+    found = [os.path.abspath(p) for p in paths if p and os.path.lexists(p)]
+    return list(dict.fromkeys(found))
 
 
 class WorkDirBusy(Exception):
@@ -439,6 +440,10 @@ def parse_args(argv=None):
                         help="a file only this user can read holding the token (env "
                              "PIWHEELS_TOKEN_FILE; default $CREDENTIALS_DIRECTORY/token "
                              "under systemd's LoadCredential=)")
+    parser.add_argument("--hide", action="append", default=[], metavar="PATH",
+                        help="a file or directory builds must not see (repeatable; the work "
+                             "dir, the token file, $CREDENTIALS_DIRECTORY and "
+                             "/etc/piwheels-builder.env always are)")
     parser.add_argument("--unsandboxed", action="store_true",
                         help="run builds without the bwrap sandbox, for machines where it "
                              "cannot be made (a build can then read this agent's token)")
@@ -466,6 +471,8 @@ def parse_args(argv=None):
     args = parser.parse_args(argv)
     if not args.server:
         parser.error("give --server or set PIWHEELS_SERVER")
+    # Every token file named is hidden from builds, even one a --token overrides.
+    named = [args.token_file, os.environ.get("PIWHEELS_TOKEN_FILE")]
     try:
         args.token, args.token_file = read_token(args.token, args.token_file)
     except TokenFileError as exc:
@@ -473,6 +480,7 @@ def parse_args(argv=None):
     if not args.token:
         parser.error("give --token-file (or --token), or set PIWHEELS_TOKEN_FILE "
                      "(or PIWHEELS_TOKEN)")
+    args.hide = hidden_paths(args.token_file, *named, *args.hide)
     if not 0 <= args.wait <= 60:
         parser.error("--wait must be between 0 and 60")
     if args.work_dir is None:
@@ -546,7 +554,7 @@ def main(argv=None):
         agent = Agent(
             farm, ident, work_dir=args.work_dir, build_timeout=args.build_timeout,
             wait=args.wait, python=args.python, stop=stop, sandbox=not args.unsandboxed,
-            hidden=hidden_paths(args.token_file),
+            hidden=args.hide,
         )
     except WorkDirBusy as exc:
         log.error("%s", exc)
