@@ -179,3 +179,26 @@ def test_long_output_keeps_head_and_tail(tmp_path):
     assert text.startswith("HEAD\n") and text.endswith("\nTAIL\n")
     assert "bytes of output left out" in text
     assert len(text) < 1200 and "\x00" not in text
+
+
+def _running_with(arg):
+    found = []
+    for entry in os.listdir("/proc"):
+        try:
+            with open(f"/proc/{entry}/cmdline", "rb") as f:
+                if arg.encode() in f.read().split(b"\0"):
+                    found.append(int(entry))
+        except (OSError, ValueError):
+            pass
+    return [pid for pid in found if pid_alive(pid)]
+
+
+@needs_bwrap
+def test_a_sandboxed_build_past_its_timeout_is_killed_whole(tmp_path):
+    arg = f"3{os.getpid()}.5"  # a sleep no other process runs
+    command = build.sandbox_command(["sh", "-c", f"sleep {arg} & sleep {arg}; wait"],
+                                    build_dir=tmp_path)
+    outcome = build.run(command, cwd=tmp_path, env={"PATH": build.DEFAULT_PATH},
+                        log_path=tmp_path / "log", timeout=1)
+    assert outcome.timed_out and outcome.returncode is None
+    assert _running_with(arg) == []
