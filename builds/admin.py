@@ -17,11 +17,12 @@ from django.core.paginator import Paginator
 from django.db import connection, transaction
 from django.template.response import TemplateResponse
 from django.urls import reverse
+from django.utils import timezone
 from django.utils.functional import cached_property
 from django.utils.html import format_html
 from packaging.utils import canonicalize_name
 
-from builds import depwait, queue, storage
+from builds import depwait, queue, storage, withdraw
 from builds.models import Abi, Build, Builder, BuilderPackages, BuildLog, File, hash_token
 from lib.counts import EXACT_COUNT_BELOW, table_estimate
 from packages.models import Project, Retry, Version
@@ -76,6 +77,12 @@ class RebuildForm(forms.Form):
         super().__init__(*args, **kwargs)
         tags = Abi.objects.filter(active=True).order_by("tag").values_list("tag", flat=True)
         self.fields["abi"].choices = [("", "every active ABI")] + [(t, t) for t in tags]
+
+
+class WithdrawForm(forms.Form):
+    since = forms.DateTimeField(
+        help_text="Everything the builder published from this time on leaves the index "
+                  "and its jobs are queued again (e.g. 2026-12-01 08:00, UTC).")
 
 
 class SkipForm(forms.Form):
@@ -271,6 +278,26 @@ class CauseFilter(admin.SimpleListFilter):
         return queryset
 
 
+class BuilderFilter(admin.SimpleListFilter):
+    """Builds or files of one builder (builders are few): what it built and published."""
+
+    title = "builder"
+    parameter_name = "builder"
+    path = "builder"
+
+    def lookups(self, request, model_admin):
+        return [(str(i), n) for i, n in Builder.objects.order_by("name").values_list("id", "name")]
+
+    def queryset(self, request, queryset):
+        if self.value() and self.value().isdigit():
+            return queryset.filter(**{f"{self.path}_id": int(self.value())})
+        return queryset
+
+
+class FileBuilderFilter(BuilderFilter):
+    path = "build__builder"
+
+
 class WaitingForFilter(admin.SimpleListFilter):
     """The Debian packages to install on the builders, by how many builds each fixes."""
 
@@ -294,7 +321,7 @@ class BuildAdmin(ScaleSafeAdmin):
                     "duration", "cause", "cause_detail", "waiting_for", "failure_reason",
                     "skip_reason", "requested_by"]
     list_select_related = ["version__project", "abi", "builder"]
-    list_filter = ["state", "abi", "priority", CauseFilter, WaitingForFilter]
+    list_filter = ["state", "abi", "priority", CauseFilter, WaitingForFilter, BuilderFilter]
     search_fields = ["id"]
     search_help_text = "A build id, or a project's exact name optionally followed by a version."
     raw_id_fields = ["version", "builder"]
@@ -359,6 +386,7 @@ class FileAdmin(ScaleSafeAdmin):
     list_display = ["filename", "build", "size", "downloads", "uploaded", "superseded_by",
                     "shadowed_by"]
     list_select_related = ["build"]
+    list_filter = [FileBuilderFilter]
     search_fields = ["filename"]
     search_help_text = "A file's exact name, or a project's exact name."
     raw_id_fields = ["build"]
@@ -416,14 +444,46 @@ class AbiAdmin(admin.ModelAdmin):
 @admin.register(Builder)
 class BuilderAdmin(admin.ModelAdmin):
     list_display = ["name", "enabled", "abi", "platform", "python_version", "os_release",
-                    "glibc", "last_seen"]
+                    "glibc", "last_seen", "published"]
     list_filter = ["enabled"]
     search_fields = ["name"]
     fields = ["name", "enabled", "abi", "platform", "python_version", "os", "os_release",
               "glibc", "created", "last_seen"]
     readonly_fields = ["abi", "platform", "python_version", "os", "os_release", "glibc",
                        "created", "last_seen"]
-    actions = ["disable", "enable", "rotate_token"]
+    actions = ["disable", "enable", "rotate_token", "withdraw"]
+
+    @admin.display(description="what it built")
+    def published(self, obj):
+        return format_html(
+            '<a href="{}?builder={}">builds</a> · <a href="{}?builder={}">files</a>',
+            reverse("admin:builds_build_changelist"), obj.id,
+            reverse("admin:builds_file_changelist"), obj.id,
+        )
+
+    @admin.action(description="Withdraw everything selected builders published since ...",
+                  permissions=["change"])
+    def withdraw(self, request, queryset):
+        builders = list(queryset)
+
+        def apply(data):
+            who = request.user.get_username()
+            for builder in builders:
+                done = withdraw.withdraw_builder(builder, data["since"], timezone.now(), by=who)
+                self.log_change(
+                    request, builder,
+                    f"Withdrew {len(done.files)} files published since "
+                    f"{data['since'].isoformat()}: {' '.join(done.files)}"[:2000],
+                )
+                self.message_user(
+                    request,
+                    f"withdrew {len(done.files)} files {builder.name} published since "
+                    f"{data['since']:%Y-%m-%d %H:%M}; {done.requeued} jobs queued again",
+                    messages.SUCCESS,
+                )
+
+        return form_action(self, request, queryset, WithdrawForm,
+                           "Withdraw what they published", apply)
 
     def save_model(self, request, obj, form, change):
         if not change:

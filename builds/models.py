@@ -112,6 +112,10 @@ class Build(models.Model):
     # The OS release and glibc of the builder that claimed it last ("" if it did not say).
     os_release = models.CharField(max_length=32, blank=True, default="", db_default="")
     glibc = models.CharField(max_length=16, blank=True, default="", db_default="")
+    # Which of its builder's PIWHEELS_MAX_JOBS_PER_BUILDER places a building job takes
+    # (queue.claim); unique per builder among building jobs, so that concurrent claims of
+    # one builder cannot take more. Null for a job taken back by a heartbeat (queue.hold).
+    slot = models.PositiveSmallIntegerField(null=True, blank=True)
 
     objects = BuildQuerySet.as_manager()
 
@@ -129,6 +133,11 @@ class Build(models.Model):
             ),
             models.CheckConstraint(condition=Q(glibc="") | Q(glibc__regex=platforms.GLIBC.pattern),
                                    name="builds_build_glibc_valid"),
+            # queue.claim(): a builder holds at most PIWHEELS_MAX_JOBS_PER_BUILDER jobs.
+            models.UniqueConstraint(
+                fields=["builder", "slot"], condition=Q(state="building"),
+                name="builds_build_one_job_per_slot",
+            ),
         ]
         indexes = [
             # queue.claim(): the next job for one ABI: most urgent priority first

@@ -106,6 +106,9 @@ def receive_file(build_id, builder, filename, chunks, size, sha256, now):
             raise UploadRefused("the body's sha256 is not the X-Sha256 declared")
         info = wheels.inspect(part, version.project.name, version.version, build.abi.tag,
                               filename=filename)
+        # The machine the builder said it builds for (the wheel's own platform where it
+        # said none): a stolen token cannot publish code for another one.
+        wheels.check_machine(part, filename, builder.platform or parsed[4])
         served = platforms.served_filename(filename, build.glibc)
         if served != filename:  # checked now, renamed into place with the upload itself
             retagged = _retag_checked(part, incoming, served, version, build.abi.tag)

@@ -16,7 +16,7 @@ import re
 from datetime import timedelta
 
 from django.conf import settings
-from django.db import connection, transaction
+from django.db import IntegrityError, connection, transaction
 from django.db.models import Exists, F, Max, Min, OuterRef
 from django.db.models.functions import Greatest
 from django.utils import timezone
@@ -133,12 +133,20 @@ def claim(builder, abi, now):
     buildable since it was queued (skipped, yanked, removed) is dropped on the way.
     On PostgreSQL a claim is one statement (_claim_sql), run in autocommit: one round
     trip instead of BEGIN, SELECT, UPDATE, COMMIT; other databases take the ORM path.
+
+    A builder holds at most PIWHEELS_MAX_JOBS_PER_BUILDER jobs (so that a stolen token
+    takes few): beyond it the claim finds nothing. Each building job takes one of its
+    builder's numbered slots, unique among them (builds_build_one_job_per_slot): of two
+    concurrent claims for the last slot one fails on the constraint and looks again.
     """
     if not isinstance(abi, Abi):
         abi = find_abi(abi)
     take = _claim_one_statement if connection.vendor == "postgresql" else _claim_orm
     for _ in range(20):
-        build, dropped = take(builder, abi, now)
+        try:
+            build, dropped = take(builder, abi, now)
+        except IntegrityError:  # a concurrent claim of this builder took the same slot
+            continue
         if dropped is not None:
             log.info("build %s: %s is no longer buildable, dropped", dropped.id,
                      dropped.version)
@@ -158,6 +166,11 @@ def claim(builder, abi, now):
 def _claim_orm(builder, abi, now):
     """(build taken, None), (None, build dropped as unbuildable) or (None, None)."""
     with transaction.atomic():
+        held = set(Build.objects.filter(builder=builder, state=Build.State.BUILDING)
+                   .values_list("slot", flat=True))
+        slot = _free_slot(held)
+        if slot is None:
+            return None, None
         build = (
             Build.objects.filter(abi_id=abi.id, state=Build.State.QUEUED)
             .select_related("version__project")
@@ -174,14 +187,24 @@ def _claim_orm(builder, abi, now):
         Build.objects.filter(id=build.id, state=Build.State.QUEUED).update(
             state=Build.State.BUILDING, builder=builder, lease_until=until,
             attempt=F("attempt") + 1, started=now, os_release=builder.os_release,
-            glibc=builder.glibc,
+            glibc=builder.glibc, slot=slot,
         )
     build.state, build.builder, build.lease_until = Build.State.BUILDING, builder, until
     build.os_release, build.glibc = builder.os_release, builder.glibc
     build.attempt += 1
     build.started = now
     build.abi = abi
+    build.slot = slot
     return build, None
+
+
+def _free_slot(held):
+    """The lowest free slot of a builder whose building jobs have the slots HELD (None
+    for a job without one), or None when it holds its PIWHEELS_MAX_JOBS_PER_BUILDER."""
+    limit = settings.PIWHEELS_MAX_JOBS_PER_BUILDER
+    if len(held) >= limit:
+        return None
+    return next((s for s in range(1, limit + 1) if s not in held), None)
 
 
 def _claim_sql():
@@ -194,18 +217,26 @@ def _claim_sql():
     rest = sql.columns(Version, "v") + sql.columns(Project, "p")
     taken, dropped = (", ".join(sql.columns(Build, a) + rest) for a in ("t", "d"))
     return f"""
-        WITH job AS (
+        WITH held AS (
+            SELECT slot FROM {b} WHERE builder_id = %(builder)s AND state = 'building'
+        ), free AS (
+            SELECT s FROM generate_series(1, %(max_jobs)s) s
+            WHERE (SELECT count(*) FROM held) < %(max_jobs)s
+              AND s NOT IN (SELECT slot FROM held WHERE slot IS NOT NULL)
+            ORDER BY s LIMIT 1
+        ), job AS (
             SELECT b.id, (v.skip_reason = '' AND NOT v.yanked AND NOT v.removed
                           AND v.has_sdist AND p.skip_reason = '') AS buildable
             FROM {b} b JOIN {v} v ON v.id = b.version_id JOIN {p} p ON p.id = v.project_id
-            WHERE b.abi_id = %(abi)s AND b.state = 'queued'
+            WHERE b.abi_id = %(abi)s AND b.state = 'queued' AND EXISTS (SELECT FROM free)
             ORDER BY b.priority DESC, b.id DESC
             LIMIT 1
             FOR UPDATE OF b SKIP LOCKED
         ), taken AS (
             UPDATE {b} SET state = 'building', builder_id = %(builder)s,
                 lease_until = %(until)s, attempt = attempt + 1, started = %(now)s,
-                os_release = %(os_release)s, glibc = %(glibc)s
+                os_release = %(os_release)s, glibc = %(glibc)s,
+                slot = (SELECT s FROM free)
             WHERE id IN (SELECT id FROM job WHERE buildable)
             RETURNING *
         ), dropped AS (
@@ -223,7 +254,8 @@ def _claim_sql():
 def _claim_one_statement(builder, abi, now):
     """(build taken, None), (None, build dropped as unbuildable) or (None, None)."""
     params = {"abi": abi.id, "builder": builder.id, "until": now + lease_length(),
-              "now": now, "os_release": builder.os_release, "glibc": builder.glibc}
+              "now": now, "os_release": builder.os_release, "glibc": builder.glibc,
+              "max_jobs": settings.PIWHEELS_MAX_JOBS_PER_BUILDER}
     row = sql.execute_prepared("builds_claim", _claim_sql, params)
     if row is None:
         return None, None
@@ -248,7 +280,7 @@ def hold(build_id, builder, now):
     if jobs.filter(state=Build.State.BUILDING).update(lease_until=until) == 1:
         return
     if jobs.filter(state=Build.State.QUEUED).update(
-        state=Build.State.BUILDING, lease_until=until
+        state=Build.State.BUILDING, lease_until=until, slot=None  # its slot may be taken
     ) == 1:
         log.info("build %s: taken back by %s after its lease ran out", build_id, builder)
         return

@@ -45,6 +45,7 @@ from packaging.utils import (
 )
 
 from builds import zips
+from lib import elfmachine
 
 # ABI tags that any job may produce, whatever ABI it builds for.
 UNIVERSAL_ABIS = frozenset({"none", "abi3"})
@@ -441,3 +442,15 @@ def received_info(filename, metadata):
         platform_tag=parsed.platform_tag,
         requires_python=_check_metadata(filename, metadata, parsed), metadata=metadata,
     )
+
+
+def check_machine(path, filename, platform):
+    """Refuse (InvalidWheel) a wheel with compiled code for another machine than the
+    PLATFORM its builder said it builds for (lib/elfmachine.py)."""
+    found = elfmachine.foreign_object(path, platform)
+    if found is not None:
+        member, machine = found
+        raise InvalidWheel(
+            f"{filename}: {member} is {machine} code, but this builder builds for "
+            f"{platform}"
+        )

@@ -157,6 +157,10 @@ DATA_UPLOAD_MAX_MEMORY_SIZE = PIWHEELS_MAX_BODY
 PIWHEELS_LEASE_SECONDS = envint("PIWHEELS_LEASE_SECONDS", 300)
 # Attempts after which a job whose builders keep vanishing goes to the back of the queue.
 PIWHEELS_MAX_ATTEMPTS = envint("PIWHEELS_MAX_ATTEMPTS", 3)
+# Jobs one builder (one token) may hold at once: a stolen token takes no more.
+PIWHEELS_MAX_JOBS_PER_BUILDER = envint("PIWHEELS_MAX_JOBS_PER_BUILDER", 2)
+if PIWHEELS_MAX_JOBS_PER_BUILDER < 1:
+    raise ImproperlyConfigured("PIWHEELS_MAX_JOBS_PER_BUILDER must be at least 1")
 # The module through which the catalogue (packages) reaches the build queue: packages/jobs.py.
 PIWHEELS_JOBS = "builds.catalogue"
 # What writes the index's page files when a change commits (packages calls it).

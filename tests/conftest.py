@@ -52,3 +52,11 @@ def fresh_process_state():
     yield
     longpoll.close_shared()  # it must not outlive the test database
     downloads.reset()
+
+
+@pytest.fixture(autouse=True)
+def many_jobs_per_builder(settings):
+    """Tests claim many jobs with one builder: the limit of jobs a builder holds
+    (PIWHEELS_MAX_JOBS_PER_BUILDER, 2 by default) is set where it is tested
+    (tests/builds/test_queue_limit.py)."""
+    settings.PIWHEELS_MAX_JOBS_PER_BUILDER = 1000

@@ -28,6 +28,8 @@ def farm_env(tmp_path, **extra):
         DATABASE_URL=database_url(), PIWHEELS_DATA_DIR=str(tmp_path / "data"), DEBUG="false",
         SECRET_KEY="test-" * 10, SECURE_COOKIES="false", LOG_LEVEL="WARNING",
         PIWHEELS_SYNC_INTERVAL="0",
+        # Tests claim many jobs with one builder (as tests/conftest.py many_jobs_per_builder).
+        PIWHEELS_MAX_JOBS_PER_BUILDER="1000",
     )
     env.update({k: str(v) for k, v in extra.items()})
     return env

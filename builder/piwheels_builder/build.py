@@ -3,9 +3,11 @@ import json
 import logging
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 import uuid
@@ -41,10 +43,25 @@ def build_command(job, wheel_dir, python=None):
     return command
 
 
-def build_environment(base, cache_dir, tmp_dir):
-    """The build's environment: no pip configuration but ours, its own cache and temp."""
-    env = {k: v for k, v in base.items() if not k.startswith("PIP_") or k in _PIP_KEEP}
+# What a build inherits from the agent's environment: nothing else (an allow-list, so
+# that no PIWHEELS_* setting, token or credential path of the agent reaches the build).
+# Proxy settings are kept: pip needs them to reach the index where there is a proxy.
+_ENV_KEEP = frozenset({
+    "PATH", "LANG", "LANGUAGE", "TZ", "SOURCE_DATE_EPOCH",
+    "http_proxy", "https_proxy", "no_proxy", "HTTP_PROXY", "HTTPS_PROXY", "NO_PROXY",
+})
+DEFAULT_PATH = "/usr/local/bin:/usr/bin:/bin"
+
+
+def build_environment(base, cache_dir, tmp_dir, home=None):
+    """The build's environment, built from nothing: PATH, the locale, proxies and the
+    pip network settings of BASE (_ENV_KEEP, _PIP_KEEP), HOME in a directory of the
+    build's own (HOME; TMP_DIR when not given), no pip configuration but ours, its own
+    cache and temp. Nothing else of the agent's environment (its token above all)."""
+    env = {k: v for k, v in base.items() if k in _ENV_KEEP or k in _PIP_KEEP}
+    env.setdefault("PATH", DEFAULT_PATH)
     env.update({
+        "HOME": str(home or tmp_dir),
         "PIP_CONFIG_FILE": os.devnull,
         "PIP_CACHE_DIR": str(cache_dir),
         "PIP_NO_INPUT": "1",
@@ -52,8 +69,75 @@ def build_environment(base, cache_dir, tmp_dir):
         "PYTHONDONTWRITEBYTECODE": "1",
         "LC_ALL": "C.UTF-8",
     })
-    env.pop("PYTHONPATH", None)
     return env
+
+
+# -- the sandbox ----------------------------------------------------------------------------
+#
+# Every build runs in a bubblewrap (bwrap) sandbox: new user, PID, IPC, UTS and cgroup
+# namespaces; the whole file system read-only; a fresh /proc that shows the build's own
+# processes only (never the agent's environ or its command line, which may hold --token);
+# a private /tmp; the build directory the only writable place besides; the agent's work
+# dir (spool, state, lock), its token file and credentials hidden. Why bwrap:
+# - a separate unprivileged user needs root (or sudo) to switch to, still sees every
+#   process's command line in /proc (hidepid is machine-wide), shares /tmp, and leaves
+#   files that the agent cannot always clean up;
+# - unshare(1) makes the namespaces but not the mounts: the bind mounts would be a shell
+#   script run inside, as root of the user namespace;
+# - bwrap (Debian's bubblewrap, what Flatpak uses) does all of it declaratively, as an
+#   ordinary user where unprivileged user namespaces are allowed (Debian's default), and
+#   is a small C program the Pis' Debian releases all ship (11: 0.4.1, 12: 0.8.0).
+# The network namespace is shared: pip fetches the sdist and the build requirements from
+# the index inside the sandbox, and Debian's tools give no simple per-host allow-list
+# (that would take a proxy or slirp4netns/pasta). A build can therefore reach what the
+# builder can reach, but without the token that is worth nothing to it.
+# There is no --new-session: the build already runs in a session of its own with no
+# controlling terminal (run: start_new_session, stdin /dev/null), so TIOCSTI cannot
+# reach the agent's, and the build's process group stays the one kill_group signals.
+
+BWRAP = "bwrap"
+
+
+def sandbox_command(command, *, build_dir, hidden=(), bwrap=BWRAP):
+    """COMMAND wrapped in a bwrap sandbox where BUILD_DIR (and a private /tmp) are the
+    only writable places and each path of HIDDEN (files or directories: the agent's work
+    dir, its token file) is masked by an empty one. Paths in BUILD_DIR keep their names."""
+    args = [
+        bwrap, "--unshare-all", "--share-net", "--die-with-parent", "--cap-drop", "ALL",
+        "--ro-bind", "/", "/", "--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp",
+    ]
+    build_dir = os.path.abspath(build_dir)
+    # Deepest last: a hidden work dir first, then the build dir inside it shown again.
+    for path in sorted({os.path.abspath(p) for p in hidden if p}, key=len):
+        if build_dir == path or build_dir.startswith(path.rstrip("/") + "/"):
+            args += ["--tmpfs", path]  # the build dir is mounted back below
+        elif os.path.isdir(path):
+            args += ["--tmpfs", path]
+        elif os.path.lexists(path):
+            args += ["--dev-bind", "/dev/null", path]  # reads as empty
+    args += ["--bind", build_dir, build_dir, "--chdir", build_dir, "--"]
+    return args + list(command)
+
+
+def sandbox_problem(bwrap=BWRAP, probe_dir=None):
+    """Why builds cannot be sandboxed here (one line), or None when they can: bwrap is
+    missing, or cannot make the namespaces (unprivileged user namespaces disabled, some
+    containers). Tried for real, with the mounts a build gets."""
+    found = shutil.which(bwrap)
+    if found is None:
+        return f"{bwrap} (Debian package bubblewrap) is not installed"
+    with tempfile.TemporaryDirectory(dir=probe_dir) as scratch:
+        try:
+            proc = subprocess.run(
+                sandbox_command(["true"], build_dir=scratch, bwrap=found),
+                stdin=subprocess.DEVNULL, capture_output=True, timeout=30, env={},
+            )
+        except (OSError, subprocess.TimeoutExpired) as exc:
+            return f"{found} does not run: {exc}"
+    if proc.returncode != 0:
+        why = proc.stderr.decode(errors="replace").strip().splitlines()
+        return f"{found} cannot make a sandbox here: {why[-1] if why else proc.returncode}"
+    return None
 
 
 @dataclass

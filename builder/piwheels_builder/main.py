@@ -46,7 +46,7 @@ class Agent:
     """One builder: the farm session, the spool, and the job in hand."""
 
     def __init__(self, farm, ident, *, work_dir, build_timeout=DEFAULT_TIMEOUT, wait=30,
-                 python=None, stop=None):
+                 python=None, stop=None, sandbox=True, hidden=()):
         self.farm = farm
         self.identity = ident
         self.work_dir = Path(work_dir)
@@ -54,6 +54,10 @@ class Agent:
         self.wait = wait
         self.python = python
         self.stop = stop or farm.stop
+        # Builds run in a bwrap sandbox (build.sandbox_command) unless SANDBOX is False
+        # (--unsandboxed); HIDDEN: paths builds must not see besides the work dir.
+        self.sandbox = sandbox
+        self.hidden = [str(self.work_dir), *hidden]
         self._lock = _lock_work_dir(self.work_dir)
         self.spool = Spool(self.work_dir / "spool")
         # A build left running by an agent that was killed outright (its processes are
@@ -189,10 +193,12 @@ class Agent:
         tmp = Path(tempfile.mkdtemp(prefix=f"build-{build_id}-", dir=self.work_dir / "builds"))
         try:
             wheel_dir, cache_dir, tmp_dir = tmp / "wheels", tmp / "cache", tmp / "tmp"
-            for d in (wheel_dir, cache_dir, tmp_dir):
+            home = tmp / "home"
+            for d in (wheel_dir, cache_dir, tmp_dir, home):
                 d.mkdir()
             command = build.build_command(job, wheel_dir, self.python)
-            env = build.build_environment(os.environ, cache_dir, tmp_dir)
+            env = build.build_environment(os.environ, cache_dir, tmp_dir, home=home)
+            command = self.sandboxed(command, tmp)
             with self._heartbeats(job) as lost:
                 outcome = build.run(
                     command, cwd=tmp, env=env, log_path=tmp / "build.log",
@@ -214,6 +220,13 @@ class Agent:
                                   log_path=tmp / "build.log")
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
+
+    def sandboxed(self, command, build_dir):
+        """COMMAND as it runs for a build in BUILD_DIR: in the sandbox, unless allowed
+        not to be."""
+        if not self.sandbox:
+            return command
+        return build.sandbox_command(command, build_dir=build_dir, hidden=self.hidden)
 
     def _result(self, job, outcome, wheel_paths):
         label = f"{job['project']} {job['version']}"
@@ -385,6 +398,18 @@ def _lock_work_dir(work_dir):
     return handle
 
 
+# The agent's configuration as the shipped unit keeps it (EnvironmentFile=).
+CONFIG_FILES = ("/etc/piwheels-builder.env",)
+
+
+def hidden_paths(*paths, environ=os.environ):
+    """What a build must not see besides the work dir: PATHS (token files, --hide),
+    systemd's credentials directory, the agent's configuration; those that exist."""
+    paths = [*paths, environ.get("CREDENTIALS_DIRECTORY"), *CONFIG_FILES]
+    found = [os.path.abspath(p) for p in paths if p and os.path.lexists(p)]
+    return list(dict.fromkeys(found))
+
+
 class WorkDirBusy(Exception):
     pass
 
@@ -408,8 +433,20 @@ def parse_args(argv=None):
     )
     parser.add_argument("--server", default=os.environ.get("PIWHEELS_SERVER"),
                         help="the farm's base URL (env PIWHEELS_SERVER)")
-    parser.add_argument("--token", default=os.environ.get("PIWHEELS_TOKEN"),
-                        help="this builder's API token (env PIWHEELS_TOKEN)")
+    parser.add_argument("--token", default=None,
+                        help="this builder's API token (env PIWHEELS_TOKEN); visible to "
+                             "other users in the process list: prefer --token-file")
+    parser.add_argument("--token-file", default=None, metavar="PATH",
+                        help="a file only this user can read holding the token (env "
+                             "PIWHEELS_TOKEN_FILE; default $CREDENTIALS_DIRECTORY/token "
+                             "under systemd's LoadCredential=)")
+    parser.add_argument("--hide", action="append", default=[], metavar="PATH",
+                        help="a file or directory builds must not see (repeatable; the work "
+                             "dir, the token file, $CREDENTIALS_DIRECTORY and "
+                             "/etc/piwheels-builder.env always are)")
+    parser.add_argument("--unsandboxed", action="store_true",
+                        help="run builds without the bwrap sandbox, for machines where it "
+                             "cannot be made (a build can then read this agent's token)")
     parser.add_argument("--once", action="store_true",
                         help="claim and finish at most one job, then exit")
     parser.add_argument("--build-timeout", type=float, default=DEFAULT_TIMEOUT,
@@ -434,14 +471,58 @@ def parse_args(argv=None):
     args = parser.parse_args(argv)
     if not args.server:
         parser.error("give --server or set PIWHEELS_SERVER")
+    # Every token file named is hidden from builds, even one a --token overrides.
+    named = [args.token_file, os.environ.get("PIWHEELS_TOKEN_FILE")]
+    try:
+        args.token, args.token_file = read_token(args.token, args.token_file)
+    except TokenFileError as exc:
+        parser.error(str(exc))
     if not args.token:
-        parser.error("give --token or set PIWHEELS_TOKEN")
+        parser.error("give --token-file (or --token), or set PIWHEELS_TOKEN_FILE "
+                     "(or PIWHEELS_TOKEN)")
+    args.hide = hidden_paths(args.token_file, *named, *args.hide)
     if not 0 <= args.wait <= 60:
         parser.error("--wait must be between 0 and 60")
     if args.work_dir is None:
         base = os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache")
         args.work_dir = os.path.join(base, "piwheels-builder")
     return args
+
+
+class TokenFileError(Exception):
+    pass
+
+
+def read_token(token=None, token_file=None, environ=os.environ):
+    """(token, the file it came from or None): --token, else --token-file, else
+    PIWHEELS_TOKEN, else PIWHEELS_TOKEN_FILE, else $CREDENTIALS_DIRECTORY/token (systemd's
+    LoadCredential=). PIWHEELS_TOKEN leaves ENVIRON once read, so that no process the
+    agent starts inherits it (builds get an environment of their own anyway)."""
+    from_env = environ.pop("PIWHEELS_TOKEN", None)
+    if token:
+        return token.strip(), None
+    if not token_file and from_env:
+        return from_env.strip(), None
+    token_file = token_file or environ.get("PIWHEELS_TOKEN_FILE")
+    if not token_file and environ.get("CREDENTIALS_DIRECTORY"):
+        candidate = os.path.join(environ["CREDENTIALS_DIRECTORY"], "token")
+        if os.path.exists(candidate):
+            token_file = candidate
+    if not token_file:
+        return None, None
+    try:
+        with open(token_file) as f:
+            token = f.read().strip()
+        mode = os.stat(token_file).st_mode
+    except OSError as exc:
+        raise TokenFileError(f"cannot read the token file {token_file}: "
+                             f"{exc.strerror or exc}") from None
+    if not token:
+        raise TokenFileError(f"the token file {token_file} is empty")
+    if mode & 0o077:
+        log.warning("the token file %s can be read by others (mode %o): chmod 600 it",
+                    token_file, mode & 0o777)
+    return token, os.path.abspath(token_file)
 
 
 def main(argv=None):
@@ -462,10 +543,18 @@ def main(argv=None):
     except Exception as exc:
         log.error("cannot tell what this machine builds for: %s", exc)
         return 2
+    problem = None if args.unsandboxed else build.sandbox_problem()
+    if problem:
+        log.error("refusing to build: %s; builds run unsandboxed only with --unsandboxed",
+                  problem)
+        return 2
+    if args.unsandboxed:
+        log.warning("builds run UNSANDBOXED (--unsandboxed): a build can read the token")
     try:
         agent = Agent(
             farm, ident, work_dir=args.work_dir, build_timeout=args.build_timeout,
-            wait=args.wait, python=args.python, stop=stop,
+            wait=args.wait, python=args.python, stop=stop, sandbox=not args.unsandboxed,
+            hidden=args.hide,
         )
     except WorkDirBusy as exc:
         log.error("%s", exc)

@@ -1,4 +1,6 @@
 """Fixtures for the agent's own tests: a stand-in farm and a stand-in pip. No Django here."""
+import json
+import os
 import stat
 import sys
 
@@ -13,7 +15,10 @@ from farm_standin import StandinFarm
 #   anything else: writes a pure-Python wheel, output on stdout and stderr in turn
 FAKE_PYTHON = '''\
 #!{python}
-import hashlib, base64, os, subprocess, sys, time, zipfile
+import hashlib, base64, json, os, subprocess, sys, time, zipfile
+# The build's environment is the agent's allow-list: the FAKE_* settings come beside.
+if os.path.exists(__file__ + ".env"):
+    os.environ.update(json.load(open(__file__ + ".env")))
 args = sys.argv[1:]
 if args[:1] == ["-c"]:
     os.execv(sys.executable, [sys.executable] + args)
@@ -63,6 +68,14 @@ with zipfile.ZipFile(path, "w") as zf:
     zf.writestr(info + "/RECORD", "\\n".join(record) + "\\n")
 print("Saved", path, flush=True)
 '''
+
+
+def pass_fake_settings(fake_python, env=None):
+    """Hand the FAKE_* settings of the environment (or ENV) to the fake pip, which the
+    agent runs with an environment of its own."""
+    env = os.environ if env is None else env
+    with open(fake_python + ".env", "w") as f:
+        json.dump({k: v for k, v in env.items() if k.startswith("FAKE_")}, f)
 
 
 @pytest.fixture

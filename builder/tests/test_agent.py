@@ -10,6 +10,7 @@ import threading
 import time
 
 import pytest
+from conftest import pass_fake_settings
 from farm_standin import pid_alive
 
 from piwheels_builder.farm import Farm
@@ -22,6 +23,8 @@ ME = Identity(abi="cp311", platform="linux_armv7l", python_version="3.11.2", os=
 def make_agent(farm, work_dir, fake_python, **kwargs):
     api = Farm(farm.url, farm.token, retry_base=0.05, retry_cap=0.3, refused_pace=0.3)
     kwargs.setdefault("wait", 0)
+    kwargs.setdefault("sandbox", False)  # the stand-in pip lives in /tmp, which builds do not see
+    pass_fake_settings(fake_python)
     return Agent(api, ME, work_dir=work_dir, python=fake_python, **kwargs)
 
 
@@ -163,11 +166,13 @@ def agent_process(farm, work_dir, fake_python, *args, token=None, env=None):
         sys.executable, "-m", "piwheels_builder.main", "--server", farm.url,
         "--token", token or farm.token, "--work-dir", str(work_dir), "--python", fake_python,
         "--abi", "cp311", "--platform", "linux_armv7l", "--max-retry-delay", "0.3",
-        "--wait", "0", *args,
+        "--wait", "0", "--unsandboxed", *args,
     ]
+    env = dict(os.environ, **(env or {}))
+    pass_fake_settings(fake_python, env)
     here = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))  # this agent's code
     return subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                            text=True, env=dict(os.environ, PYTHONPATH=here, **(env or {})))
+                            text=True, env=dict(env, PYTHONPATH=here))
 
 
 def output_until(proc, text, timeout=20):
@@ -263,12 +268,16 @@ def test_a_refused_token_with_once_exits_non_zero_in_one_line(farm, work_dir, fa
 
 @pytest.mark.parametrize("args, message", [
     ([], "give --server or set PIWHEELS_SERVER"),
-    (["--server", "http://x"], "give --token or set PIWHEELS_TOKEN"),
+    (["--server", "http://x"], "give --token-file (or --token), or set PIWHEELS_TOKEN_FILE"),
+    (["--server", "http://x", "--token-file", "/no/such/token"],
+     "cannot read the token file /no/such/token: No such file or directory"),
     (["--server", "http://x", "--token", "t", "--wait", "99"], "--wait must be between 0 and 60"),
 ])
 def test_bad_command_lines_are_refused(args, message, monkeypatch, capsys):
     monkeypatch.delenv("PIWHEELS_SERVER", raising=False)
     monkeypatch.delenv("PIWHEELS_TOKEN", raising=False)
+    monkeypatch.delenv("PIWHEELS_TOKEN_FILE", raising=False)
+    monkeypatch.delenv("CREDENTIALS_DIRECTORY", raising=False)
     with pytest.raises(SystemExit) as exit:
         parse_args(args)
     assert exit.value.code == 2 and message in capsys.readouterr().err
@@ -280,6 +289,38 @@ def test_server_and_token_may_come_from_the_environment(monkeypatch):
     args = parse_args(["--once"])
     assert (args.server, args.token, args.once) == ("http://farm:8000", "s3cret", True)
     assert args.build_timeout == 3 * 60 * 60 and args.wait == 30
+
+
+def test_the_token_comes_from_a_file_and_leaves_the_environment(monkeypatch, tmp_path):
+    token = tmp_path / "token"
+    token.write_text("from-the-file\n")
+    token.chmod(0o600)
+    monkeypatch.setenv("PIWHEELS_TOKEN", "from-the-env")
+    args = parse_args(["--server", "http://f", "--token-file", str(token)])
+    assert (args.token, args.token_file) == ("from-the-file", str(token))
+    assert "PIWHEELS_TOKEN" not in os.environ  # no child of the agent inherits it
+
+    monkeypatch.setenv("PIWHEELS_TOKEN", "from-the-env")
+    args = parse_args(["--server", "http://f"])
+    assert (args.token, args.token_file) == ("from-the-env", None)
+    assert "PIWHEELS_TOKEN" not in os.environ
+
+
+def test_under_systemd_the_token_is_the_credential(monkeypatch, tmp_path):
+    monkeypatch.delenv("PIWHEELS_TOKEN", raising=False)
+    monkeypatch.delenv("PIWHEELS_TOKEN_FILE", raising=False)
+    (tmp_path / "token").write_text("credential")
+    monkeypatch.setenv("CREDENTIALS_DIRECTORY", str(tmp_path))
+    args = parse_args(["--server", "http://f"])
+    assert (args.token, args.token_file) == ("credential", str(tmp_path / "token"))
+
+
+def test_the_unit_loads_the_token_as_a_credential_not_into_the_environment():
+    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    with open(os.path.join(root, "deploy", "piwheels-builder.service")) as f:
+        lines = [line.strip() for line in f if not line.startswith("#")]
+    assert "LoadCredential=token:/etc/piwheels-builder/token" in lines
+    assert not any("PIWHEELS_TOKEN" in line for line in lines)
 
 
 def test_one_work_dir_serves_one_agent_and_a_killed_agents_builds_are_cleared(
@@ -339,3 +380,20 @@ def test_a_build_left_running_by_an_agent_killed_outright_is_killed_at_the_next_
             if pid_alive(pid):
                 os.kill(pid, signal.SIGKILL)
     assert farm.builds[build_id]["state"] == "building"  # the farm's lease decides on it
+
+
+def test_without_a_sandbox_the_agent_refuses_to_build_in_one_line(farm, work_dir, tmp_path):
+    build_id = farm.add_job("foo")
+    here = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    proc = subprocess.run(
+        [sys.executable, "-m", "piwheels_builder.main", "--server", farm.url, "--token",
+         farm.token, "--work-dir", str(work_dir), "--abi", "cp311", "--platform",
+         "linux_armv7l", "--once"],
+        capture_output=True, text=True, timeout=30,
+        env={"PATH": str(tmp_path), "PYTHONPATH": here},  # no bwrap on this PATH
+    )
+    assert proc.returncode == 2
+    assert proc.stderr.strip().splitlines()[-1].endswith(
+        "ERROR refusing to build: bwrap (Debian package bubblewrap) is not installed; "
+        "builds run unsandboxed only with --unsandboxed")
+    assert farm.claims == [] and farm.builds[build_id]["state"] == "queued"

@@ -1,8 +1,10 @@
 import os
+import subprocess
 import sys
 import threading
 import time
 
+import pytest
 from farm_standin import pid_alive
 
 from piwheels_builder import build
@@ -33,16 +35,68 @@ def test_build_environment_ignores_the_machines_pip_configuration():
         "PATH": "/usr/bin", "HOME": "/home/pi", "PIP_FIND_LINKS": "/opt/wheels",
         "PIP_INDEX_URL": "http://elsewhere/", "PIP_CONSTRAINT": "/etc/c.txt",
         "PIP_CONFIG_FILE": "/etc/pip.conf", "PIP_PROXY": "http://proxy:3128",
-        "PYTHONPATH": "/somewhere",
+        "PYTHONPATH": "/somewhere", "PIWHEELS_TOKEN": "secret", "PIWHEELS_SERVER": "http://f/",
+        "CREDENTIALS_DIRECTORY": "/run/credentials/x", "LANG": "C.UTF-8", "EDITOR": "vi",
     }
-    env = build.build_environment(base, "/b/cache", "/b/tmp")
+    env = build.build_environment(base, "/b/cache", "/b/tmp", home="/b/home")
     assert env["PIP_CONFIG_FILE"] == os.devnull
     assert env["PIP_CACHE_DIR"] == "/b/cache"
     assert env["TMPDIR"] == "/b/tmp"
     assert env["PIP_PROXY"] == "http://proxy:3128"  # network settings stay
-    for gone in ("PIP_FIND_LINKS", "PIP_INDEX_URL", "PIP_CONSTRAINT", "PYTHONPATH"):
+    for gone in ("PIP_FIND_LINKS", "PIP_INDEX_URL", "PIP_CONSTRAINT", "PYTHONPATH",
+                 "PIWHEELS_TOKEN", "PIWHEELS_SERVER", "CREDENTIALS_DIRECTORY", "EDITOR"):
         assert gone not in env
-    assert (env["PATH"], env["HOME"]) == ("/usr/bin", "/home/pi")
+    assert (env["PATH"], env["HOME"], env["LANG"]) == ("/usr/bin", "/b/home", "C.UTF-8")
+    assert build.build_environment({}, "/c", "/t")["PATH"] == build.DEFAULT_PATH
+
+
+needs_bwrap = pytest.mark.skipif(
+    build.sandbox_problem() is not None,
+    reason=f"no sandbox here: {build.sandbox_problem()}",
+)
+
+
+@needs_bwrap
+def test_a_sandboxed_command_writes_only_its_build_dir_and_sees_nothing_hidden(tmp_path):
+    work = tmp_path / "work"
+    build_dir = work / "builds" / "b1"
+    build_dir.mkdir(parents=True)
+    (work / "spool").mkdir()
+    (work / "spool" / "result.json").write_text("{}")
+    secret = tmp_path / "token"
+    secret.write_text("s3cret")
+    script = (
+        "import os, sys\n"
+        "print([p for p in os.listdir('/proc') if p.isdigit()])\n"
+        f"print(os.path.exists({str(work / 'spool')!r}), open({str(secret)!r}).read() or 'empty')\n"
+        "open('inside.txt', 'w').write('ok')\n"
+        "open('/tmp/private', 'w').write('ok')\n"
+        f"for p in ({str(tmp_path / 'outside.txt')!r}, '/var/tmp/x', os.path.expanduser('~/x')):\n"
+        "    try:\n"
+        "        open(p, 'w').write('escaped')\n"
+        "        print('wrote', p)\n"
+        "    except OSError as e:\n"
+        "        print('refused', e.errno)\n"
+    )
+    command = build.sandbox_command([sys.executable, "-c", script], build_dir=build_dir,
+                                    hidden=[str(work), str(secret)])
+    proc = subprocess.run(command, capture_output=True, text=True, env={"HOME": "/root"},
+                          timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    lines = proc.stdout.splitlines()
+    pids = eval(lines[0])
+    assert len(pids) <= 3, pids  # bwrap's init, python (and nothing of the agent's)
+    assert lines[1] == "False empty"
+    # Outside the build dir: the private /tmp takes it (and forgets it); the rest is read-only.
+    assert lines[3:] == ["refused 30", "refused 30"]
+    assert (build_dir / "inside.txt").read_text() == "ok"
+    assert not (tmp_path / "outside.txt").exists()
+    assert not os.path.exists("/tmp/private")
+    assert (work / "spool" / "result.json").exists()  # hidden, not harmed
+
+
+def test_sandbox_problem_names_a_missing_bwrap():
+    assert "not installed" in build.sandbox_problem("no-such-bwrap-here")
 
 
 def test_run_merges_stdout_and_stderr_in_order(tmp_path):
@@ -125,3 +179,26 @@ def test_long_output_keeps_head_and_tail(tmp_path):
     assert text.startswith("HEAD\n") and text.endswith("\nTAIL\n")
     assert "bytes of output left out" in text
     assert len(text) < 1200 and "\x00" not in text
+
+
+def _running_with(arg):
+    found = []
+    for entry in os.listdir("/proc"):
+        try:
+            with open(f"/proc/{entry}/cmdline", "rb") as f:
+                if arg.encode() in f.read().split(b"\0"):
+                    found.append(int(entry))
+        except (OSError, ValueError):
+            pass
+    return [pid for pid in found if pid_alive(pid)]
+
+
+@needs_bwrap
+def test_a_sandboxed_build_past_its_timeout_is_killed_whole(tmp_path):
+    arg = f"3{os.getpid()}.5"  # a sleep no other process runs
+    command = build.sandbox_command(["sh", "-c", f"sleep {arg} & sleep {arg}; wait"],
+                                    build_dir=tmp_path)
+    outcome = build.run(command, cwd=tmp_path, env={"PATH": build.DEFAULT_PATH},
+                        log_path=tmp_path / "log", timeout=1)
+    assert outcome.timed_out and outcome.returncode is None
+    assert _running_with(arg) == []

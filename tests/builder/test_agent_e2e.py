@@ -169,7 +169,7 @@ HANG_SETUP = textwrap.dedent("""\
     import os, subprocess, time
     from setuptools import setup
     child = subprocess.Popen(["sleep", "300"])
-    with open(os.environ["E2E_PIDS"], "a") as f:
+    with open(E2E_PIDS, "a") as f:
         f.write("%d %d\\n" % (os.getpid(), child.pid))
     time.sleep(300)
     setup()
@@ -178,12 +178,15 @@ HANG_SETUP = textwrap.dedent("""\
 
 def test_a_build_that_hangs_is_killed_at_the_timeout(live_server, data_dir, publish_sdist,
                                                       farm_builder, work_dir, tmp_path):
-    publish_sdist("hang-demo", "1.0", {"hang_demo/__init__.py": ""}, HANG_SETUP)
     pids = tmp_path / "pids"
+    publish_sdist("hang-demo", "1.0", {"hang_demo/__init__.py": ""},
+                  HANG_SETUP.replace("E2E_PIDS", repr(str(pids))))
 
+    # Unsandboxed: the test reads the build's pids from the outside (the sandbox has its
+    # own /tmp and PID numbers); builder/tests/test_build.py kills a sandboxed tree.
     started = time.monotonic()
     code, output = run_agent(live_server.url, farm_builder.token, work_dir, "--once",
-                             "--build-timeout", "20", env={"E2E_PIDS": str(pids)})
+                             "--build-timeout", "20", "--unsandboxed")
 
     assert code == 0, output
     assert time.monotonic() - started < 60
@@ -236,7 +239,7 @@ def test_an_upload_cut_off_midway_is_sent_again_and_counted_once(
 SLOW_SETUP = textwrap.dedent("""\
     import os, time
     from setuptools import setup
-    with open(os.environ["E2E_STARTED"], "a") as f:
+    with open(E2E_STARTED, "a") as f:
         f.write("%d\\n" % os.getpid())
     time.sleep(1)
     setup()
@@ -245,13 +248,14 @@ SLOW_SETUP = textwrap.dedent("""\
 
 def test_nothing_is_lost_when_the_farm_dies_while_the_agent_holds_a_build(
         publish_sdist, farm_builder, farm_process, work_dir, tmp_path):
-    publish_sdist("spool-demo", "1.0", {"spool_demo/__init__.py": "X = 1\n"}, SLOW_SETUP)
     started = tmp_path / "started"
+    publish_sdist("spool-demo", "1.0", {"spool_demo/__init__.py": "X = 1\n"},
+                  SLOW_SETUP.replace("E2E_STARTED", repr(str(started))))
     agent_log = tmp_path / "agent.log"
     spooled = work_dir / "spool"
     farm_process.start()
-    agent = start_agent(farm_process.url, farm_builder.token, work_dir,
-                        env={"E2E_STARTED": str(started)}, log_path=agent_log)
+    agent = start_agent(farm_process.url, farm_builder.token, work_dir, "--unsandboxed",
+                        log_path=agent_log)  # the build says it started in the test's /tmp
     try:
         wait_until(started.exists, timeout=60, message="the build to start")
         farm_process.kill()  # the farm dies while the agent builds
