@@ -29,6 +29,7 @@ from django.core.management import call_command  # noqa: E402
 from django.db import connection  # noqa: E402
 from django.test import Client  # noqa: E402
 
+from builds.models import BuildLog  # noqa: E402
 from packages.models import Project  # noqa: E402
 
 PROJECTS = 700_000
@@ -36,7 +37,8 @@ PROJECTS = 700_000
 
 def seed():
     call_command("migrate", verbosity=0)
-    if Project.objects.filter(normalized_name="bigproject").exists():
+    # The last rows seeded: a seed cut short is completed on the next run.
+    if BuildLog.objects.filter(build__version__project__normalized_name="bigproject").exists():
         return
     print("seeding", PROJECTS, "projects ...", flush=True)
     with connection.cursor() as c:
@@ -50,21 +52,23 @@ def seed():
         """, [PROJECTS])
         c.execute("INSERT INTO packages_project (name, normalized_name, summary, added, serial,"
                   " skip_reason, index_serial) VALUES ('numpy','numpy','',now(),0,'',0),"
-                  " ('BigProject','bigproject','',now(),0,'',0)")
+                  " ('BigProject','bigproject','',now(),0,'',0)"
+                  " ON CONFLICT DO NOTHING")
+        c.execute("DELETE FROM packages_version")  # a seed cut short starts its versions again
         c.execute("INSERT INTO builds_abi (tag, active, added) VALUES ('cp39', true, now()),"
                   " ('cp311', true, now()), ('cp313', true, now()) ON CONFLICT DO NOTHING")
         # 50 versions for each of 20,000 projects (a million versions), 300 for bigproject
         c.execute("""
             INSERT INTO packages_version (project_id, version, released, yanked, yanked_reason,
-                requires_python, has_sdist, skip_reason, removed)
-            SELECT p.id, '1.' || v, now(), false, '', '', true, '', false
+                requires_python, has_sdist, skip_reason, removed, upstream_wheels)
+            SELECT p.id, '1.' || v, now(), false, '', '', true, '', false, '[]'
             FROM (SELECT id FROM packages_project ORDER BY id LIMIT 20000) p,
                  generate_series(1, 50) v
         """)
         c.execute("""
             INSERT INTO packages_version (project_id, version, released, yanked, yanked_reason,
-                requires_python, has_sdist, skip_reason, removed)
-            SELECT p.id, '2.' || v, now(), false, '', '', true, '', false
+                requires_python, has_sdist, skip_reason, removed, upstream_wheels)
+            SELECT p.id, '2.' || v, now(), false, '', '', true, '', false, '[]'
             FROM packages_project p, generate_series(1, 300) v
             WHERE p.normalized_name = 'bigproject'
         """)
@@ -80,11 +84,20 @@ def seed():
         """)
         c.execute("""
             INSERT INTO builds_file (build_id, filename, size, sha256, python_tag, abi_tag,
-                platform_tag, requires_python, dependencies, metadata_sha256, uploaded, downloads)
+                platform_tag, requires_python, dependencies, metadata_sha256, uploaded, downloads,
+                superseded_by, shadowed_by)
             SELECT b.id, 'f' || b.id || '-1.0-cp311-cp311-linux_armv7l.whl', 100000,
                 md5(b.id::text) || md5(b.id::text), 'cp311', 'cp311', 'linux_armv7l', '',
-                '["libc6"]', '', now(), 3
+                '["libc6"]', '', now(), 3, '', ''
             FROM builds_build b WHERE b.state = 'succeeded'
+        """)
+        # what index.downloads folds into each project: its files' downloads, spread out
+        c.execute("""
+            UPDATE packages_project p SET downloads = d.n * (1 + p.id % 97) FROM (
+                SELECT v.project_id, sum(f.downloads) AS n FROM builds_file f
+                JOIN builds_build b ON b.id = f.build_id
+                JOIN packages_version v ON v.id = b.version_id GROUP BY v.project_id) d
+            WHERE d.project_id = p.id
         """)
         c.execute("""
             INSERT INTO builds_buildlog (build_id, output, truncated)
