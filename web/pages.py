@@ -10,7 +10,7 @@ from datetime import datetime, time, timedelta
 
 from django.core.cache import cache
 from django.db import connection
-from django.db.models import Count, Exists, OuterRef, Sum
+from django.db.models import Count, Exists, Max, OuterRef, Sum
 from django.db.models.functions import TruncDate
 from django.urls import reverse
 from django.utils import timezone
@@ -78,9 +78,20 @@ def build_state_counts():
     return dict(rows)
 
 
+def change_stamp():
+    """What moves whenever a build is queued (the newest id) or finishes (the newest
+    finish): the key of the cached totals, so that they are never behind a failure.
+    One query of two index lookups (the primary key, builds_build_finished)."""
+    row = Build.objects.aggregate(last_id=Max("id"), last_finished=Max("finished"))
+    finished = row["last_finished"].timestamp() if row["last_finished"] else 0
+    return f"{row['last_id'] or 0}.{finished}"
+
+
 def home_totals():
-    """Totals for the home page, cached for a minute."""
-    totals = cache.get("pages:home-totals")
+    """Totals for the home page, cached for a minute or until a build is queued or
+    finishes."""
+    key = f"pages:home-totals:{change_stamp()}"
+    totals = cache.get(key)
     if totals is None:
         states = build_state_counts()
         totals = {
@@ -93,7 +104,7 @@ def home_totals():
             "queued": states.get(Build.State.QUEUED, 0),
             "building": states.get(Build.State.BUILDING, 0),
         }
-        cache.set("pages:home-totals", totals, CACHE_SECONDS)
+        cache.set(key, totals, CACHE_SECONDS)
     return totals
 
 
@@ -336,8 +347,10 @@ def _days(today):
 
 
 def slow_stats(now=None):
-    """The parts of the stats page that scan many rows, cached for a minute."""
-    stats = cache.get("pages:stats")
+    """The parts of the stats page that scan many rows, cached for a minute or until a
+    build is queued or finishes (change_stamp)."""
+    key = f"pages:stats:{change_stamp()}"
+    stats = cache.get(key)
     if stats is not None:
         return stats
     now = now or timezone.now()
@@ -399,7 +412,7 @@ def slow_stats(now=None):
     }
     # how the catalogue sync follows upstream and how far it is (packages.sync)
     stats["sync"] = SyncStatus.objects.filter(id=1).first()
-    cache.set("pages:stats", stats, CACHE_SECONDS)
+    cache.set(key, stats, CACHE_SECONDS)
     return stats
 
 

@@ -115,7 +115,7 @@ def search_json(request):
 
 
 @require_safe
-@cache_control(max_age=60)
+@cache_control(max_age=10)
 def stats(request):
     return render(request, "web/stats.html", {
         "stats": pages.slow_stats(),

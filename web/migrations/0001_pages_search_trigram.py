@@ -10,7 +10,7 @@ INDEXES = [
     # web.search: the names starting with the query, most downloaded first, from the
     # index alone (a query of one letter has 27,000 of them at 675,000 projects).
     "CREATE INDEX IF NOT EXISTS web_project_name_downloads ON packages_project"
-    " (normalized_name varchar_pattern_ops) INCLUDE (downloads)",
+    " (normalized_name varchar_pattern_ops) INCLUDE (downloads, id)",
     # web.search: names containing the query, names close to it (typos), and the
     # unknown-project page's suggestions.
     "CREATE INDEX IF NOT EXISTS web_project_name_trgm ON packages_project"
