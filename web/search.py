@@ -80,9 +80,11 @@ def _ranked_ids_postgresql(normalized, words, offset, limit):
             f"(SELECT id, 1 FROM {table} WHERE normalized_name LIKE %(contains)s"
             " LIMIT %(cap)s)",
             f"(SELECT id, 2 FROM {table} WHERE summary ILIKE %(word)s LIMIT %(cap)s)",
-            f"(SELECT id, 2 FROM {table} WHERE normalized_name %% %(n)s"
-            " AND similarity(normalized_name, %(n)s) >= %(similarity)s LIMIT %(cap)s)",
         ]
+    if len(normalized) >= 4:  # a typo of a longer name (three letters are close to all)
+        tiers.append(
+            f"(SELECT id, 2 FROM {table} WHERE normalized_name %% %(n)s"
+            " AND similarity(normalized_name, %(n)s) >= %(similarity)s LIMIT %(cap)s)")
     # Whether files are served, asked of the page's rows only (after the LIMIT).
     sql = (
         "SELECT r.id, r.name, r.normalized_name, r.summary, r.downloads, EXISTS ("
@@ -98,7 +100,7 @@ def _ranked_ids_postgresql(normalized, words, offset, limit):
         " ORDER BY r.tier, r.downloads DESC, r.normalized_name USING ~<~"
     )
     params = {
-        "n": normalized, "after": normalized[:-1] + chr(ord(normalized[-1]) + 1),
+        "n": normalized, "after": _after(normalized),
         "contains": "%" + _like(normalized) + "%",
         "word": "%" + _like(" ".join(words)) + "%",
         "cap": CANDIDATES, "similarity": SIMILARITY, "offset": offset, "limit": limit,
@@ -181,20 +183,46 @@ def suggestions(name, limit=SUGGESTIONS):
                 [normalized, normalized, normalized, 4 * limit],
             )
             similar = [row[0] for row in cursor.fetchall()]
-    candidates = similar + list(
-        Project.objects.filter(normalized_name__startswith=normalized[:2])
-        .values_list("normalized_name", flat=True)[:SUGGESTION_CANDIDATES]
-    )
-    candidates += list(
-        Project.objects.filter(normalized_name__startswith=normalized[:1],
-                               normalized_name__endswith=normalized[-1])
-        .annotate(length=Length("normalized_name"))
-        .filter(length__range=(len(normalized) - 1, len(normalized) + 1))
-        .values_list("normalized_name", flat=True)[:SUGGESTION_CANDIDATES]
-    )
+    candidates = similar + _neighbours(normalized)
     close = difflib.get_close_matches(normalized, candidates, n=limit + 1, cutoff=0.6)
     ranked = [c for c in dict.fromkeys(close + similar) if c != normalized]
     return ranked[:limit]
+
+
+def _after(prefix):
+    """The first string after every string starting with PREFIX (byte-wise order)."""
+    return prefix[:-1] + chr(ord(prefix[-1]) + 1)
+
+
+def _neighbours(normalized):
+    """Names sharing the first two letters, and names of about the same length sharing
+    the first and last letters: SUGGESTION_CANDIDATES of each at most."""
+    if connection.vendor != "postgresql":
+        return list(
+            Project.objects.filter(normalized_name__startswith=normalized[:2])
+            .values_list("normalized_name", flat=True)[:SUGGESTION_CANDIDATES]
+        ) + list(
+            Project.objects.filter(normalized_name__startswith=normalized[:1],
+                                   normalized_name__endswith=normalized[-1])
+            .annotate(length=Length("normalized_name"))
+            .filter(length__range=(len(normalized) - 1, len(normalized) + 1))
+            .values_list("normalized_name", flat=True)[:SUGGESTION_CANDIDATES]
+        )
+    # Ranges of the btree (varchar_pattern_ops), read from the index alone; a LIKE 'n%'
+    # would let the planner take the trigram index and read every name starting with n.
+    table = Project._meta.db_table
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"(SELECT normalized_name FROM {table} WHERE normalized_name ~>=~ %s"
+            " AND normalized_name ~<~ %s LIMIT %s) UNION ALL"
+            f" (SELECT normalized_name FROM {table} WHERE normalized_name ~>=~ %s"
+            " AND normalized_name ~<~ %s AND right(normalized_name, 1) = %s"
+            " AND length(normalized_name) BETWEEN %s AND %s LIMIT %s)",
+            [normalized[:2], _after(normalized[:2]), SUGGESTION_CANDIDATES,
+             normalized[:1], _after(normalized[:1]), normalized[-1],
+             len(normalized) - 1, len(normalized) + 1, SUGGESTION_CANDIDATES],
+        )
+        return [row[0] for row in cursor.fetchall()]
 
 
 def popular(limit=20):
