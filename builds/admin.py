@@ -27,6 +27,11 @@ from builds.models import Abi, Build, Builder, BuilderPackages, BuildLog, File, 
 from lib.counts import EXACT_COUNT_BELOW, table_estimate
 from packages.models import Project, Retry, Version
 
+# The admin's own words, not Django's stock "Django administration".
+admin.site.site_header = "piwheels farm administration"
+admin.site.site_title = "piwheels admin"
+admin.site.index_title = "The farm"
+
 # Past this many rows a filtered list says "10,000" rather than counting on.
 COUNT_BOUND = 10_000
 
@@ -317,9 +322,9 @@ class WaitingForFilter(admin.SimpleListFilter):
 
 @admin.register(Build)
 class BuildAdmin(ScaleSafeAdmin):
-    list_display = ["id", "version", "abi", "state", "builder", "priority", "finished",
-                    "duration", "cause", "cause_detail", "waiting_for", "failure_reason",
-                    "skip_reason", "requested_by"]
+    # Few columns, so that why a build failed or was skipped fits at 1280 px; the
+    # builder, priority, duration and who asked are on each build's page.
+    list_display = ["id", "version", "abi", "state", "finished", "cause", "why"]
     list_select_related = ["version__project", "abi", "builder"]
     list_filter = ["state", "abi", "priority", CauseFilter, WaitingForFilter, BuilderFilter]
     search_fields = ["id"]
@@ -343,6 +348,14 @@ class BuildAdmin(ScaleSafeAdmin):
 
     def has_add_permission(self, request):
         return False  # builds are queued by the farm, or by the Rebuild action
+
+    @admin.display(description="why")
+    def why(self, obj):
+        """The failure's detail and reason, or the skip's reason, in one column."""
+        parts = [obj.cause_detail, obj.failure_reason, obj.skip_reason]
+        if obj.waiting_for:
+            parts.append(f"waiting for {obj.waiting_for}")
+        return " · ".join(p for p in dict.fromkeys(parts) if p) or "-"
 
     @admin.display(description="output")
     def output_tail(self, obj):

@@ -297,6 +297,9 @@ class Retry(models.Model):
     attempts = models.PositiveIntegerField(default=1)
     since = models.DateTimeField(default=timezone.now)
 
+    class Meta:
+        verbose_name_plural = "retries"
+
     def __str__(self):
         return f"{self.name}: {self.reason}"
 

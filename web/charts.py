@@ -13,13 +13,16 @@ TOP = 10
 
 
 def _nice_max(value):
-    """A round number at least VALUE, for the top of the axis."""
+    """A round even number at least VALUE, for the top of the axis of counts: its half,
+    the middle tick, is a whole number too (no "2.5 builds")."""
     if value <= 0:
-        return 1
+        return 2
     magnitude = 1
     while magnitude * 10 <= value:
         magnitude *= 10
-    for step in (1, 2, 2.5, 5, 10):
+    for step in (1, 2, 4, 6, 8, 10):
+        if step * magnitude < 2:
+            continue
         if step * magnitude >= value:
             top = step * magnitude
             return int(top) if top == int(top) else top
@@ -27,6 +30,7 @@ def _nice_max(value):
 
 
 def _fmt(value):
+    """An axis label: 1.2M, 40k, 950."""
     if value >= 1_000_000:
         return f"{value / 1_000_000:g}M"
     if value >= 1000:
@@ -66,7 +70,8 @@ def bar_chart(labels, series, title, max_value=None, unit=""):
             value = values[i]
             if value is None:
                 continue
-            tip.append(f"{escape(name)}: {escape(_fmt(value))}{escape(unit)}")
+            shown = f"{value:,}" if isinstance(value, int) else f"{value:g}"
+            tip.append(f"{escape(name)}: {escape(shown)}{escape(unit)}")
             h = plot_h * min(value / top, 1) if top else 0
             if h <= 0:
                 continue

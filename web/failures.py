@@ -3,8 +3,8 @@ the farm's failures by cause (/failures/). Plain dicts for the templates, a fixe
 of queries each."""
 from django.urls import reverse
 
-from builds import depwait, failures
-from builds.models import Build, BuilderPackages, BuildLog
+from builds import depwait, failures, logs, storage
+from builds.models import Build, BuilderPackages, BuildLog, File
 
 # Lines shown around the line that says why, at the top of a log page.
 AROUND = 6
@@ -32,8 +32,8 @@ def first_error(output, detail, around=AROUND):
 
 
 def log_page(build_id):
-    """Everything /logs/<id>/ shows, or None for a build without a log. Two queries: the
-    build with its version, project, ABI and builder; its log."""
+    """Everything /logs/<id>/ shows, or None for a build without a log. Three queries:
+    the build with its version, project, ABI and builder; its log; the wheels it made."""
     build = (Build.objects.select_related("version__project", "abi", "builder")
              .filter(id=build_id).first())
     if build is None:
@@ -49,6 +49,12 @@ def log_page(build_id):
     start, excerpt = first_error(output, build.cause_detail) if build.state == "failed" else (
         None, [])
     project = build.version.project
+    wheels = [] if build.state != "succeeded" or project.is_quarantined else [
+        {"filename": name, "url": storage.file_url(project.normalized_name, name),
+         "superseded_by": superseded_by}
+        for name, superseded_by in File.objects.filter(build_id=build.id)
+        .order_by("filename").values_list("filename", "superseded_by")
+    ]
     return {
         "build_id": build.id,
         "project": project.name,
@@ -70,6 +76,10 @@ def log_page(build_id):
         "excerpt": excerpt,
         "output": output,
         "truncated": truncated,
+        "wheels": wheels,
+        # the whole log as the farm keeps it (gzip), where it is kept apart
+        "whole_log_url": (reverse("web-whole-log", args=[build.id])
+                          if logs.whole_log_path(build.id).is_file() else ""),
     }
 
 

@@ -3,32 +3,28 @@
 Views stay thin (look up, render); templates only loop over what these return, so the
 number of queries per page is fixed here and pinned by the tests. Everything must stay
 fast at 700,000 projects: no full counts of the big tables per request (estimates from
-PostgreSQL's statistics, or cached for a minute), searches by index prefix only.
+PostgreSQL's statistics, or cached for a minute). Search is web.search.
 """
-import difflib
 import re
 from datetime import datetime, time, timedelta
 
 from django.core.cache import cache
 from django.db import connection
-from django.db.models import Count, Exists, OuterRef, Sum
-from django.db.models.functions import Length, TruncDate
+from django.db.models import Count, Exists, Max, OuterRef, Sum
+from django.db.models.functions import TruncDate
 from django.urls import reverse
 from django.utils import timezone
-from packaging.utils import canonicalize_name
 
 from builds import logs, rules, storage
 from builds.models import Abi, Build, Builder, BuildLog, DailyDownloads, File
 from lib.counts import EXACT_COUNT_BELOW, table_estimate
 from lib.tags import python_excluded
 from packages.models import Project, SyncStatus, Version, version_sort_key
+from web import project as project_summary
 from web.failures import fix_line
 
 # Seconds the totals of the home and stats pages are cached.
 CACHE_SECONDS = 60
-SEARCH_LIMIT = 50
-# Names compared with difflib for the suggestions of an unknown project.
-SUGGESTION_CANDIDATES = 2000
 # A builder heard from within this long is online.
 ONLINE_WINDOW = timedelta(minutes=5)
 STATS_DAYS = 30
@@ -82,9 +78,20 @@ def build_state_counts():
     return dict(rows)
 
 
+def change_stamp():
+    """What moves whenever a build is queued (the newest id) or finishes (the newest
+    finish): the key of the cached totals, so that they are never behind a failure.
+    One query of two index lookups (the primary key, builds_build_finished)."""
+    row = Build.objects.aggregate(last_id=Max("id"), last_finished=Max("finished"))
+    finished = row["last_finished"].timestamp() if row["last_finished"] else 0
+    return f"{row['last_id'] or 0}.{finished}"
+
+
 def home_totals():
-    """Totals for the home page, cached for a minute."""
-    totals = cache.get("pages:home-totals")
+    """Totals for the home page, cached for a minute or until a build is queued or
+    finishes."""
+    key = f"pages:home-totals:{change_stamp()}"
+    totals = cache.get(key)
     if totals is None:
         states = build_state_counts()
         totals = {
@@ -97,7 +104,7 @@ def home_totals():
             "queued": states.get(Build.State.QUEUED, 0),
             "building": states.get(Build.State.BUILDING, 0),
         }
-        cache.set("pages:home-totals", totals, CACHE_SECONDS)
+        cache.set(key, totals, CACHE_SECONDS)
     return totals
 
 
@@ -193,10 +200,12 @@ def _cell(project, version, abi, builds, builder_names):
     return cell
 
 
-def project_page(normalized_name):
+def project_page(normalized_name, index_url="/simple/"):
     """Everything the project page and its JSON show, or None for an unknown project.
 
-    Five queries: the project, the ABIs, its versions, their builds, their files.
+    INDEX_URL: the farm's index as the user's pip reaches it (absolute in a view).
+    Seven queries at most: the project, the ABIs, its versions, their builds, their
+    files, the builders' names, the recent downloads.
     """
     # Not .first(): its ORDER BY id can make PostgreSQL walk the primary key.
     project = next(iter(Project.objects.filter(normalized_name=normalized_name)[:1]), None)
@@ -233,6 +242,7 @@ def project_page(normalized_name):
     for build in builds:
         by_job.setdefault((build.version_id, build.abi_id), []).append(build)
     build_version = {b.id: b.version_id for b in builds}
+    build_abi = {b.id: abis[b.abi_id].tag for b in builds}
     files_by_version = {}
     dependencies = set()
     for f in files:
@@ -250,6 +260,8 @@ def project_page(normalized_name):
             "dependencies": list(f.dependencies or []),
             "uploaded": f.uploaded,
             "build_id": f.build_id,
+            "abi": build_abi.get(f.build_id, f.abi_tag),  # the ABI it was built for
+            "arch": project_summary.arch_of(f.platform_tag),
             # Where it was built, and whether a Pi Zero / Pi 1 gets it (and as what).
             "os_release": f.os_release,
             "glibc": f.glibc,
@@ -282,6 +294,7 @@ def project_page(normalized_name):
     # pip finds nothing of a project without files here, and its index page is a 404:
     # offer neither then.
     has_files = bool(files)
+    newest_version, newest_state = project_summary.newest_state(rows)
     return {
         "name": project.name,
         "normalized_name": project.normalized_name,
@@ -293,84 +306,22 @@ def project_page(normalized_name):
         "url": project_url(project.normalized_name),
         "has_files": has_files,
         "install": f"pip3 install {project.name}" if has_files else "",
+        # the one line that works on a Pi whose pip does not know the farm yet
+        "install_line": (f"pip3 install --extra-index-url {index_url} {project.name}"
+                         if has_files else ""),
+        "pip_conf": f"[global]\nextra-index-url={index_url}",
         "index_url": f"/simple/{project.normalized_name}/" if has_files else "",
         "dependencies": deps,
         "apt_install": f"sudo apt install {' '.join(deps)}" if deps else "",
         "abis": [abi.tag for abi in columns],
+        # which Pythons x architectures have wheels, of which version, built on which OS
+        "wheels": project_summary.wheel_matrix([abi.tag for abi in columns], rows),
+        "downloads": project_summary.downloads(project, [f.id for f in files]),
+        "links": project_summary.links(project, rows),
+        "newest_version": newest_version,
+        "newest_state": newest_state,
         "versions": rows,
     }
-
-
-def _with_prefix(prefix, columns, limit):
-    """Rows (tuples of COLUMNS) of the first projects by name starting with PREFIX.
-
-    On PostgreSQL this orders by the byte-wise operator of the varchar_pattern_ops
-    index, so the index yields the rows in order and the scan stops after LIMIT; an
-    ORDER BY in the database's collation would sort every match (27,000 for "p").
-    """
-    if connection.vendor != "postgresql":
-        return list(
-            Project.objects.filter(normalized_name__startswith=prefix)
-            .order_by("normalized_name")
-            .values_list(*columns)[:limit]
-        )
-    pattern = prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
-    with connection.cursor() as cursor:
-        cursor.execute(
-            f"SELECT {', '.join(columns)} FROM {Project._meta.db_table}"
-            " WHERE normalized_name LIKE %s ORDER BY normalized_name USING ~<~ LIMIT %s",
-            [pattern, limit],
-        )
-        return cursor.fetchall()
-
-
-def suggestions(name, limit=5):
-    """Names of projects close to NAME, for the page of an unknown project.
-
-    Candidates are bounded and found by index prefix (names sharing the first letters,
-    names starting with the whole query), then ranked with difflib.
-    """
-    normalized = canonicalize_name(name)
-    if not normalized:
-        return []
-    starting = [row[0] for row in _with_prefix(normalized, ["normalized_name"], limit)]
-    # The same first two letters; or the same first and last letters and about the
-    # same length (a typo inside the name: "nmupy" -> "numpy"). Both walk the prefix
-    # index over the names sharing the first letter(s) only.
-    candidates = list(
-        Project.objects.filter(normalized_name__startswith=normalized[:2])
-        .values_list("normalized_name", flat=True)[:SUGGESTION_CANDIDATES]
-    )
-    candidates += (
-        Project.objects.filter(normalized_name__startswith=normalized[:1],
-                               normalized_name__endswith=normalized[-1])
-        .annotate(length=Length("normalized_name"))
-        .filter(length__range=(len(normalized) - 1, len(normalized) + 1))
-        .values_list("normalized_name", flat=True)[:SUGGESTION_CANDIDATES]
-    )
-    close = difflib.get_close_matches(normalized, candidates, n=limit, cutoff=0.6)
-    result = []
-    for candidate in close + starting:
-        if candidate not in result and candidate != normalized:
-            result.append(candidate)
-    return result[:limit]
-
-
-# ---------------------------------------------------------------- search
-
-
-def search(query, limit=SEARCH_LIMIT):
-    """Projects whose normalised name starts with the query's, the exact match first."""
-    normalized = canonicalize_name(query.strip())
-    if not normalized:
-        return []
-    rows = _with_prefix(normalized, ["name", "normalized_name", "summary"], limit)
-    rows.sort(key=lambda row: row[1] != normalized)  # stable: exact match first
-    return [
-        {"name": name, "normalized_name": norm, "summary": summary,
-         "url": project_url(norm), "exact": norm == normalized}
-        for name, norm, summary in rows
-    ]
 
 
 # ---------------------------------------------------------------- logs
@@ -396,8 +347,10 @@ def _days(today):
 
 
 def slow_stats(now=None):
-    """The parts of the stats page that scan many rows, cached for a minute."""
-    stats = cache.get("pages:stats")
+    """The parts of the stats page that scan many rows, cached for a minute or until a
+    build is queued or finishes (change_stamp)."""
+    key = f"pages:stats:{change_stamp()}"
+    stats = cache.get(key)
     if stats is not None:
         return stats
     now = now or timezone.now()
@@ -459,7 +412,7 @@ def slow_stats(now=None):
     }
     # how the catalogue sync follows upstream and how far it is (packages.sync)
     stats["sync"] = SyncStatus.objects.filter(id=1).first()
-    cache.set("pages:stats", stats, CACHE_SECONDS)
+    cache.set(key, stats, CACHE_SECONDS)
     return stats
 
 

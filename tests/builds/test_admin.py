@@ -1,4 +1,6 @@
 """The admin: lists that stay cheap, and the actions, each logged with who and when."""
+import re
+
 import pytest
 from django.contrib.admin.models import CHANGE, DELETION, LogEntry
 from django.contrib.auth.models import Permission, User
@@ -263,3 +265,20 @@ def test_projects_the_sync_could_not_fetch_are_listed(admin_client):
     Retry.objects.create(normalized_name="foo", name="Foo", reason="HTTP 503", attempts=4)
     page = admin_client.get("/admin/packages/retry/").content.decode()
     assert "Foo" in page and "HTTP 503" in page
+
+
+@pytest.mark.django_db
+def test_admin_says_piwheels_retries_and_shows_why_builds_failed(admin_client, catalogue):
+    text = admin_client.get("/admin/").content.decode()
+    assert "Django administration" not in text
+    assert "piwheels farm administration" in text
+    assert "Retries" in text and "Retrys" not in text
+    version = Version.objects.first()
+    make_build(version, "cp39", state=Build.State.FAILED, cause="missing-header",
+               cause_detail="zlib.h", failure_reason="compiler error: zlib.h not found")
+    text = admin_client.get("/admin/builds/build/").content.decode()
+    assert "zlib.h · compiler error: zlib.h not found" in text
+    # few columns, so that "why" fits at 1280 px
+    head = text.split('<table id="result_list">')[1].split("</thead>")[0]
+    columns = re.findall(r'class="[^"]*column-(\w+)', head)
+    assert columns == ["id", "version", "abi", "state", "finished", "cause", "why"]

@@ -83,7 +83,7 @@ def test_a_quarantine_stops_serving_and_its_end_restores_the_project_exactly(
         assert gone.content == b"foo is quarantined upstream (PEP 792): malware in setup.py\n"
     web = client.get("/project/foo/").content.decode()
     assert "Quarantined upstream: malware in setup.py" in web
-    assert "pip3 install foo" not in web and foo.filename not in web
+    assert "pip3 install --extra-index-url" not in web and foo.filename not in web
 
     fake_pypi.set_status("foo", "active")
     result, queued_again, _ = run_sync()
@@ -108,7 +108,8 @@ def test_archived_and_deprecated_are_shown_and_still_served(client, fake_pypi, f
     assert client.get(f"/files/foo/{foo.filename}").status_code == 200
     assert queued() == ["2.0"]  # still built
     web = client.get("/project/foo/").content.decode()
-    assert f"{status.capitalize()} upstream" in web and "pip3 install foo" in web
+    assert f"{status.capitalize()} upstream" in web
+    assert "pip3 install --extra-index-url http://testserver/simple/ foo" in web
 
 
 def test_an_active_page_carries_no_status_marker(client, foo):

@@ -63,7 +63,7 @@ def test_a_built_project_keeps_its_install_line_and_index_link(client, data_dir)
     version = make_version(make_project("six"), "1.16.0")
     make_file(make_build(version), "six-1.16.0-py2.py3-none-any.whl")
     page = client.get("/project/six/").content.decode()
-    assert "pip3 install six" in page
+    assert "pip3 install --extra-index-url http://testserver/simple/ six" in page
     assert 'href="/simple/six/"' in page
 
 

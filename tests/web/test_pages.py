@@ -68,7 +68,7 @@ def test_home_page_says_how_to_use_the_index_and_shows_totals(client, foo):
 def test_home_totals_are_cached_for_a_minute(client, foo, django_assert_num_queries):
     client.get("/")
     make_project("another")
-    with django_assert_num_queries(0):
+    with django_assert_num_queries(1):  # the change stamp of the builds
         response = client.get("/")
     assert response.context["totals"]["projects"] == 1
 
@@ -109,9 +109,19 @@ def test_project_page_shows_each_build_state(client, foo):
     assert "Yanked: broken metadata" in text
     assert "Skipped: needs a GPU" in text
     assert "released 2024-03-01" in text
-    assert "pip3 install Foo_Bar" in text
+    # the install line names the farm's index, which pip does not read on its own
+    assert "pip3 install --extra-index-url http://testserver/simple/ Foo_Bar" in text
+    assert "extra-index-url=http://testserver/simple/" in text
     assert "sudo apt install libbar2 libfoo1" in text
     assert ">0.1<" not in text
+    # each version once, newest first, the newest unfolded; "queued" as in the legend
+    assert re.findall(r'<details class="version" id="v-([^"]+)"', text) == [
+        "2.0rc1", "1.1", "1.0", "0.9", "0.8", "0.7"]
+    assert text.count("<details class=\"version\" id=\"v-2.0rc1\" open>") == 1
+    assert text.count(" open>") == 1
+    assert '<span class="state pending">queued</span>' in text  # the legend
+    assert "cp311 queued" in text  # the version's chip
+    assert "No files." not in text and "pending</span>" not in text
 
 
 @pytest.mark.django_db
@@ -143,7 +153,7 @@ def test_project_page_names_the_builder_of_a_running_build(client, foo):
     make_build(foo.versions.get(version="1.0"), "cp39", state=Build.State.BUILDING,
                builder=builder)
     text = client.get("/project/foo-bar/").content.decode()
-    assert "building on pi7" in text
+    assert re.search(r">building</(a|span)> on pi7", text)
 
 
 @pytest.mark.django_db
@@ -153,8 +163,8 @@ def test_project_page_query_count_is_fixed(client, foo, django_assert_num_querie
         version = make_version(foo, f"3.{n}")
         make_file(make_build(version, "cp39", builder=make_builder(f"b{n}", abi=None),
                              output="log"))
-    # project, ABIs, versions, builds (+ has log), files, builder names
-    with django_assert_num_queries(6):
+    # project, ABIs, versions, builds (+ has log), files, builder names, recent downloads
+    with django_assert_num_queries(7):
         response = client.get("/project/foo-bar/")
     assert response.status_code == 200
     assert len(response.context["project"]["versions"]) == 11
@@ -251,9 +261,14 @@ def test_search_is_limited_and_handles_no_match(client, django_assert_num_querie
     with django_assert_num_queries(1):
         response = client.get("/search/", {"q": "pkg"})
     assert len(response.context["results"]) == 50
+    assert 'href="?q=pkg&amp;page=2" rel="next"' in response.content.decode()
+    response = client.get("/search/", {"q": "pkg", "page": "2"})
+    assert [r["name"] for r in response.context["results"]] == [
+        f"pkg{n:02d}" for n in range(50, 60)]
+    assert 'rel="prev"' in response.content.decode()
+    assert 'rel="next"' not in response.content.decode()
     response = client.get("/search/", {"q": "nothing-like-it"})
-    assert "No project name starts with" in response.content.decode()
-    assert client.get("/search/").status_code == 200
+    assert "No project matches “nothing-like-it”" in response.content.decode()
 
 
 @pytest.mark.django_db
@@ -315,3 +330,69 @@ def test_project_page_and_json_say_where_each_file_was_built_and_whether_armv6_g
     assert text.count("built on bookworm (glibc 2.36)") == 3
     assert "also for ARMv6 (Pi Zero, Pi 1) as bar-1.0-cp311-cp311-linux_armv6l.whl" in text
     assert text.count("not for ARMv6: its code needs ARMv7") == 1
+
+
+@pytest.fixture
+def yaml_projects():
+    """Projects a search for "yaml" should find, some with wheels and downloads."""
+    make_abi("cp311")
+    pyyaml = make_project("PyYAML", summary="YAML parser and emitter for Python",
+                          downloads=5000)
+    make_file(make_build(make_version(pyyaml, "6.0.1"), "cp311"), downloads=5000)
+    make_project("yamllint", summary="A linter for YAML files")
+    ruamel = make_project("ruamel.yaml", summary="ruamel.yaml is a YAML parser/emitter",
+                          downloads=10)
+    make_file(make_build(make_version(ruamel, "0.18"), "cp311"), downloads=10)
+    make_project("yaml-unbuilt", summary="")
+    make_project("flask", summary="A simple framework for building web applications")
+
+
+@pytest.mark.django_db
+def test_search_finds_names_and_summaries_with_wheels_and_downloads_first(client,
+                                                                          yaml_projects):
+    response = client.get("/search/", {"q": "yaml"})
+    names = [r["name"] for r in response.context["results"]]
+    # the names containing it, built and most downloaded first; then the summaries
+    assert names[:2] == ["PyYAML", "ruamel.yaml"]
+    assert set(names) == {"PyYAML", "ruamel.yaml", "yaml-unbuilt", "yamllint"}
+    assert [r["has_wheels"] for r in response.context["results"]][:2] == [True, True]
+    text = response.content.decode()
+    assert "5,000 downloads" in text and '<span class="state built">wheels</span>' in text
+    # a typo finds it too; an exact name comes first whatever the downloads
+    assert client.get("/search/", {"q": "pyyml"}).context["results"][0]["name"] == "PyYAML"
+    assert client.get("/search/", {"q": "yamllint"}).context["results"][0]["exact"]
+
+
+@pytest.mark.django_db
+def test_search_json_ranks_as_the_page_does(client, yaml_projects):
+    page = [r["name"] for r in client.get("/search/", {"q": "yaml"}).context["results"]]
+    response = client.get("/search/json/", {"q": "yaml"})
+    assert response.status_code == 200 and response["Content-Type"] == "application/json"
+    data = response.json()
+    assert [r["name"] for r in data["results"]] == page
+    assert data["results"][0] == {
+        "name": "PyYAML", "normalized_name": "pyyaml",
+        "summary": "YAML parser and emitter for Python", "url": "/project/pyyaml/",
+        "downloads": 5000, "has_wheels": True, "exact": False}
+    assert (data["page"], data["has_next"]) == (1, False)
+    assert client.get("/search/json/", {"q": " "}).json()["results"] == []
+
+
+@pytest.mark.django_db
+def test_a_blank_search_shows_the_most_downloaded_projects(client, yaml_projects):
+    for query in ({}, {"q": ""}, {"q": "  "}):
+        response = client.get("/search/", query)
+        assert response.status_code == 200
+        text = response.content.decode()
+        assert "starts with" not in text and "No project matches" not in text
+        assert [r["name"] for r in response.context["popular"]] == ["PyYAML", "ruamel.yaml"]
+        assert "5,000 downloads" in text
+
+
+@pytest.mark.django_db
+def test_unknown_project_suggests_similar_names_not_unrelated_ones(client):
+    for name in ["markupsafe", "dowse-context", "marko", "markdown", "mark"]:
+        make_project(name)
+    suggestions = client.get("/project/markupsfe/").context["suggestions"]
+    assert suggestions[0] == "markupsafe"
+    assert "dowse-context" not in suggestions

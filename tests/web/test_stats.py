@@ -1,4 +1,5 @@
 """The statistics page: builds per day, success rate, queue, builders online, disk, downloads."""
+import re
 from datetime import UTC, date, datetime, timedelta
 
 import pytest
@@ -88,9 +89,42 @@ def test_stats_shows_queue_builders_disk_and_downloads(client, history):
 
 @pytest.mark.django_db
 @time_machine.travel(NOW, tick=False)
-def test_stats_are_cached_for_a_minute(client, history, django_assert_num_queries):
+def test_stats_are_cached_until_builds_change(client, history, django_assert_num_queries):
     client.get("/stats/")
-    with django_assert_num_queries(2):  # builders online, what they build
+    with django_assert_num_queries(3):  # the change stamp, builders online, what they build
         response = client.get("/stats/")
     assert response.status_code == 200
-    assert response["Cache-Control"] == "max-age=60"
+    assert response["Cache-Control"] == "max-age=10"  # a browser is not a minute behind
+
+
+@pytest.mark.django_db
+@time_machine.travel(NOW, tick=False)
+def test_stats_and_home_are_not_behind_a_build_that_just_failed(client, history):
+    client.get("/stats/")
+    client.get("/")
+    building = Build.objects.get(state=Build.State.BUILDING)
+    Build.objects.filter(id=building.id).update(state=Build.State.FAILED, finished=NOW)
+    stats = client.get("/stats/").context["stats"]
+    assert stats["builds"]["failed"] == 2 and stats["builds_per_day"][-1]["failed"] == 1
+    assert stats["builds_per_day"][-1]["success_rate"] == 0.0
+    assert client.get("/").context["totals"]["builds_failed"] == 2
+    # and a new job in the queue
+    make_build(make_version(building.version.project, "5.0"), "cp39", state=Build.State.QUEUED)
+    assert client.get("/").context["totals"]["queued"] == 2
+
+
+@pytest.mark.django_db
+@time_machine.travel(NOW, tick=False)
+def test_stats_axes_tick_whole_builds_and_counts_have_separators(client, history):
+    text = client.get("/stats/").content.decode()
+    # three finished builds yesterday: the axis tops at 4 builds, the middle tick at 2
+    builds_chart = text.split('<svg class="chart"')[1]
+    ticks = re.findall(r'text-anchor="end">([^<]+)</text>', builds_chart)
+    assert ticks[:3] == ["0", "2", "4"]
+    assert all("." not in tick for tick in ticks)
+    DailyDownloads.objects.filter(day=date(2025, 6, 30)).update(count=927088)
+    cache.clear()
+    text = client.get("/stats/").content.decode()
+    assert "downloads: 927,088" in text
+    home = client.get("/").content.decode()
+    assert re.search(r"<dd>\d{1,3}(,\d{3})*</dd>", home)

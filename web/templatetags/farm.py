@@ -53,3 +53,31 @@ def duration(seconds):
     if minutes:
         return f"{minutes}m {seconds}s"
     return f"{seconds}s"
+
+
+@register.filter
+def thousands(number):
+    """927088 -> '927,088' (None and text as they are)."""
+    if isinstance(number, int | float) and not isinstance(number, bool):
+        return f"{number:,}"
+    return number
+
+
+@register.filter
+def state_class(state):
+    """The badge's word for the newest version -> the CSS class of its colour."""
+    return {"queued": "pending"}.get(state, state)
+
+
+@register.filter
+def chip(label):
+    """A cell's label, short enough for the chips of a version's one-line summary."""
+    if label.startswith("PyPI has"):
+        return "on PyPI"
+    if label.startswith("skipped"):
+        return "skipped"
+    if label.startswith("waiting for"):
+        return "waiting"
+    if label.startswith("built"):
+        return "built"
+    return label
