@@ -14,7 +14,8 @@ class Command(BaseCommand):
     def handle(self, name, **options):
         name = name.strip()
         if not name:
-            raise CommandError("a builder needs a name: give one that is not blank, e.g. pi4-cp311-1")
+            raise CommandError(
+                "a builder needs a name: give one that is not blank, e.g. pi4-cp311-1")
         if Builder.objects.filter(name=name).exists():
             raise CommandError(f"a builder named {name!r} exists already")
         token = secrets.token_urlsafe(32)
