@@ -11,6 +11,7 @@ import sys
 import tempfile
 import threading
 import time
+import urllib.parse
 import zipfile
 from pathlib import Path
 
@@ -401,6 +402,22 @@ class _AnyEvent:
 
 # -- command line -------------------------------------------------------------------------
 
+def server_problem(server):
+    """Why SERVER is not a farm's base URL (e.g. ``https://farm.example``), or None."""
+    parts = urllib.parse.urlsplit(server)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        return (f"--server {server!r} is not a URL: give the farm's base URL, "
+                "e.g. https://farm.example")
+    path = parts.path.rstrip("/")
+    for tail in ("/simple", "/api/v1", "/api"):
+        if path.endswith(tail):
+            base = urllib.parse.urlunsplit((parts.scheme, parts.netloc, path[:-len(tail)],
+                                            "", "")) or server
+            return (f"--server is the farm's base URL, not its {tail}/ path: "
+                    f"give --server {base}")
+    return None
+
+
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(
         prog="piwheels-builder",
@@ -434,6 +451,9 @@ def parse_args(argv=None):
     args = parser.parse_args(argv)
     if not args.server:
         parser.error("give --server or set PIWHEELS_SERVER")
+    problem = server_problem(args.server)
+    if problem:
+        parser.error(problem)
     if not args.token:
         parser.error("give --token or set PIWHEELS_TOKEN")
     if not 0 <= args.wait <= 60:
