@@ -124,17 +124,32 @@ def refresh(release, mirror=None, arch=None, components=None, timeout=60):
 
 def _preference(path, package):
     """Sort key among the packages providing a file: the shallowest path, then -dev
-    packages (what a build needs), then the shorter and alphabetically first name."""
-    return (path.count("/"), not package.endswith("-dev"), len(package), package)
+    packages (what a build needs), then the alphabetically first name. Flavours of one
+    library that all provide it (curl-config: libcurl4-gnutls-dev, libcurl4-nss-dev,
+    libcurl4-openssl-dev) are equals; the first by name is as good as any."""
+    return (path.count("/"), not package.endswith("-dev"), package)
 
 
 def packages_for(release, cause, detail):
     """The Debian packages of RELEASE that provide what a build of CAUSE missed (DETAIL:
-    lber.h, ldap, cairo, curl-config), best first; [] when none is known."""
+    lber.h, ldap, cairo, curl-config; or names the build tried in turn, any of which would
+    do, 'mysqlclient, mariadb or libmariadb'), best first; [] when none is known. Of
+    alternatives, the package providing the most of them comes first (libmariadb-dev has
+    mariadb.pc and libmariadb.pc; libmariadb-dev-compat only mysqlclient.pc)."""
     kind = failures.PROVIDED_BY_PACKAGE.get(cause)
-    detail = (detail or "").strip()
-    if kind is None or not detail:
+    names = failures.split_alternatives(detail)
+    if kind is None or not names:
         return []
+    found = {}  # package -> (how many of the names it provides, its best preference key)
+    for name in names:
+        for package, key in _providers(release, kind, name).items():
+            count, best = found.get(package, (0, key))
+            found[package] = (count + 1, min(best, key))
+    return sorted(found, key=lambda package: (-found[package][0], found[package][1]))
+
+
+def _providers(release, kind, detail):
+    """{package: preference key} of the packages of RELEASE providing DETAIL of KIND."""
     if kind == AptPath.Kind.HEADER:
         # The header as #include names it, in usr/include or one directory below
         # (usr/include/<triplet>/, usr/include/python3.11/), not deeper: a header found
@@ -156,4 +171,4 @@ def packages_for(release, cause, detail):
             key = _preference(path, package)
             if package not in ranked or key < ranked[package]:
                 ranked[package] = key
-    return sorted(ranked, key=ranked.get)
+    return ranked
