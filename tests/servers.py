@@ -28,6 +28,9 @@ def farm_env(tmp_path, **extra):
         DATABASE_URL=database_url(), PIWHEELS_DATA_DIR=str(tmp_path / "data"), DEBUG="false",
         SECRET_KEY="test-" * 10, SECURE_COOKIES="false", LOG_LEVEL="WARNING",
         PIWHEELS_SYNC_INTERVAL="0",
+        # A failure can ask for Debian's Contents index at once (builds/apt.py): never the
+        # real archive from a test, unless the test gives a fake one.
+        PIWHEELS_DEBIAN_MIRROR="http://127.0.0.1:9/debian",
     )
     env.update({k: str(v) for k, v in extra.items()})
     return env
