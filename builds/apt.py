@@ -188,9 +188,13 @@ def schedule_name(release):
 
 def ensure_schedules(now=None):
     """Give every release the builders report a daily schedule refreshing its map, due at
-    once when the map was never read. Returns the names of the schedules created."""
+    once when the map was never read (nor is being read for a failure). Returns the names
+    of the schedules created."""
     now = now or timezone.now()
-    read = set(AptContents.objects.exclude(refreshed=None).values_list("release", flat=True))
+    # read, or being read at once for a failure (request_refresh): not due again today
+    read = set(AptContents.objects.filter(
+        Q(refreshed__isnull=False) | Q(requested__gte=now - REQUEST_PACE),
+    ).values_list("release", flat=True))
     created = []
     for release in reported():
         _, made = Schedule.objects.get_or_create(name=schedule_name(release), defaults={

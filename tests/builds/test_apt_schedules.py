@@ -55,6 +55,11 @@ def test_each_release_the_builders_report_gets_a_daily_schedule():
     assert bookworm.next_run <= now  # never read: due at once
     assert Schedule.objects.get(name="apt_contents trixie").next_run > now + timedelta(hours=23)
     assert tasks.schedule_apt_contents() == {"created": []}  # once each
+    # a release whose map a failure asked for just now is not read twice at once
+    Schedule.objects.filter(name="apt_contents bookworm").delete()
+    apt.request_refresh("bookworm")
+    assert tasks.schedule_apt_contents() == {"created": ["apt_contents bookworm"]}
+    assert Schedule.objects.get(name="apt_contents bookworm").next_run > now
     # the migration's schedule that makes them
     assert Schedule.objects.get(name="apt_contents_schedules").func == (
         "builds.tasks.schedule_apt_contents")
