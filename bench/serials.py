@@ -178,7 +178,8 @@ def main():
     took = time.perf_counter() - started
     sizes = {fmt: pages.root_file(fmt).stat().st_size / 1e6 for fmt in pages.PAGE_FORMATS}
     print(f"root with _last-serials, {count:,} projects: written in {took:.2f} s "
-          f"(docs/performance.md, names only: {README_ROOT_SECONDS} s); JSON {sizes['json']:.2f} MB "
+          f"(docs/performance.md, names only: {README_ROOT_SECONDS} s); "
+          f"JSON {sizes['json']:.2f} MB "
           f"({sizes['json.gz']:.2f} MB gzip), HTML {sizes['html']:.2f} MB "
           f"({sizes['html.gz']:.2f} MB gzip)", flush=True)
 
