@@ -10,7 +10,7 @@ WEB_THREADS ?= 32
 
 PIP := $(PY) -m pip install -q --disable-pip-version-check
 
-.PHONY: run test lint venv dev-venv mirror-venv lock migrate bench clean
+.PHONY: run check-bind test lint venv dev-venv mirror-venv lock migrate bench clean
 
 # Production installs only the runtime lock; the test tools come from requirements-dev.txt.
 # Each venv first brings its own known pip (requirements-pip.txt, with hashes): the pip that
@@ -58,15 +58,22 @@ migrate: venv
 # The two run in process groups of their own (set -m), so that Ctrl-C reaches them once,
 # from the trap: django-q's cluster can hang when a second signal lands while it stops.
 # gunicorn's control socket is this checkout's own (var/), not ~/.gunicorn/gunicorn.ctl,
-# which every gunicorn of one user would otherwise share.
-run: migrate
+# which every gunicorn of one user would otherwise share. A taken BIND stops it before
+# anything starts (scripts/check-bind); if either process ends on its own, the other is
+# stopped and make run fails with its status (Ctrl-C is a normal stop).
+run: check-bind migrate
 	@echo "web: http://$(BIND)/  (Ctrl-C stops the web server and the task worker)"
 	@set -m; \
-	$(PY) manage.py qcluster & q=$$!; \
 	$(VENV)/bin/gunicorn piwheels_site.wsgi -c piwheels_site/gunicorn.conf.py -b $(BIND) \
 	  -w $(WEB_WORKERS) -k gthread --threads $(WEB_THREADS) --access-logfile - \
 	  --control-socket var/gunicorn.ctl & g=$$!; \
-	trap : INT TERM; wait -n; kill -TERM $$q $$g 2>/dev/null; wait
+	$(PY) manage.py qcluster & q=$$!; \
+	stopped=; trap 'stopped=1' INT TERM; wait -n; status=$$?; \
+	kill -TERM $$q $$g 2>/dev/null; wait; \
+	if [ -z "$$stopped" ] && [ $$status -ne 0 ]; then echo "make run: stopped: a process exited with status $$status" >&2; exit $$status; fi
+
+check-bind:
+	@$(PYTHON) scripts/check-bind $(BIND)
 
 lint: dev-venv
 	$(VENV)/bin/ruff check .

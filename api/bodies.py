@@ -7,7 +7,7 @@ kills it) for as long as it likes. Under gunicorn, which lends the request's soc
 the WSGI environ, each read waits at most PIWHEELS_UPLOAD_IDLE_TIMEOUT seconds, and the
 whole body must arrive by IDLE_TIMEOUT + size / PIWHEELS_UPLOAD_MIN_RATE seconds;
 otherwise UploadTimedOut (408). Other servers read as they read; nginx in front should
-buffer or time out bodies itself (README, deploy).
+buffer or time out bodies itself (docs/reliability.md, docs/operating.md).
 """
 import time
 

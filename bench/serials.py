@@ -12,7 +12,7 @@ Prints, each beside what it compares with:
     advisory lock + nextval), interleaved rounds, medians; single-threaded and with
     --threads publishers at once (the page writer left out: the same in both);
   - the root page written whole with `_last-serial`s (write_root) beside the 2.0 s the
-    README gives for the names-only root at this size, and the page sizes;
+    docs/performance.md gives for the names-only root at this size, and the page sizes;
   - repair() when nothing moved (its cost every minute on the task worker);
   - how long the root's writer waits for a moment without publishers (root_snapshot's
     barrier) while --threads publishers touch projects back to back.
@@ -31,7 +31,7 @@ import threading  # noqa: E402
 import time  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
-README_ROOT_SECONDS = 2.0  # README, Performance: "root of 100,000 projects rewritten in 2.0 s"
+README_ROOT_SECONDS = 2.0  # docs/performance.md: "root of 100,000 projects rewritten in 2.0 s"
 
 
 def load_index_bench(db):
@@ -178,7 +178,8 @@ def main():
     took = time.perf_counter() - started
     sizes = {fmt: pages.root_file(fmt).stat().st_size / 1e6 for fmt in pages.PAGE_FORMATS}
     print(f"root with _last-serials, {count:,} projects: written in {took:.2f} s "
-          f"(README, names only: {README_ROOT_SECONDS} s); JSON {sizes['json']:.2f} MB "
+          f"(docs/performance.md, names only: {README_ROOT_SECONDS} s); "
+          f"JSON {sizes['json']:.2f} MB "
           f"({sizes['json.gz']:.2f} MB gzip), HTML {sizes['html']:.2f} MB "
           f"({sizes['html.gz']:.2f} MB gzip)", flush=True)
 

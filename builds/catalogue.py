@@ -21,11 +21,18 @@ PRIORITIES = {
 
 def refresh(version_ids, priority):
     """Bring the jobs of these versions in step with the catalogue; returns (queued, dropped).
-    PRIORITY is one of PRIORITIES' names."""
+    PRIORITY is one of PRIORITIES' names. At "requested" (add_package: someone asked for
+    these versions now), their jobs already queued, by the sync's backlog say, move to the
+    front too, and count as queued."""
     created = deleted = 0
     version_ids = list(dict.fromkeys(version_ids))
     for start in range(0, len(version_ids), REFRESH_BATCH):
-        c, d = refresh_jobs(version_ids[start:start + REFRESH_BATCH], priority=PRIORITIES[priority])
+        batch = version_ids[start:start + REFRESH_BATCH]
+        if priority == "requested":
+            created += (Build.objects.filter(version_id__in=batch, state=Build.State.QUEUED)
+                        .exclude(priority=Build.Priority.REQUESTED)
+                        .update(priority=Build.Priority.REQUESTED))
+        c, d = refresh_jobs(batch, priority=PRIORITIES[priority])
         created, deleted = created + c, deleted + d
     return created, deleted
 

@@ -77,6 +77,10 @@ def diagnose(builder, abi_id, output, reason):
             fields["apt"] = candidates[0][:100]
             if not _has_package(release, abi_id, candidates).exists():
                 fields["waiting_for"] = fields["apt"]
+        elif not apt.is_current(release):
+            # The map is missing or old: read it now, in the background; its task names
+            # the fix of this build (name_fixes) once it is in.
+            apt.request_refresh(release)
     return fields
 
 
@@ -200,4 +204,5 @@ def overview():
             entry["where"].append(where)
     ranked = sorted(fixes.values(), key=lambda e: (-e["builds"], e["package"]))
     return {"causes": causes, "unclassified": unclassified, "packages": ranked,
-            "failed": sum(row["builds"] for row in causes) + unclassified}
+            "failed": sum(row["builds"] for row in causes) + unclassified,
+            "apt": apt.status()}

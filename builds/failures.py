@@ -42,7 +42,8 @@ DESCRIPTIONS = {
     MISSING_LIBRARY: "a library is missing at link time",
     MISSING_PKGCONFIG: "a pkg-config module (or meson/CMake dependency) is missing",
     NEEDS_RUST: "needs Rust (cargo) on the builders",
-    CRATES_FETCH_FAILED: "its Rust crates could not be fetched",
+    CRATES_FETCH_FAILED: "the builder could not fetch its Rust crates (its network, "
+                         "not the package)",
     NEEDS_TOOL: "a build tool is missing",
     COMPILE_ERROR: "its code does not compile here",
     TIMEOUT: "the build ran out of time",
@@ -79,11 +80,16 @@ class Rule:
     needles: tuple
     pattern: re.Pattern
     detail: str = ""  # fixed detail when the pattern has no `what` (e.g. "cargo")
+    # Where a build tries several names in turn (mysqlclient: pkg-config mysqlclient, then
+    # mariadb, then libmariadb), the pattern of each try: the detail names them all,
+    # "mysqlclient, mariadb or libmariadb", and any one of them would do.
+    alternatives: re.Pattern = None
 
 
-def _rule(cause, needles, pattern, detail=""):
+def _rule(cause, needles, pattern, detail="", alternatives=None):
     needles = (needles,) if isinstance(needles, str) else tuple(needles)
-    return Rule(cause, needles, re.compile(pattern, re.MULTILINE), detail)
+    return Rule(cause, needles, re.compile(pattern, re.MULTILINE), detail,
+                alternatives and re.compile(alternatives, re.MULTILINE))
 
 
 _FOUND = "found"  # not found, found: NO, no matching ... found, file not found
@@ -133,7 +139,8 @@ RULES = (
     _rule(MISSING_PKGCONFIG, _FOUND, r"Dependency \"?(?P<what>[\w.+-]+)\"? not found"),
     _rule(MISSING_PKGCONFIG, _FOUND, r"Run-time dependency (?P<what>\S+) found: NO"),
     _rule(MISSING_PKGCONFIG, "pkg-config",
-          r"pkg-config --exists (?P<what>[\w.+-]+)' returned non-zero"),
+          r"pkg-config --exists (?P<what>[\w.+-]+)' returned non-zero",
+          alternatives=r"pkg-config --exists ([\w.+-]+)' returned non-zero"),
     _rule(MISSING_PKGCONFIG, "NOT find", r"Could NOT find (?P<what>\w+)"),
     _rule(MISSING_PKGCONFIG, "configuration file",
           r"package configuration file provided by \"(?P<what>\w+)\""),
@@ -228,7 +235,10 @@ def _match(text):
                 window = _window(text, start)
                 match = rule.pattern.search(window)
                 if match is not None:
-                    return Diagnosis(rule.cause, _detail(rule, match, window))
+                    detail = _detail(rule, match, window)
+                    if rule.alternatives is not None:
+                        detail = _one_of(rule.alternatives.findall(text)) or detail
+                    return Diagnosis(rule.cause, detail)
     return None
 
 
@@ -249,6 +259,20 @@ def _detail(rule, match, text):
     if rule.detail:
         return rule.detail
     return _line_at(text, match.start())
+
+
+def _one_of(names):
+    """'a', 'a or b', 'a, b or c' of NAMES (each once, in order); split_alternatives()
+    reads it back."""
+    names = list(dict.fromkeys(names))
+    if len(names) < 2:
+        return names[0] if names else ""
+    return (", ".join(names[:-1]) + " or " + names[-1])[:DETAIL_MAX]
+
+
+def split_alternatives(detail):
+    """The names a DETAIL offers as alternatives ('mysqlclient, mariadb or libmariadb')."""
+    return [name for name in re.split(r",\s*|\s+or\s+", (detail or "").strip()) if name]
 
 
 def _line_at(text, at):

@@ -235,6 +235,23 @@ class AptPath(models.Model):
         return f"{self.release}: {self.path} ({self.packages})"
 
 
+class AptContents(models.Model):
+    """The state of one release's map (AptPath): when it was last read from the archive,
+    from which architectures' Contents files, and what went wrong last (builds/apt.py)."""
+
+    release = models.CharField(max_length=30, unique=True)
+    archs = models.CharField(max_length=100, blank=True)  # "armhf,arm64", as last read
+    paths = models.IntegerField(default=0)
+    refreshed = models.DateTimeField(null=True, blank=True)
+    # When a failure last asked for a refresh at once (one background task at a time).
+    requested = models.DateTimeField(null=True, blank=True)
+    error = models.CharField(max_length=500, blank=True)  # the last refresh's failure
+    failed = models.DateTimeField(null=True, blank=True)
+
+    def __str__(self):
+        return f"{self.release}: {self.paths} paths, {self.refreshed or 'never read'}"
+
+
 class BuildLog(models.Model):
     """A build's output, kept out of the hot build rows."""
 

@@ -185,9 +185,12 @@ def finish(build_id, builder, success, duration, output, failure_reason="", file
     now = now or timezone.now()
     if not success and failures.is_farm_fault(failure_reason):
         return queue.retry_farm_fault(build_id, builder, failure_reason, now)
-    # Why it failed, and the Debian package that would fix it (builds/depwait.py).
-    diagnosis = {} if success else depwait.diagnose(builder, builder.abi_id, output,
-                                                    failure_reason)
+    # Why it failed, and the Debian package that would fix it (builds/depwait.py), read
+    # from the log the agent sent on its own (PUT .../log/: its finish carries no output),
+    # else from the output inside the finish (older agents). Its kept excerpt ends with
+    # the log's tail, where the classifier looks.
+    diagnosis = {} if success else depwait.diagnose(
+        builder, builder.abi_id, logs.pending_excerpt(build_id, output)[0], failure_reason)
     if not success and connection.vendor == "postgresql":
         build = _fail_one_statement(build_id, builder, duration, output, failure_reason, now,
                                     diagnosis)

@@ -325,10 +325,11 @@ class SimpleIndexApp:
 @require_safe
 def pypi_json(request, name):
     """PyPI's JSON API of one project as its index page lists it, for mirrors that sync
-    as bandersnatch does (README, "Mirroring the farm"): X-PyPI-Last-Serial is the
-    project's index serial, read before the files, so the answer is never older than
-    the serial it claims. Always from the database: it is what a mirror checks against
-    the root's `_last-serial`. A project with nothing listed is a 404, as on /simple/."""
+    as bandersnatch does (docs/index-and-mirroring.md, "Mirroring the farm"):
+    X-PyPI-Last-Serial is the project's index serial, read before the files, so the answer
+    is never older than the serial it claims. Always from the database: it is what a
+    mirror checks against the root's `_last-serial`. A project with nothing listed is a
+    404, as on /simple/."""
     normalized = canonicalize_name(name)
     if name != normalized:
         return _index_response(

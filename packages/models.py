@@ -345,7 +345,9 @@ class SyncStatus(models.Model):
     known = models.BigIntegerField(default=0)
     with_details = models.BigIntegerField(default=0)
     waiting = models.BigIntegerField(default=0)
-    rate = models.FloatField(default=0.0, help_text="Detail fetches per second, last pass.")
+    rate = models.FloatField(default=0.0, help_text=(
+        "Waiting projects completed per second of the last cycle of passes (the pass and "
+        "the wait for the next), not per second of fetching."))
 
     def __str__(self):
         return f"{self.method}: {self.reason}"

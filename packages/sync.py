@@ -89,6 +89,8 @@ class SyncResult(Changes):
     names_added: int = 0  # new names learnt (root or changelog)
     projects_moved: int = 0  # known projects whose serial moved
     projects_fetched: int = 0
+    # waiting projects whose details this pass wrote: what /stats/'s time left counts
+    projects_completed: int = 0
     summaries_read: int = 0  # read_summaries()
     write_seconds: float = 0.0  # time spent in the database transactions
     progress: str = ""  # SyncStatus.progress_line() after the pass
@@ -261,9 +263,10 @@ def _remember_failures(failures, now):
             Retry.objects.filter(id=retry.id).update(attempts=F("attempts") + 1, reason=why)
 
 
-def _write_details(fetched, result, now, on_batch):
-    """Commit one batch of fetched details: [(project row, future)]. Returns the
-    normalised names that failed."""
+def _write_details(fetched, result, now, on_batch, waiting=True):
+    """Commit one batch of fetched details: [(project row, future)], of projects that
+    were WAITING for them (or asked again: an HTML root's round). Returns the normalised
+    names that failed."""
     states, failures, gone = {}, {}, {}
     for project, future in fetched:
         try:
@@ -289,6 +292,8 @@ def _write_details(fetched, result, now, on_batch):
             [Missing(normalized_name=n, name=name, noticed=now, first_404=now)
              for n, name in gone.items()], ignore_conflicts=True)
     result.write_seconds += time.monotonic() - started
+    if waiting:
+        result.projects_completed += len(states)
     result.add(changes)
     if on_batch:
         on_batch(changes, result.first_pass)
@@ -400,19 +405,32 @@ def revisit(upstream, status, result, now, deadline, on_batch=None):
                 status.revisit_id = 0  # round again from the start next pass
                 break
             _write_details([(p, pool.submit(_fetch, upstream, p.name)) for p in batch],
-                           result, now, on_batch)
+                           result, now, on_batch, waiting=False)
             status.revisit_id = batch[-1].id
 
 
-def _record_status(status, result, now, fetch_seconds):
-    """The figures /stats/ and sync_pypi show: method, why, progress."""
+def _record_status(status, result, now, pass_seconds):
+    """The figures /stats/ and sync_pypi show: method, why, progress.
+
+    The rate is what the sync really completes: waiting projects whose details were
+    written, per second of the whole cycle of passes, not per second of fetching: a pass
+    also reads the root, spends its paced requests on retries, 404s and summaries, and
+    starts only every PIWHEELS_SYNC_INTERVAL seconds (or when the one before ends). The
+    cycle is the time since the last pass ended, when that was recent, else the longer of
+    this pass and the interval."""
+    ended = now + timedelta(seconds=pass_seconds)
     status.known = Project.objects.count()
     status.waiting = Project.objects.filter(serial__lt=F("upstream_serial")).count()
     status.with_details = status.known - status.waiting
-    if result.projects_fetched and fetch_seconds > 0:
-        status.rate = result.projects_fetched / fetch_seconds
+    interval = settings.PIWHEELS_SYNC_INTERVAL
+    interval = max(1, round(interval / 60)) * 60 if interval > 0 else 0  # whole minutes
+    cycle = max(pass_seconds, interval)
+    since_last = (ended - status.updated).total_seconds() if status.updated else None
+    if since_last is not None and cycle <= since_last <= 3 * cycle:
+        cycle = since_last
+    status.rate = result.projects_completed / cycle if cycle > 0 else 0.0
     status.method, status.reason = result.method, result.method_reason.lstrip("; ")
-    status.updated = now
+    status.updated = ended
     status.save(update_fields=[f.name for f in SyncStatus._meta.concrete_fields
                                if f.name not in ("id", "lease_until")])
     result.progress = status.progress_line()
@@ -424,7 +442,8 @@ def run_pass(now=None, on_batch=None):
     first_pass) runs after each committed batch (the build queue)."""
     now = now or timezone.now()
     result = SyncResult()
-    deadline = time.monotonic() + settings.PIWHEELS_SYNC_PASS_SECONDS
+    pass_started = time.monotonic()
+    deadline = pass_started + settings.PIWHEELS_SYNC_PASS_SECONDS
     with _pass_lock() as got:
         if not got:
             result.status, result.message = "busy", "another pass is running"
@@ -444,11 +463,10 @@ def run_pass(now=None, on_batch=None):
             log.error("sync failed: %s", result.message)
             return result
         log.info("sync: %s (%s)", result.method, result.method_reason.lstrip("; "))
-        started = time.monotonic()
         fetch_details(upstream, result, now, deadline, on_batch)
         if result.method == SyncStatus.Method.SIMPLE_HTML:
             revisit(upstream, status, result, now, deadline, on_batch)
-        _record_status(status, result, now, time.monotonic() - started)
+        _record_status(status, result, now, time.monotonic() - pass_started)
     log.info("%s", result.summary())
     return result
 

@@ -30,6 +30,9 @@ def farm_env(tmp_path, **extra):
         PIWHEELS_SYNC_INTERVAL="0",
         # Tests claim many jobs with one builder (as tests/conftest.py many_jobs_per_builder).
         PIWHEELS_MAX_JOBS_PER_BUILDER="1000",
+        # A failure can ask for Debian's Contents index at once (builds/apt.py): never the
+        # real archive from a test, unless the test gives a fake one.
+        PIWHEELS_DEBIAN_MIRROR="http://127.0.0.1:9/debian",
     )
     env.update({k: str(v) for k, v in extra.items()})
     return env

@@ -81,8 +81,15 @@ def _answer(response):
     detail = body.get("detail") if isinstance(body, dict) else None
     if detail:
         return str(detail), True
-    lines = (response.text or response.reason or "").strip().splitlines()[:1]
-    return (lines[0][:200] if lines else f"HTTP {response.status_code}"), False
+    # Not the farm's API speaking (a proxy, or a --server that is not the farm's base URL):
+    # its status, not the first line of an HTML page ("<!DOCTYPE html>").
+    status = f"HTTP {response.status_code}" + (f" {response.reason}" if response.reason else "")
+    kind = (response.headers.get("Content-Type") or "no Content-Type").split(";")[0].strip()
+    what = f"{status} ({kind}, not the farm's API)"
+    if response.status_code in (404, 405):
+        what += (f" from {response.url}: --server must be the farm's base URL, the one its "
+                 "pages are under (e.g. https://farm.example), where /api/v1/ answers")
+    return what, False
 
 
 class Farm:

@@ -11,6 +11,7 @@ import sys
 import tempfile
 import threading
 import time
+import urllib.parse
 import zipfile
 from pathlib import Path
 
@@ -426,6 +427,22 @@ class _AnyEvent:
 
 # -- command line -------------------------------------------------------------------------
 
+def server_problem(server):
+    """Why SERVER is not a farm's base URL (e.g. ``https://farm.example``), or None."""
+    parts = urllib.parse.urlsplit(server)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        return (f"--server {server!r} is not a URL: give the farm's base URL, "
+                "e.g. https://farm.example")
+    path = parts.path.rstrip("/")
+    for tail in ("/simple", "/api/v1", "/api"):
+        if path.endswith(tail):
+            base = urllib.parse.urlunsplit((parts.scheme, parts.netloc, path[:-len(tail)],
+                                            "", "")) or server
+            return (f"--server is the farm's base URL, not its {tail}/ path: "
+                    f"give --server {base}")
+    return None
+
+
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(
         prog="piwheels-builder",
@@ -471,6 +488,9 @@ def parse_args(argv=None):
     args = parser.parse_args(argv)
     if not args.server:
         parser.error("give --server or set PIWHEELS_SERVER")
+    problem = server_problem(args.server)
+    if problem:
+        parser.error(problem)
     # Every token file named is hidden from builds, even one a --token overrides.
     named = [args.token_file, os.environ.get("PIWHEELS_TOKEN_FILE")]
     try:

@@ -1,5 +1,6 @@
 """The whole agent against the stand-in farm, with a stand-in pip (see conftest.FAKE_PYTHON)."""
 import ast
+import http.server
 import json
 import logging
 import os
@@ -397,3 +398,58 @@ def test_without_a_sandbox_the_agent_refuses_to_build_in_one_line(farm, work_dir
         "ERROR refusing to build: bwrap (Debian package bubblewrap) is not installed; "
         "builds run unsandboxed only with --unsandboxed")
     assert farm.claims == [] and farm.builds[build_id]["state"] == "queued"
+
+
+@pytest.mark.parametrize("server, fix", [
+    ("http://127.0.0.1:9/simple/", "give --server http://127.0.0.1:9"),
+    ("https://farm.example/simple", "give --server https://farm.example"),
+    ("https://farm.example/api/v1/", "give --server https://farm.example"),
+    ("farm.example", "is not a URL"),
+])
+def test_a_server_that_is_not_the_farms_base_url_is_refused_at_once(server, fix, tmp_path):
+    here = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    proc = subprocess.run(
+        [sys.executable, "-m", "piwheels_builder.main", "--server", server, "--token", "t",
+         "--work-dir", str(tmp_path), "--once"],
+        capture_output=True, text=True, timeout=30, env=dict(os.environ, PYTHONPATH=here))
+    assert proc.returncode == 2 and proc.stdout == ""
+    assert fix in proc.stderr.splitlines()[-1]
+    assert os.listdir(tmp_path) == []  # nothing asked, nothing made
+
+
+class _PagesOnly(http.server.BaseHTTPRequestHandler):
+    """A web server that is not the farm's API: an HTML 404 page for anything, as the farm
+    itself answers under /simple/api/v1/claim/."""
+
+    def do_POST(self):
+        body = b"<!DOCTYPE html>\n<html><title>Not Found</title></html>\n"
+        self.send_response(404)
+        self.send_header("Content-Type", "text/html; charset=utf-8")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args):
+        pass
+
+
+def test_a_server_answering_pages_not_the_api_is_reported_with_its_status(
+        work_dir, fake_python):
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _PagesOnly)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+
+    class NotAFarm:
+        url = f"http://127.0.0.1:{server.server_address[1]}/pypi"
+        token = "t"
+    try:
+        proc = agent_process(NotAFarm, work_dir, fake_python, "--once")
+        output, _ = proc.communicate(timeout=30)
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert proc.returncode == 4
+    assert output.strip().splitlines()[-1].endswith(
+        "ERROR the farm refused the claim: HTTP 404 Not Found (text/html, not the farm's API) "
+        f"from {NotAFarm.url}/api/v1/claim/: --server must be the farm's base URL, the one its "
+        "pages are under (e.g. https://farm.example), where /api/v1/ answers")
+    assert "<!DOCTYPE" not in output

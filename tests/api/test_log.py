@@ -3,6 +3,7 @@ kept whole and compressed on disk, at most PIWHEELS_MAX_LOG characters in the ro
 import gzip
 import hashlib
 import zlib
+from pathlib import Path
 
 import pytest
 import requests
@@ -91,6 +92,18 @@ def test_a_log_sent_again_replaces_the_first_and_a_failure_keeps_it(http, held):
     assert response.json()["state"] == "failed"
     assert BuildLog.objects.get(build_id=held).output == "gcc: error: x.h\n"
     assert gzip.decompress(logs.whole_log_path(held).read_bytes()) == b"gcc: error: x.h\n"
+
+
+def test_a_failure_is_diagnosed_from_the_log_sent_on_its_own(http, held):
+    """The agent's finish carries no output: the cause is read from the uploaded log."""
+    whole = (Path(__file__).resolve().parent.parent / "data" / "build-logs" / "whole"
+             / "pyaudio-0.2.14.log").read_text()
+    assert http.log(held, gzip.compress(whole.encode())).status_code == 201
+    response = http.finish(held, success=False, duration=18, output="",
+                           failure_reason="pip wheel exited with status 1")
+    assert response.json()["state"] == "failed"
+    build = Build.objects.get(id=held)
+    assert (build.cause, build.cause_detail) == ("missing-header", "portaudio.h")
 
 
 def test_an_older_agents_log_inside_finish_is_kept_up_to_the_body_limit(

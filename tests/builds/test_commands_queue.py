@@ -1,5 +1,8 @@
 import hashlib
 import io
+import os
+import subprocess
+import sys
 
 import pytest
 from django.core.management import CommandError, call_command
@@ -7,6 +10,7 @@ from django.core.management import CommandError, call_command
 from builds import storage, wheels
 from builds.models import Abi, Build, Builder, File, hash_token
 from tests.factories import make_abi, make_build, make_project, make_version, make_wheel
+from tests.live import ROOT, database_url
 
 pytestmark = pytest.mark.django_db
 
@@ -25,6 +29,17 @@ def test_create_builder_prints_a_token_stored_only_hashed():
     assert builder.token_hash == hash_token(token) != token
     with pytest.raises(CommandError, match="a builder named 'pi4-1' exists already"):
         run("create_builder", "pi4-1")
+
+
+@pytest.mark.parametrize("name", ["", "   "])
+def test_create_builder_refuses_a_blank_name(name):
+    proc = subprocess.run(
+        [sys.executable, "manage.py", "create_builder", name], cwd=ROOT,
+        env=dict(os.environ, DATABASE_URL=database_url()), capture_output=True, text=True)
+    assert proc.returncode == 1 and proc.stdout == ""
+    assert proc.stderr.strip().splitlines() == [
+        "CommandError: a builder needs a name: give one that is not blank, e.g. pi4-cp311-1"]
+    assert not Builder.objects.exists()
 
 
 def test_add_abi_queues_the_backlog():

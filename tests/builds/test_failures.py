@@ -11,7 +11,7 @@ LOGS = Path(__file__).resolve().parent.parent / "data" / "build-logs"
 
 
 @pytest.mark.parametrize(("log", "cause", "detail"), [
-    ("mysqlclient-2.2.4", "missing-pkgconfig", "mysqlclient"),
+    ("mysqlclient-2.2.4", "missing-pkgconfig", "mysqlclient, mariadb or libmariadb"),
     ("pycairo-1.26.0", "missing-pkgconfig", "cairo"),
     ("dbus-python-1.3.2", "missing-pkgconfig", "dbus-1"),
     ("pycurl-7.45.3", "needs-tool", "curl-config"),

@@ -13,6 +13,9 @@ def test_every_task_the_worker_runs_is_scheduled_by_the_migrations():
         "fold_downloads": "index.downloads.fold",
         "repair_index_pages": "index.pages.repair",
         "sweep_index_pages": "index.pages.sweep",
+        # makes "apt_contents <release>" (builds.tasks.refresh_apt_contents) for each
+        # release the builders report: tests/builds/test_apt_schedules.py
+        "apt_contents_schedules": "builds.tasks.schedule_apt_contents",
     }
     assert all(callable(import_string(func)) for func in schedules.values())
 

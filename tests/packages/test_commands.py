@@ -77,6 +77,24 @@ def test_add_package_adds_a_project_and_queues_it(fake_pypi):
                         ("NumPy", "2.0", Build.Priority.REQUESTED)]
 
 
+def test_add_package_moves_what_the_sync_queued_already_to_the_front(fake_pypi):
+    """The README's walk-through: the sync has read MarkupSafe and add_abi queued its
+    releases with the whole backlog; add_package of one version puts that one first."""
+    fake_pypi.add_release("MarkupSafe", "2.1.4")
+    fake_pypi.add_release("MarkupSafe", "2.1.5")
+    fake_pypi.add_release("other", "1.0")
+    run("sync_pypi")
+    run("add_abi", "cp311")
+    assert queued() == [("MarkupSafe", "2.1.4", Build.Priority.BACKLOG),
+                        ("MarkupSafe", "2.1.5", Build.Priority.BACKLOG),
+                        ("other", "1.0", Build.Priority.BACKLOG)]
+    assert run("add_package", "MarkupSafe", "2.1.5") == (
+        "added MarkupSafe: 0 new versions, 0 updated (0 without sdist); 1 builds queued")
+    assert queued() == [("MarkupSafe", "2.1.4", Build.Priority.BACKLOG),
+                        ("MarkupSafe", "2.1.5", Build.Priority.REQUESTED),
+                        ("other", "1.0", Build.Priority.BACKLOG)]
+
+
 def test_add_package_can_add_some_versions_only(fake_pypi):
     fake_pypi.add_release("foo", "1.0")
     fake_pypi.add_release("foo", "2.0")

@@ -306,3 +306,32 @@ def test_with_names_only_known_projects_are_asked_again_round_the_catalogue(fake
         assert time.monotonic() < deadline, "beta 2.0 never arrived"
         assert run_pass().method == "simple-html"
     assert fake_pypi.count("/pypi/beta/json") >= 2  # asked again, unprompted
+
+
+def test_the_time_left_counts_what_the_passes_really_complete(fake_pypi, settings):
+    """/stats/'s "about N left" divides the waiting projects by what passes complete per
+    second of their whole cycle (a pass every PIWHEELS_SYNC_INTERVAL), not by the fetch
+    rate inside a pass: issue 21's "26-28 h left" was three times too soon."""
+    for i in range(12):
+        fake_pypi.add_release(f"p{i}", "1.0")
+    fake_pypi.fail("/pypi/p0/json", status=500, times=1000)  # fetched, never completed
+    fake_pypi.fail("/simple/p0/", status=500, times=1000)
+    settings.PIWHEELS_SYNC_RATE = 20
+    settings.PIWHEELS_SYNC_WORKERS = settings.PIWHEELS_SYNC_BATCH = 1
+    settings.PIWHEELS_SYNC_RETRIES = 0
+    settings.PIWHEELS_SYNC_PASS_SECONDS = 0.3
+    settings.PIWHEELS_SYNC_INTERVAL = 60
+    start = timezone.now()
+    first = run_pass(now=start)
+    status = SyncStatus.objects.get()
+    assert 1 <= first.projects_completed < 12
+    assert status.rate == pytest.approx(first.projects_completed / 60, rel=0.01)
+    assert status.eta_seconds == pytest.approx(status.waiting * 60 / first.projects_completed,
+                                               rel=0.01)
+    assert status.eta_seconds > 100 * status.waiting / (first.projects_fetched / 0.3)
+
+    # the next pass starts 90 s later (a slow scheduler, a long root): that is its cycle
+    second = run_pass(now=start + timedelta(seconds=90))
+    status.refresh_from_db()
+    assert status.rate == pytest.approx(second.projects_completed / 90, rel=0.02)
+    assert "left)" in second.progress

@@ -12,6 +12,10 @@ class Command(BaseCommand):
         parser.add_argument("name", help="a name for the machine, e.g. pi4-cp311-1")
 
     def handle(self, name, **options):
+        name = name.strip()
+        if not name:
+            raise CommandError(
+                "a builder needs a name: give one that is not blank, e.g. pi4-cp311-1")
         if Builder.objects.filter(name=name).exists():
             raise CommandError(f"a builder named {name!r} exists already")
         token = secrets.token_urlsafe(32)

@@ -15,16 +15,19 @@ class Command(BaseCommand):
         parser.add_argument("--release", default=settings.PIWHEELS_DEBIAN_RELEASE,
                             help="Debian release, e.g. bookworm (default "
                                  "PIWHEELS_DEBIAN_RELEASE)")
-        parser.add_argument("--arch", default=settings.PIWHEELS_DEBIAN_ARCH,
-                            help="architecture of the builders (default PIWHEELS_DEBIAN_ARCH)")
+        parser.add_argument("--arch", action="append",
+                            help="architecture of the builders, may be given again (default: "
+                                 "those the builders of the release run, else "
+                                 "PIWHEELS_DEBIAN_ARCH)")
         parser.add_argument("--mirror", help="archive base URL (default PIWHEELS_DEBIAN_MIRROR, "
                                              "else the one this machine's apt reads)")
 
     def handle(self, release, arch, mirror, **options):
+        arch = arch or apt.archs_of(release)
         try:
             kept = apt.refresh(release, mirror=mirror, arch=arch)
         except apt.ContentsError as exc:
             raise CommandError(str(exc)) from None
         named = depwait.name_fixes(release)
-        self.stdout.write(f"{release} ({arch}): {kept} paths kept from {apt.archive(mirror)}; "
-                          f"the fix named for {named} failed builds")
+        self.stdout.write(f"{release} ({','.join(arch)}): {kept} paths kept from "
+                          f"{apt.archive(mirror)}; the fix named for {named} failed builds")

@@ -2,6 +2,7 @@ from django.core.management.base import BaseCommand, CommandError
 
 from packages import sync
 from packages.jobs import queue
+from packages.models import Project, Version
 from packages.upstream import UpstreamError
 
 
@@ -17,7 +18,13 @@ class Command(BaseCommand):
             result = sync.add_package(name, versions)
         except (LookupError, ValueError, UpstreamError) as exc:
             raise CommandError(str(exc)) from None
-        queued, _ = queue().refresh(result.changed_version_ids, "requested")
+        # Every version named (all of them when none is), changed or not: the sync may
+        # have queued them already, behind the backlog; asked for now, they go first.
+        named = Version.objects.filter(project__in=Project.objects.named(name))
+        if versions:
+            named = named.filter(version__in=versions)
+        ids = [*result.changed_version_ids, *named.values_list("id", flat=True)]
+        queued, _ = queue().refresh(ids, "requested")
         self.stdout.write(
             f"added {name}: {result.versions_created} new versions, "
             f"{result.versions_updated} updated ({result.versions_without_sdist} without "

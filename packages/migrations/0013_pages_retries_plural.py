@@ -6,7 +6,7 @@ from django.db import migrations
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('packages', '0011_project_summary_read'),
+        ('packages', '0012_fresh_sync_rate'),
     ]
 
     operations = [
