@@ -17,6 +17,7 @@ import gzip
 import json
 import logging
 import os
+import shutil
 import uuid
 import zlib
 from pathlib import Path
@@ -25,6 +26,7 @@ from django.conf import settings
 
 from builds import storage
 from builds.queue import hold
+from lib import datafiles
 
 log = logging.getLogger(__name__)
 
@@ -109,8 +111,7 @@ def receive_log(build_id, builder, chunks, size, now):
         )
     hold(build_id, builder, now)
     limit = settings.PIWHEELS_MAX_LOG_INFLATED
-    incoming = storage.incoming_dir(build_id)
-    incoming.mkdir(parents=True, exist_ok=True)
+    incoming = datafiles.makedirs(storage.incoming_dir(build_id))
     part = incoming / f".{UPLOADED}.{uuid.uuid4().hex}.part"
     inflate = zlib.decompressobj(wbits=16 + zlib.MAX_WBITS)  # gzip framing
     text = codecs.getincrementaldecoder("utf-8")(errors="replace")
@@ -164,16 +165,30 @@ def pending_excerpt(build_id, output):
 
 def store_whole(build_id, output):
     """Keep the whole log of a finishing build under logs/: its uploaded log when there
-    is one (moved), else OUTPUT, compressed. Call before its incoming dir is removed."""
+    is one, else OUTPUT, compressed. Call before its incoming dir is removed. The
+    uploaded log is linked (copied across filesystems), not moved: a finish whose
+    transaction then fails leaves it in incoming/ for the retry, which would otherwise
+    find none and keep the (empty) output instead."""
     target = whole_log_path(build_id)
-    target.parent.mkdir(parents=True, exist_ok=True)
+    datafiles.makedirs(target.parent)
     uploaded = storage.incoming_dir(build_id) / UPLOADED
-    if uploaded.is_file():
-        os.replace(uploaded, target)
-        return target
     tmp = target.with_name(f".{target.name}.{uuid.uuid4().hex}.tmp")
+    if uploaded.is_file():
+        try:
+            try:
+                os.link(uploaded, tmp)
+            except OSError:
+                shutil.copyfile(uploaded, tmp)
+                datafiles.set_file_mode(tmp)
+            os.replace(tmp, target)
+        finally:
+            tmp.unlink(missing_ok=True)
+        return target
+    if not output and target.is_file():
+        return target  # kept already, by a finish that did not commit: not emptied
     try:
-        with gzip.open(tmp, "wt", encoding="utf-8", compresslevel=6) as f:
+        with datafiles.create(tmp, "wb") as raw, gzip.open(raw, "wt", encoding="utf-8",
+                                                            compresslevel=6) as f:
             f.write(output or "")
         os.replace(tmp, target)
     finally:
@@ -183,5 +198,5 @@ def store_whole(build_id, output):
 
 def _write_json(path, data):
     tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
-    tmp.write_text(json.dumps(data), encoding="utf-8")
+    datafiles.write_bytes(tmp, json.dumps(data).encode("utf-8"))
     os.replace(tmp, path)

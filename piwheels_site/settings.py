@@ -153,6 +153,11 @@ PIWHEELS_MAX_LOG_INFLATED = envint("PIWHEELS_MAX_LOG_INFLATED", 4 * 1024**3)
 # two never disagree.
 PIWHEELS_MAX_BODY = envint("PIWHEELS_MAX_BODY", 64 * 1024**2)
 DATA_UPLOAD_MAX_MEMORY_SIZE = PIWHEELS_MAX_BODY
+# Reading inside a wheel (builds/inspection.py: its ELF objects' ARM attributes) runs in
+# a process of its own, stopped after this many seconds (wall and CPU) and bounded to this
+# address space in bytes: past either, the wheel is "not known to run on ARMv6".
+PIWHEELS_INSPECT_TIMEOUT = envfloat("PIWHEELS_INSPECT_TIMEOUT", 20)
+PIWHEELS_INSPECT_MEMORY = envint("PIWHEELS_INSPECT_MEMORY", 1024**3)
 # Seconds a claimed job stays a builder's without a heartbeat.
 PIWHEELS_LEASE_SECONDS = envint("PIWHEELS_LEASE_SECONDS", 300)
 # Attempts after which a job whose builders keep vanishing goes to the back of the queue.
