@@ -71,7 +71,7 @@ class Checked(Text):
     def to_internal_value(self, data):
         data = super().to_internal_value(data)
         if data and not type(self).check(data):
-            raise serializers.ValidationError(self.message)
+            raise serializers.ValidationError(self.message.format(value=data[:100]))
         return data
 
 
@@ -81,7 +81,7 @@ class Checked(Text):
 class GlibcField(Checked):
     check = staticmethod(platforms.valid_glibc)
     message = ("glibc must be a version such as '2.36' (ASCII digits, from 2.17 up to, "
-               "not including, 3.0)")
+               "not including, 3.0), not {value!r}")
 
 
 @extend_schema_field({"type": "string", "pattern": r"^([a-z][a-z0-9-]{0,31})?$",
@@ -89,7 +89,7 @@ class GlibcField(Checked):
 class OsReleaseField(Checked):
     check = staticmethod(platforms.valid_os_release)
     message = ("os_release must be an OS release codename such as 'bookworm' (lower case "
-               "ASCII letters, digits, '-')")
+               "ASCII letters, digits, '-'), not {value!r}")
 
 
 @extend_schema_field({"type": "string", "pattern": r"^[a-z][a-z0-9-]{1,29}$"})
@@ -105,8 +105,7 @@ class ReportReleaseField(OsReleaseField):
 class DebianPackageField(Checked):
     """A Debian package name (lib/debian.py: the same check as the package report's)."""
     check = staticmethod(debian.is_package_name)
-    message = ("must be a Debian package name (lower case ASCII letters, digits, '+', '-', "
-               "'.', optionally ':arch')")
+    message = "{value!r} is not a Debian package name"
 
     def __init__(self, **kwargs):
         super().__init__(min_length=2, max_length=debian.MAX_NAME, **kwargs)
