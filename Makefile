@@ -59,7 +59,21 @@ migrate: venv
 # from the trap: django-q's cluster can hang when a second signal lands while it stops.
 # gunicorn's control socket is this checkout's own (var/), not ~/.gunicorn/gunicorn.ctl,
 # which every gunicorn of one user would otherwise share.
-run: migrate
+# Debug pages (settings, paths, the database's name on every 500) only when asked:
+# `make run DEBUG=true`. Without DEBUG the farm needs a SECRET_KEY of its own: one is made
+# once into var/secret_key unless SECRET_KEY or SECRET_KEY_FILE is given. It serves plain
+# HTTP on $(BIND), so its cookies are not HTTPS-only (SECURE_COOKIES=false). These hold
+# for `run` and what it makes first (migrate), not for `make test`.
+RUN_SECRET := $(if $(SECRET_KEY)$(SECRET_KEY_FILE),,var/secret_key)
+run: export DEBUG ?= false
+run: export SECURE_COOKIES ?= false
+run: export SECRET_KEY_FILE := $(or $(SECRET_KEY_FILE),$(if $(SECRET_KEY),,$(CURDIR)/var/secret_key))
+
+var/secret_key:
+	mkdir -p var
+	umask 077; $(PYTHON) -c 'import secrets; print(secrets.token_urlsafe(50))' > $@
+
+run: $(RUN_SECRET) migrate
 	@echo "web: http://$(BIND)/  (Ctrl-C stops the web server and the task worker)"
 	@set -m; \
 	$(PY) manage.py qcluster & q=$$!; \

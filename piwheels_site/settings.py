@@ -87,7 +87,12 @@ CONTENT_SECURITY_POLICY = {
         "frame-ancestors": ["'none'"],
     },
 }
-ALLOWED_HOSTS = [h for h in os.environ.get("ALLOWED_HOSTS", "*").split(",") if h]
+# The names the farm answers to: this machine's own by default (`make run`); an operator
+# lists the public name(s). A request naming another Host is a 400 (DisallowedHost),
+# never an answer carrying that name in its URLs. "*" allows any: not a default.
+ALLOWED_HOSTS = [h.strip() for h in
+                 os.environ.get("ALLOWED_HOSTS", "localhost,127.0.0.1,[::1]").split(",")
+                 if h.strip()]
 CSRF_TRUSTED_ORIGINS = [
     o for o in os.environ.get("CSRF_TRUSTED_ORIGINS", "").split(",") if o
 ]
