@@ -9,10 +9,17 @@ asked at most every EMPTY_FOR seconds per ABI and process (an index-only probe),
 when the answer is yes does a waiting thread reconnect and try queue.claim(). Each thread
 looks again after a backoff of 0.2 s doubling to 1 s. The polling load is therefore a few
 tiny queries per second per process, whatever the number of waiting builders.
+
+Waiting threads are bounded: at most PIWHEELS_LONGPOLL_PER_BUILDER of one builder's
+claims, and PIWHEELS_LONGPOLL_MAX in all, wait at once in one process (0: no bound).
+A claim past either is tried once and answered at once (204 when nothing is queued; the
+agent pauses before it asks again): 70 claims with one stolen token, or more builders
+than threads, cannot take every thread from pip and the pages.
 """
 import threading
 import time
 
+from django.conf import settings
 from django.db import DEFAULT_DB_ALIAS, DatabaseError, connection, connections
 
 from builds import queue
@@ -25,20 +32,54 @@ EMPTY_FOR = 0.2  # seconds one probe's answer serves all the waiting threads of 
 _lock = threading.Lock()
 _answers = {}  # abi id -> (time.monotonic() of the probe, anything queued?)
 _shared = None  # the probing connection of this process
+_waiting = {}  # builder id -> its claims waiting in this process
+_waiting_total = 0
+
+
+def _start_waiting(builder_id):
+    """Count one more waiting claim of BUILDER_ID, unless a bound is reached: whether
+    it may wait."""
+    global _waiting_total
+    per_builder = settings.PIWHEELS_LONGPOLL_PER_BUILDER
+    overall = settings.PIWHEELS_LONGPOLL_MAX
+    with _lock:
+        mine = _waiting.get(builder_id, 0)
+        if (per_builder and mine >= per_builder) or (overall and _waiting_total >= overall):
+            return False
+        _waiting[builder_id] = mine + 1
+        _waiting_total += 1
+        return True
+
+
+def _stop_waiting(builder_id):
+    global _waiting_total
+    with _lock:
+        left = _waiting.get(builder_id, 1) - 1
+        if left > 0:
+            _waiting[builder_id] = left
+        else:
+            _waiting.pop(builder_id, None)
+        _waiting_total -= 1
 
 
 def wait_for_job(builder, abi, wait, now):
     """queue.claim() until it hands out a job for ABI (an active Abi) or WAIT seconds
-    have passed; the first try always claims. NOW() gives the time."""
+    have passed; the first try always claims. NOW() gives the time. Past the bounds on
+    waiting claims (above), the first try is the only one."""
+    build = queue.claim(builder, abi, now())
+    if build is not None or wait <= 0 or not _start_waiting(builder.id):
+        return build
+    try:
+        return _wait(builder, abi, wait, now)
+    finally:
+        _stop_waiting(builder.id)
+
+
+def _wait(builder, abi, wait, now):
+    """After a first claim that found nothing: look again until WAIT seconds passed."""
     deadline = time.monotonic() + wait
     pause = FIRST_PAUSE
-    first = True
     while True:
-        if first or anything_queued(abi.id):
-            build = queue.claim(builder, abi, now())
-            if build is not None:
-                return build
-        first = False
         left = deadline - time.monotonic()
         if left <= 0:
             return None
@@ -46,6 +87,10 @@ def wait_for_job(builder, abi, wait, now):
             connection.close()
         time.sleep(min(pause, left))
         pause = min(pause * 2, MAX_PAUSE)
+        if anything_queued(abi.id):
+            build = queue.claim(builder, abi, now())
+            if build is not None:
+                return build
 
 
 def anything_queued(abi_id):
