@@ -85,6 +85,7 @@ def _locked(path):
     datafiles.makedirs(path.parent)
     fd = os.open(path, os.O_RDWR | os.O_CREAT, datafiles.FILE_MODE)
     try:
+        datafiles.set_file_mode(fd)  # os.open's mode is less the umask
         fcntl.flock(fd, fcntl.LOCK_EX)
         yield
     finally:
