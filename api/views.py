@@ -250,8 +250,8 @@ class Finish(BuilderView):
         responses={
             200: serializers.FinishedSerializer,
             400: refusal("bad body, or a listed file was not uploaded"),
-            413: refusal("body over PIWHEELS_MAX_BODY (64 MiB): "
-                                             "send the log on its own (upload_log)"),
+            413: refusal("body over PIWHEELS_MAX_BODY (8 MiB): "
+                         "send the log on its own (upload_log)"),
             **JOB_ERRORS,
         },
     )

@@ -116,17 +116,25 @@ def receive_log(build_id, builder, chunks, size, now):
     inflate = zlib.decompressobj(wbits=16 + zlib.MAX_WBITS)  # gzip framing
     text = codecs.getincrementaldecoder("utf-8")(errors="replace")
     cut = Excerpt()
-    inflated = 0
+    inflated = compressed = 0
+    ratio, ratio_from = settings.PIWHEELS_LOG_MAX_RATIO, settings.PIWHEELS_LOG_RATIO_MIN_SIZE
 
     def read(chunk):
-        nonlocal inflated
+        nonlocal inflated, compressed
         data = chunk
+        compressed += len(chunk)
         while data and not inflate.eof:
             # At most 1 MiB inflated at a time: a gzip bomb never fills memory.
             piece = inflate.decompress(data, 1024 * 1024)
             inflated += len(piece)
             if inflated > limit:
                 raise LogTooLarge(f"the log inflates to over {limit} bytes: send less of it")
+            # A bomb is refused after RATIO_MIN_SIZE inflated, not after LIMIT: a
+            # build log compresses 5-20 times, a run of zeros 1,000 times.
+            if ratio and inflated > ratio_from and inflated > ratio * compressed:
+                raise LogTooLarge(
+                    f"the log inflates more than {ratio} times its compressed size "
+                    "(PIWHEELS_LOG_MAX_RATIO): send less of it")
             cut.feed(text.decode(piece))
             data = inflate.unconsumed_tail
         if inflate.eof and (data or inflate.unused_data):

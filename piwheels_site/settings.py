@@ -151,12 +151,19 @@ PIWHEELS_MAX_LOG = envint("PIWHEELS_MAX_LOG", 2 * 1024**2)
 # is read (a 413 too).
 PIWHEELS_MAX_LOG_UPLOAD = envint("PIWHEELS_MAX_LOG_UPLOAD", 256 * 1024**2)
 PIWHEELS_MAX_LOG_INFLATED = envint("PIWHEELS_MAX_LOG_INFLATED", 4 * 1024**3)
+# Past LOG_RATIO_MIN_SIZE inflated bytes, a log that inflates more than LOG_MAX_RATIO
+# times what has been received is refused (413) at once: a gzip bomb costs a fraction of
+# a second, not the CPU of inflating it to PIWHEELS_MAX_LOG_INFLATED. 0: no ratio check.
+PIWHEELS_LOG_MAX_RATIO = envint("PIWHEELS_LOG_MAX_RATIO", 100)
+PIWHEELS_LOG_RATIO_MIN_SIZE = envint("PIWHEELS_LOG_RATIO_MIN_SIZE", 64 * 1024**2)
 # The largest body the farm reads into memory, in bytes: a finish body (JSON) of an
 # older agent that sends its log inside it, and admin forms. The API refuses a bigger
 # one with a 413 JSON answer before reading it (api/views.py); Django's own check
 # (DATA_UPLOAD_MAX_MEMORY_SIZE, 2.5 MiB unless set) is given the same value so that the
 # two never disagree.
-PIWHEELS_MAX_BODY = envint("PIWHEELS_MAX_BODY", 64 * 1024**2)
+# 8 MiB: an agent sends its log on its own and at most 1 MiB of it inside finish to a farm
+# without the log upload; a 64 MiB body grew a worker by 266 MB while it was parsed.
+PIWHEELS_MAX_BODY = envint("PIWHEELS_MAX_BODY", 8 * 1024**2)
 DATA_UPLOAD_MAX_MEMORY_SIZE = PIWHEELS_MAX_BODY
 # Reading inside a wheel (builds/inspection.py: its ELF objects' ARM attributes) runs in
 # a process of its own, stopped after this many seconds (wall and CPU) and bounded to this
