@@ -21,6 +21,7 @@ from pathlib import Path
 sys.path = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
 
 import argparse  # noqa: E402
+import http.client  # noqa: E402
 import json  # noqa: E402
 import os  # noqa: E402
 import signal  # noqa: E402
@@ -28,8 +29,7 @@ import socket  # noqa: E402
 import struct  # noqa: E402
 import subprocess  # noqa: E402
 import time  # noqa: E402
-import urllib.error  # noqa: E402
-import urllib.request  # noqa: E402
+import urllib.parse  # noqa: E402
 import zlib  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -42,9 +42,10 @@ from builds.models import Abi, Build
 from packages.models import Project, Version
 abi = Abi.objects.get(tag="cp311")
 project, _ = Project.objects.get_or_create(
-    normalized_name="bench-bodies", defaults={"name": "bench-bodies"})
-for n in range({n}):
-    version = Version.objects.create(project=project, version=f"{{timezone.now():%s%f}}.{{n}}")
+    normalized_name="bench-bodies", defaults=dict(name="bench-bodies"))
+for n in range(COUNT):
+    version = Version.objects.create(project=project, version=f"{timezone.now():%s%f}.{n}",
+                                     has_sdist=True, released=timezone.now())
     Build.objects.create(version=version, abi=abi, state="queued")
 """
 
@@ -101,20 +102,33 @@ def memory(pid):
 
 
 def call(url, token, method, data, content_type, timeout=300):
-    request = urllib.request.Request(url, data=data, method=method, headers={
-        "Authorization": f"Token {token}", "Content-Type": content_type})
+    """(status, body) of one request; a server that answers before it has read the
+    whole body (a 413) is heard out even though the rest could not be sent."""
+    parts = urllib.parse.urlsplit(url)
+    conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=timeout)
     try:
-        with urllib.request.urlopen(request, timeout=timeout) as answer:
-            return answer.status, answer.read()
-    except urllib.error.HTTPError as exc:
-        return exc.code, exc.read()
+        conn.putrequest(method, parts.path)
+        for name, value in (("Authorization", f"Token {token}"),
+                            ("Content-Type", content_type),
+                            ("Content-Length", str(len(data)))):
+            conn.putheader(name, value)
+        conn.endheaders()
+        try:
+            for at in range(0, len(data), 1024 * 1024):
+                conn.send(data[at:at + 1024 * 1024])
+        except (BrokenPipeError, ConnectionResetError):
+            pass
+        answer = conn.getresponse()
+        return answer.status, answer.read()
+    finally:
+        conn.close()
 
 
 def run(mode, bomb, inflates):
     env = farm_env(BEFORE if mode == "before" else {})
     out = manage(env, "create_builder", f"bench-{mode}-{int(time.time())}")
     token = next(w for line in out.splitlines() for w in line.split() if len(w) >= 30)
-    manage(env, "shell", "-c", MAKE_JOBS.format(n=2))
+    manage(env, "shell", "-c", MAKE_JOBS.replace("COUNT", "2"))
     port = free_port()
     base = f"http://127.0.0.1:{port}"
     proc = subprocess.Popen(
