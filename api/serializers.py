@@ -1,9 +1,12 @@
 """Shapes of the builder API's bodies (docs/builder-api.md): shape and range checks
 only (so that the schema says what is refused); the rules live in builds.queue and
 builds.publish."""
+import re
+
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
+from builds.wheels import MAX_FILENAME
 from lib import debian, platforms
 
 MAX_WAIT = 60
@@ -111,6 +114,38 @@ class DebianPackageField(Checked):
         super().__init__(min_length=2, max_length=debian.MAX_NAME, **kwargs)
 
 
+# A wheel filename as packaging writes it (builds.wheels checks the rest): the schema's
+# pattern and the server's check are the same expression.
+WHEEL_FILENAME = (r"[a-z0-9_]+-[a-z0-9_.!+]+(-[0-9][A-Za-z0-9_]*)?-[a-z0-9_.]+-[a-z0-9_.]+"
+                  r"-[a-z0-9_.]+\.whl")
+_WHEEL_FILENAME = re.compile(rf"\A{WHEEL_FILENAME}\Z", re.ASCII)
+FILENAME_SCHEMA = {"type": "string", "pattern": f"^{WHEEL_FILENAME}$",
+                   "maxLength": MAX_FILENAME}
+
+
+@extend_schema_field(FILENAME_SCHEMA)
+class FilenameField(Checked):
+    check = staticmethod(lambda text: bool(_WHEEL_FILENAME.match(text)))
+    message = "{value!r} is not a wheel filename as packaging writes it"
+
+    def __init__(self, **kwargs):
+        super().__init__(min_length=1, max_length=MAX_FILENAME, **kwargs)
+
+
+_ABI = re.compile(r"\A[a-z0-9_]{1,20}\Z", re.ASCII)
+
+
+@extend_schema_field({"type": "string", "pattern": "^[a-z0-9_]{1,20}$"})
+class AbiField(Checked):
+    """An ABI tag's shape (cp311); whether the farm builds for it is the queue's
+    answer (a 400 naming it)."""
+    check = staticmethod(lambda text: bool(_ABI.match(text)))
+    message = "abi must be an ABI tag such as 'cp311', not {value!r}"
+
+    def __init__(self, **kwargs):
+        super().__init__(min_length=1, max_length=20, **kwargs)
+
+
 class LogField(Text):
     """Build output: NULs dropped (PostgreSQL text cannot hold them), never refused."""
 
@@ -122,7 +157,7 @@ class LogField(Text):
 
 
 class ClaimSerializer(serializers.Serializer):
-    abi = Text(min_length=1, max_length=20)
+    abi = AbiField()
     platform = Text(max_length=100, allow_blank=True, default="")
     python_version = Text(max_length=50, allow_blank=True, default="")
     os = Text(max_length=200, allow_blank=True, default="")
@@ -149,7 +184,7 @@ class JobSerializer(serializers.Serializer):
 
 class PackagesSerializer(serializers.Serializer):
     os_release = ReportReleaseField()
-    abi = serializers.CharField(max_length=20, required=False)
+    abi = AbiField(required=False)
     packages = serializers.ListField(
         child=DebianPackageField(), max_length=50_000, allow_empty=False
     )
@@ -161,7 +196,7 @@ class PackagesRecordedSerializer(serializers.Serializer):
 
 
 class FileSerializer(serializers.Serializer):
-    filename = Text(min_length=1, max_length=255)
+    filename = FilenameField()
     size = Integer(min_value=0, max_value=MAX_SIZE)
     sha256 = TextMatching(r"^[0-9a-fA-F]{64}$")
     requires_python = Text(max_length=200, allow_blank=True, default="")

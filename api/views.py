@@ -184,7 +184,7 @@ class UploadFile(BuilderView):
             ),
             OpenApiParameter(
                 "filename",
-                {"type": "string", "pattern": r"^[^/\\]+\.whl$", "maxLength": 255},
+                serializers.FILENAME_SCHEMA,
                 OpenApiParameter.PATH, description="the wheel's file name, as pip names it",
             ),
         ],
