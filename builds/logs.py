@@ -18,6 +18,7 @@ import json
 import logging
 import os
 import shutil
+import time
 import uuid
 import zlib
 from pathlib import Path
@@ -202,6 +203,30 @@ def store_whole(build_id, output):
     finally:
         tmp.unlink(missing_ok=True)
     return target
+
+
+def remove_stray_logs(older_than=3600):
+    """Delete the whole logs under logs/ of builds that do not exist (an import refused
+    before issue 20's fix left its log behind), last written over OLDER_THAN seconds ago
+    (a finish or an import writes its log before its build's row commits); their count."""
+    from builds.models import Build
+
+    root = Path(settings.PIWHEELS_DATA_DIR) / "logs"
+    found = {}
+    cutoff = time.time() - older_than
+    for path in root.glob("*/*.log.gz") if root.is_dir() else ():
+        build_id = path.name[: -len(".log.gz")]
+        if build_id.isdigit() and path.stat().st_mtime < cutoff:
+            found[int(build_id)] = path
+    ids = list(found)
+    existing = set()
+    for at in range(0, len(ids), 10_000):
+        existing.update(Build.objects.filter(id__in=ids[at:at + 10_000])
+                        .values_list("id", flat=True))
+    stray = [path for build_id, path in found.items() if build_id not in existing]
+    for path in stray:
+        path.unlink(missing_ok=True)
+    return len(stray)
 
 
 def _write_json(path, data):

@@ -154,3 +154,37 @@ def test_the_default_hosts_are_this_machines_own():
              "DEBUG": "false", "SECRET_KEY": "x" * 50},
         capture_output=True, text=True, check=True).stdout
     assert out.strip() == "['localhost', '127.0.0.1', '[::1]']"
+
+
+def test_a_refused_import_leaves_no_log_and_stray_logs_are_not_served(client, data_dir,
+                                                                       tmp_path):
+    import io
+    import os
+
+    from django.core.management import CommandError, call_command
+
+    from builds import logs
+    from tests.factories import make_abi, wheel_archive
+
+    make_abi("cp311")
+    version = make_version(make_project("foo"), "1.0")
+    wheel = wheel_archive("foo", "1.0")
+    version.upstream_wheels = [wheel.filename]  # upstream has this name: refused
+    version.save()
+    path = tmp_path / wheel.filename
+    path.write_bytes(wheel.content)
+    with pytest.raises(CommandError):
+        call_command("import_wheels", str(path), "--abi", "cp311", stdout=io.StringIO())
+    assert not Build.objects.exists()
+    logs_dir = data_dir / "logs"
+    assert not logs_dir.exists() or not list(logs_dir.rglob("*.log.gz"))
+
+    # A log left by a refused import before the fix: not served, then removed.
+    stray = logs.whole_log_path(987654)
+    stray.parent.mkdir(parents=True, exist_ok=True)
+    stray.write_bytes(b"\x1f\x8b")
+    assert client.get("/logs/987654/whole.log.gz").status_code == 404
+    os.utime(stray, (0, 0))
+    out = io.StringIO()
+    call_command("remove_stray_logs", stdout=out)
+    assert out.getvalue() == "1 stray logs removed\n" and not stray.exists()
