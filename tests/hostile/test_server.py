@@ -133,3 +133,24 @@ def test_make_runs_server_answers_through_slow_clients_and_piled_long_polls(
         except subprocess.TimeoutExpired:
             os.killpg(web.pid, signal.SIGKILL)
             web.wait()
+
+
+def test_make_run_shows_no_debug_pages_unless_asked(tmp_path):
+    """`make run`'s recipe with PY standing for a script that prints what the web server
+    and the task worker would be given (migrate and the secret key not made)."""
+    script = tmp_path / "py"
+    script.write_text('#!/bin/sh\necho "$2 DEBUG=$DEBUG SECRET_KEY_FILE=$SECRET_KEY_FILE"\n')
+    script.chmod(0o755)
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("DEBUG", "SECRET_KEY", "SECRET_KEY_FILE", "MAKEFLAGS")}
+
+    def run(*args):
+        return subprocess.run(["make", "-s", "-o", "migrate", "-o", "var/secret_key", "run",
+                               f"PY={script}", *args], cwd=ROOT, env=env, timeout=60,
+                              capture_output=True, text=True).stdout
+
+    plain = run()
+    assert "DEBUG=false" in plain and "DEBUG=true" not in plain
+    assert f"SECRET_KEY_FILE={ROOT}/var/secret_key" in plain
+    assert "127.0.0.1:8000 DEBUG=false" in plain  # scripts/run-web's first argument
+    assert "DEBUG=true" in run("DEBUG=true")
