@@ -96,6 +96,8 @@ class Claim(BuilderView):
             204: OpenApiResponse(description="nothing to build within `wait` seconds"),
             400: refusal("bad body, or the farm does not build for that ABI, or not on "
                          "this builder's OS release"),
+            429: refusal("nothing to build now, and too many claims (of this builder, or "
+                         "in all) already wait: ask again after Retry-After seconds"),
             **ERRORS,
         },
     )

@@ -158,6 +158,9 @@ def long_polls(port, token, until, stats):
                 stats[r.status] += 1
         except urllib.error.HTTPError as exc:
             stats[exc.code] += 1
+            if exc.code == 429:  # as the agent does: wait as told (at most 60 s)
+                pause = min(60, float(exc.headers.get("Retry-After") or 1))
+                time.sleep(max(0, min(pause, until - time.monotonic())))
         except OSError:
             stats["no answer"] += 1
         time.sleep(1)  # as the agent pauses after a claim answered at once (IDLE_PAUSE)

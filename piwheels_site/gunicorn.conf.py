@@ -33,3 +33,7 @@ def post_worker_init(worker):
     from gunicorn import util
 
     util.write_error = json_error
+    # How many claims may wait at once in this worker (api/longpoll.py) follows its threads.
+    from api import longpoll
+
+    longpoll.set_threads(worker.cfg.threads)

@@ -171,10 +171,12 @@ DATA_UPLOAD_MAX_MEMORY_SIZE = PIWHEELS_MAX_BODY
 PIWHEELS_INSPECT_TIMEOUT = envfloat("PIWHEELS_INSPECT_TIMEOUT", 20)
 PIWHEELS_INSPECT_MEMORY = envint("PIWHEELS_INSPECT_MEMORY", 1024**3)
 # Claims waiting for a job at once in one web process (api/longpoll.py): per builder, and
-# in all (keep it under the threads of a worker: `make run` has 32); past either a claim
-# is answered at once. 0: no bound.
+# in all (unset: under gunicorn, its threads per worker less a quarter, at least 2: 24 of
+# `make run`'s 32); past either a claim that finds nothing is a 429 with Retry-After.
+# 0: no bound.
 PIWHEELS_LONGPOLL_PER_BUILDER = envint("PIWHEELS_LONGPOLL_PER_BUILDER", 2)
-PIWHEELS_LONGPOLL_MAX = envint("PIWHEELS_LONGPOLL_MAX", 16)
+PIWHEELS_LONGPOLL_MAX = (envint("PIWHEELS_LONGPOLL_MAX", 0)
+                         if os.environ.get("PIWHEELS_LONGPOLL_MAX") else None)
 # Seconds a claimed job stays a builder's without a heartbeat.
 PIWHEELS_LEASE_SECONDS = envint("PIWHEELS_LEASE_SECONDS", 300)
 # Attempts after which a job whose builders keep vanishing goes to the back of the queue.

@@ -75,13 +75,18 @@ def test_one_builders_waiting_claims_are_bounded(farm):
         answer = requests.post(f"{farm.url}/api/v1/claim/", json={"abi": "cp311", "wait": 8},
                                headers={"Authorization": f"Token {builder.token}"},
                                timeout=30)
-        return answer.status_code, time.monotonic() - began
+        return answer, time.monotonic() - began
 
     with concurrent.futures.ThreadPoolExecutor(6) as pool:
         answers = list(pool.map(lambda _: claim(), range(6)))
-    assert [status for status, _ in answers] == [204] * 6
-    waited = sorted(seconds for _, seconds in answers)
-    assert waited[3] < 4 and waited[4] >= 7, waited  # 4 at once, 2 waited their 8 s
+    by_status = sorted(((a.status_code, seconds, a) for a, seconds in answers),
+                       key=lambda row: row[:2])
+    assert [status for status, _, _ in by_status] == [204, 204, 429, 429, 429, 429]
+    assert all(seconds >= 7 for status, seconds, _ in by_status if status == 204)
+    for _, seconds, answer in by_status[2:]:  # refused at once, told when to ask again
+        assert seconds < 4 and answer.headers["Retry-After"] == "8"
+        assert answer.json() == {
+            "detail": "2 claims of this builder already wait for a job: ask again in 8 s"}
 
 
 @pytest.mark.skipif(NGINX is None, reason="nginx is not installed (apt-get install -y nginx; "
