@@ -35,7 +35,16 @@ from django.utils import timezone
 from packaging.utils import canonicalize_version, parse_wheel_filename
 
 from builds import depwait, failures, inspection, logs, queue, rules, sql, storage, wheels
-from builds.models import FINISHED_STATES, Abi, Build, BuildLog, File, ServedName, Upload
+from builds.models import (
+    FINISHED_STATES,
+    LIVE_STATES,
+    Abi,
+    Build,
+    BuildLog,
+    File,
+    ServedName,
+    Upload,
+)
 from builds.queue import LeaseLost, NoSuchBuild, hold
 from lib import datafiles, debian, platforms, wheeltags
 from packages.models import Project, Version
@@ -183,9 +192,11 @@ def finish(build_id, builder, success, duration, output, failure_reason="", file
     # Why it failed, and the Debian package that would fix it (builds/depwait.py).
     diagnosis = {} if success else depwait.diagnose(builder, builder.abi_id, output,
                                                     failure_reason)
-    if success:
+    if success and Build.objects.filter(id=build_id, builder_id=builder.id,
+                                        state__in=LIVE_STATES).exists():
         # What is read inside the wheels is read now, bounded, before the transaction
-        # that holds the build's row (builds/inspection.py).
+        # that holds the build's row (builds/inspection.py); only for this builder's live
+        # job (anything else is refused below, without reading a byte).
         files = [dict(decl, inspection=_inspect_upload(build_id, decl)) for decl in files]
     if not success and connection.vendor == "postgresql":
         build = _fail_one_statement(build_id, builder, duration, output, failure_reason, now,
