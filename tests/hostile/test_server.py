@@ -144,7 +144,9 @@ def test_make_run_shows_no_debug_pages_unless_asked(tmp_path):
     """`make run`'s recipe with PY standing for a script that prints what the web server
     and the task worker would be given (migrate and the secret key not made)."""
     script = tmp_path / "py"
-    script.write_text('#!/bin/sh\necho "$2 DEBUG=$DEBUG SECRET_KEY_FILE=$SECRET_KEY_FILE"\n')
+    # It prints, then lives on a while: the recipe stops both when the first one ends.
+    script.write_text('#!/bin/sh\necho "$2 DEBUG=$DEBUG SECRET_KEY_FILE=$SECRET_KEY_FILE"\n'
+                      'sleep 5\n')
     script.chmod(0o755)
     env = {k: v for k, v in os.environ.items()
            if k not in ("DEBUG", "SECRET_KEY", "SECRET_KEY_FILE", "MAKEFLAGS")}
