@@ -55,17 +55,32 @@ migrate: venv
 	$(PY) manage.py migrate --noinput
 	$(PY) manage.py collectstatic --noinput -v 0
 
-# The two run in process groups of their own (set -m), so that Ctrl-C reaches them once,
-# from the trap: django-q's cluster can hang when a second signal lands while it stops.
+# Debug pages (settings, paths, the database's name on every 500) only when asked:
+# `make run DEBUG=true`. Without DEBUG the farm needs a SECRET_KEY of its own: one is made
+# once into var/secret_key unless SECRET_KEY or SECRET_KEY_FILE is given. It serves plain
+# HTTP on $(BIND), so its cookies are not HTTPS-only (SECURE_COOKIES=false). These hold
+# for `run` and what it makes first (migrate), not for `make test`.
+RUN_SECRET := $(if $(SECRET_KEY)$(SECRET_KEY_FILE),,var/secret_key)
+run: export DEBUG ?= false
+run: export SECURE_COOKIES ?= false
+run: export SECRET_KEY_FILE := $(or $(SECRET_KEY_FILE),$(if $(SECRET_KEY),,$(CURDIR)/var/secret_key))
+
+var/secret_key:
+	mkdir -p var
+	umask 077; $(PYTHON) -c 'import secrets; print(secrets.token_urlsafe(50))' > $@
+
+# The web server (scripts/run-web: nginx in front of gunicorn where nginx is installed,
+# so that slow clients meet nginx, not gunicorn's threads) and the task worker run in
+# process groups of their own (set -m), so that Ctrl-C reaches them once, from the trap:
+# django-q's cluster can hang when a second signal lands while it stops.
 # gunicorn's control socket is this checkout's own (var/), not ~/.gunicorn/gunicorn.ctl,
 # which every gunicorn of one user would otherwise share. A taken BIND stops it before
 # anything starts (scripts/check-bind); if either process ends on its own, the other is
 # stopped and make run fails with its status (Ctrl-C is a normal stop).
-run: check-bind migrate
+run: check-bind $(RUN_SECRET) migrate
 	@echo "web: http://$(BIND)/  (Ctrl-C stops the web server and the task worker)"
 	@set -m; \
-	$(VENV)/bin/gunicorn piwheels_site.wsgi -c piwheels_site/gunicorn.conf.py -b $(BIND) \
-	  -w $(WEB_WORKERS) -k gthread --threads $(WEB_THREADS) --access-logfile - \
+	$(PY) scripts/run-web $(BIND) $(WEB_WORKERS) $(WEB_THREADS) --access-logfile - \
 	  --control-socket var/gunicorn.ctl & g=$$!; \
 	$(PY) manage.py qcluster & q=$$!; \
 	stopped=; trap 'stopped=1' INT TERM; wait -n; status=$$?; \

@@ -14,9 +14,10 @@ from django.http import JsonResponse
 from django.views import defaults
 from django.views.decorators.csrf import csrf_exempt
 from rest_framework import status
-from rest_framework.exceptions import APIException, ValidationError
+from rest_framework.exceptions import APIException, Throttled, ValidationError
 from rest_framework.views import exception_handler
 
+from api.longpoll import TooManyWaiting
 from builds.depwait import BadPackageList
 from builds.logs import LogRefused, LogTooLarge
 from builds.publish import (
@@ -60,7 +61,15 @@ class TooLarge(APIException):
     default_detail = "the body is too large"
 
 
+class TooMany(Throttled):
+    def __init__(self, message, wait):
+        super().__init__(wait=wait)
+        self.detail = message  # one sentence, without DRF's "Expected available in ..."
+
+
 def handle_exception(exc, context):
+    if isinstance(exc, TooManyWaiting):
+        exc = TooMany(str(exc), exc.retry_after)  # 429 with Retry-After
     for cls, code in STATUS:
         if isinstance(exc, cls):
             message = next((m for c, m in MESSAGES.items() if isinstance(exc, c)), str(exc))

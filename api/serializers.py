@@ -1,9 +1,13 @@
 """Shapes of the builder API's bodies (docs/builder-api.md): shape and range checks
 only (so that the schema says what is refused); the rules live in builds.queue and
 builds.publish."""
+import re
+
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from lib import platforms
+from builds.wheels import MAX_FILENAME
+from lib import debian, platforms
 
 MAX_WAIT = 60
 # Longest build duration a result may report, in seconds (30 days: any real build is
@@ -60,6 +64,88 @@ class TextMatching(serializers.RegexField):
         return super().to_internal_value(data)
 
 
+class Checked(Text):
+    """Text that CHECK (a function of the text) accepts, whole; the schema states it as
+    SCHEMA_PATTERN (an ECMA regex, where `$` is the end of the text). Subclasses set
+    both and MESSAGE."""
+    check = None
+    message = "invalid"
+
+    def to_internal_value(self, data):
+        data = super().to_internal_value(data)
+        if data and not type(self).check(data):
+            raise serializers.ValidationError(self.message.format(value=data[:100]))
+        return data
+
+
+# glibc 2.17 (manylinux2014) up to 2.999, no leading zeros: what fits a manylinux name.
+@extend_schema_field({"type": "string", "pattern": r"^(2\.(1[7-9]|[2-9][0-9]|[1-9][0-9]{2}))?$",
+                      "maxLength": 7})
+class GlibcField(Checked):
+    check = staticmethod(platforms.valid_glibc)
+    message = ("glibc must be a version such as '2.36' (ASCII digits, from 2.17 up to, "
+               "not including, 3.0), not {value!r}")
+
+
+@extend_schema_field({"type": "string", "pattern": r"^([a-z][a-z0-9-]{0,31})?$",
+                      "maxLength": 32})
+class OsReleaseField(Checked):
+    check = staticmethod(platforms.valid_os_release)
+    message = ("os_release must be an OS release codename such as 'bookworm' (lower case "
+               "ASCII letters, digits, '-'), not {value!r}")
+
+
+@extend_schema_field({"type": "string", "pattern": r"^[a-z][a-z0-9-]{1,29}$"})
+class ReportReleaseField(OsReleaseField):
+    """The release of a package report: 2 to 30 characters (builds.apt.RELEASE)."""
+
+    def __init__(self, **kwargs):
+        super().__init__(min_length=2, max_length=30, **kwargs)
+
+
+@extend_schema_field({"type": "string", "minLength": 2, "maxLength": debian.MAX_NAME,
+                      "pattern": r"^[a-z0-9][a-z0-9+.-]+(:[a-z0-9-]+)?$"})
+class DebianPackageField(Checked):
+    """A Debian package name (lib/debian.py: the same check as the package report's)."""
+    check = staticmethod(debian.is_package_name)
+    message = "{value!r} is not a Debian package name"
+
+    def __init__(self, **kwargs):
+        super().__init__(min_length=2, max_length=debian.MAX_NAME, **kwargs)
+
+
+# A wheel filename as packaging writes it (builds.wheels checks the rest): the schema's
+# pattern and the server's check are the same expression.
+WHEEL_FILENAME = (r"[a-z0-9_]+-[a-z0-9_.!+]+(-[0-9][A-Za-z0-9_]*)?-[a-z0-9_.]+-[a-z0-9_.]+"
+                  r"-[a-z0-9_.]+\.whl")
+_WHEEL_FILENAME = re.compile(rf"\A{WHEEL_FILENAME}\Z", re.ASCII)
+FILENAME_SCHEMA = {"type": "string", "pattern": f"^{WHEEL_FILENAME}$",
+                   "maxLength": MAX_FILENAME}
+
+
+@extend_schema_field(FILENAME_SCHEMA)
+class FilenameField(Checked):
+    check = staticmethod(lambda text: bool(_WHEEL_FILENAME.match(text)))
+    message = "{value!r} is not a wheel filename as packaging writes it"
+
+    def __init__(self, **kwargs):
+        super().__init__(min_length=1, max_length=MAX_FILENAME, **kwargs)
+
+
+_ABI = re.compile(r"\A[a-z0-9_]{1,20}\Z", re.ASCII)
+
+
+@extend_schema_field({"type": "string", "pattern": "^[a-z0-9_]{1,20}$"})
+class AbiField(Checked):
+    """An ABI tag's shape (cp311); whether the farm builds for it is the queue's
+    answer (a 400 naming it)."""
+    check = staticmethod(lambda text: bool(_ABI.match(text)))
+    message = "abi must be an ABI tag such as 'cp311', not {value!r}"
+
+    def __init__(self, **kwargs):
+        super().__init__(min_length=1, max_length=20, **kwargs)
+
+
 class LogField(Text):
     """Build output: NULs dropped (PostgreSQL text cannot hold them), never refused."""
 
@@ -71,20 +157,13 @@ class LogField(Text):
 
 
 class ClaimSerializer(serializers.Serializer):
-    abi = Text(min_length=1, max_length=20)
+    abi = AbiField()
     platform = Text(max_length=100, allow_blank=True, default="")
     python_version = Text(max_length=50, allow_blank=True, default="")
     os = Text(max_length=200, allow_blank=True, default="")
     # VERSION_CODENAME and glibc version; optional for agents older than them.
-    os_release = TextMatching(
-        platforms.OS_RELEASE, allow_blank=True, default="",
-        error_messages={"invalid": "os_release must be an OS release codename such as "
-                                   "'bookworm' (lower case letters, digits, '-')"},
-    )
-    glibc = TextMatching(
-        platforms.GLIBC, allow_blank=True, default="",
-        error_messages={"invalid": "glibc must be a version such as '2.36'"},
-    )
+    os_release = OsReleaseField(allow_blank=True, default="", max_length=32)
+    glibc = GlibcField(allow_blank=True, default="", max_length=7)
     wait = Number(min_value=0, max_value=MAX_WAIT, default=30)
     # sha256 of the builder's installed Debian packages (sorted names, one a line): when
     # the farm's copy differs, the answer asks for the list (X-Packages-Wanted).
@@ -104,10 +183,10 @@ class JobSerializer(serializers.Serializer):
 
 
 class PackagesSerializer(serializers.Serializer):
-    os_release = serializers.RegexField(r"^[a-z][a-z0-9-]{1,29}$")
-    abi = serializers.CharField(max_length=20, required=False)
+    os_release = ReportReleaseField()
+    abi = AbiField(required=False)
     packages = serializers.ListField(
-        child=serializers.CharField(max_length=200), max_length=50_000, allow_empty=False
+        child=DebianPackageField(), max_length=50_000, allow_empty=False
     )
 
 
@@ -117,12 +196,14 @@ class PackagesRecordedSerializer(serializers.Serializer):
 
 
 class FileSerializer(serializers.Serializer):
-    filename = Text(min_length=1, max_length=255)
+    filename = FilenameField()
     size = Integer(min_value=0, max_value=MAX_SIZE)
     sha256 = TextMatching(r"^[0-9a-fA-F]{64}$")
     requires_python = Text(max_length=200, allow_blank=True, default="")
+    # Debian packages the wheel's compiled code needs: shown on the project page's
+    # `sudo apt install` line, so checked exactly as a package report's names are.
     dependencies = serializers.ListField(
-        child=Text(max_length=200), default=list, max_length=500
+        child=DebianPackageField(), default=list, max_length=500
     )
 
 

@@ -38,12 +38,40 @@ JOB_ERRORS = {
 }
 
 
+# Deepest nesting of arrays and objects a body may have: the API's deepest is 3 (finish:
+# files, a file, its dependencies). Deeper is a 400, never a RecursionError (a 500).
+MAX_JSON_DEPTH = 16
+
+
+def json_depth_over(data, limit):
+    """Whether DATA (parsed JSON) nests arrays and objects deeper than LIMIT; iterative,
+    so that no depth makes it recurse."""
+    stack = [(data, 1)]
+    while stack:
+        value, depth = stack.pop()
+        if isinstance(value, dict):
+            value = value.values()
+        elif not isinstance(value, list):
+            continue
+        if depth > limit:
+            return True
+        stack.extend((item, depth + 1) for item in value if isinstance(item, (dict, list)))
+    return False
+
+
 class UnicodeJSONParser(JSONParser):
     """JSON whose strings are valid Unicode: a lone surrogate escape ("\\ud800") is
-    valid JSON but no text the database or a log file can hold, so it is a 400."""
+    valid JSON but no text the database or a log file can hold, so it is a 400. JSON
+    nested deeper than MAX_JSON_DEPTH is a 400 too (the parser's own recursion limit,
+    about 1,000, would otherwise end in a RecursionError)."""
 
     def parse(self, stream, media_type=None, parser_context=None):
-        data = super().parse(stream, media_type, parser_context)
+        try:
+            data = super().parse(stream, media_type, parser_context)
+        except RecursionError:
+            raise ParseError(f"the body nests deeper than {MAX_JSON_DEPTH} levels") from None
+        if json_depth_over(data, MAX_JSON_DEPTH):
+            raise ParseError(f"the body nests deeper than {MAX_JSON_DEPTH} levels")
         try:
             json.dumps(data, ensure_ascii=False).encode("utf-8")
         except UnicodeEncodeError:
@@ -68,6 +96,8 @@ class Claim(BuilderView):
             204: OpenApiResponse(description="nothing to build within `wait` seconds"),
             400: refusal("bad body, or the farm does not build for that ABI, or not on "
                          "this builder's OS release"),
+            429: refusal("nothing to build now, and too many claims (of this builder, or "
+                         "in all) already wait: ask again after Retry-After seconds"),
             **ERRORS,
         },
     )
@@ -156,7 +186,7 @@ class UploadFile(BuilderView):
             ),
             OpenApiParameter(
                 "filename",
-                {"type": "string", "pattern": r"^[^/\\]+\.whl$", "maxLength": 255},
+                serializers.FILENAME_SCHEMA,
                 OpenApiParameter.PATH, description="the wheel's file name, as pip names it",
             ),
         ],
@@ -222,8 +252,8 @@ class Finish(BuilderView):
         responses={
             200: serializers.FinishedSerializer,
             400: refusal("bad body, or a listed file was not uploaded"),
-            413: refusal("body over PIWHEELS_MAX_BODY (64 MiB): "
-                                             "send the log on its own (upload_log)"),
+            413: refusal("body over PIWHEELS_MAX_BODY (8 MiB): "
+                         "send the log on its own (upload_log)"),
             **JOB_ERRORS,
         },
     )

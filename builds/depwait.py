@@ -10,7 +10,6 @@ per change: the wait is cleared as they are queued.
 """
 import hashlib
 import logging
-import re
 
 from django.conf import settings
 from django.db import transaction
@@ -19,12 +18,14 @@ from django.utils import timezone
 
 from builds import apt, failures, queue
 from builds.models import Abi, Build, BuilderPackages
+from lib import debian, platforms
 from packages.models import Version
 
 log = logging.getLogger(__name__)
 
-# A Debian package name (Policy 5.6.1), with dpkg-query's optional :arch.
-PACKAGE_NAME = re.compile(r"^[a-z0-9][a-z0-9+.-]+(?::[a-z0-9-]+)?$")
+# A Debian package name (Policy 5.6.1), with dpkg-query's optional :arch: lib/debian.py,
+# the one check of every name taken from a builder.
+PACKAGE_NAME = debian.PACKAGE_NAME
 MAX_PACKAGES = 50_000
 REQUESTED_BY = "dep-wait"
 
@@ -123,11 +124,11 @@ def record_packages(builder, os_release, names, abi=None, now=None):
     wait for, queue them again. Returns (digest, builds requeued). The same list twice
     changes nothing."""
     now = now or timezone.now()
-    if not apt.RELEASE.match(os_release or ""):
+    if not (apt.RELEASE.match(os_release or "") and platforms.valid_os_release(os_release)):
         raise BadPackageList(f"{os_release!r} is not a Debian release name (e.g. bookworm)")
     if len(names) > MAX_PACKAGES:
         raise BadPackageList(f"{len(names)} packages is more than {MAX_PACKAGES}")
-    bad = next((n for n in names if not PACKAGE_NAME.match(n)), None)
+    bad = next((n for n in names if not debian.is_package_name(n)), None)
     if bad is not None:
         raise BadPackageList(f"{bad!r} is not a Debian package name")
     names = sorted({n.split(":", 1)[0] for n in names})

@@ -17,6 +17,8 @@ import gzip
 import json
 import logging
 import os
+import shutil
+import time
 import uuid
 import zlib
 from pathlib import Path
@@ -25,6 +27,7 @@ from django.conf import settings
 
 from builds import storage
 from builds.queue import hold
+from lib import datafiles
 
 log = logging.getLogger(__name__)
 
@@ -109,23 +112,30 @@ def receive_log(build_id, builder, chunks, size, now):
         )
     hold(build_id, builder, now)
     limit = settings.PIWHEELS_MAX_LOG_INFLATED
-    incoming = storage.incoming_dir(build_id)
-    incoming.mkdir(parents=True, exist_ok=True)
+    incoming = datafiles.makedirs(storage.incoming_dir(build_id))
     part = incoming / f".{UPLOADED}.{uuid.uuid4().hex}.part"
     inflate = zlib.decompressobj(wbits=16 + zlib.MAX_WBITS)  # gzip framing
     text = codecs.getincrementaldecoder("utf-8")(errors="replace")
     cut = Excerpt()
-    inflated = 0
+    inflated = compressed = 0
+    ratio, ratio_from = settings.PIWHEELS_LOG_MAX_RATIO, settings.PIWHEELS_LOG_RATIO_MIN_SIZE
 
     def read(chunk):
-        nonlocal inflated
+        nonlocal inflated, compressed
         data = chunk
+        compressed += len(chunk)
         while data and not inflate.eof:
             # At most 1 MiB inflated at a time: a gzip bomb never fills memory.
             piece = inflate.decompress(data, 1024 * 1024)
             inflated += len(piece)
             if inflated > limit:
                 raise LogTooLarge(f"the log inflates to over {limit} bytes: send less of it")
+            # A bomb is refused after RATIO_MIN_SIZE inflated, not after LIMIT: a
+            # build log compresses 5-20 times, a run of zeros 1,000 times.
+            if ratio and inflated > ratio_from and inflated > ratio * compressed:
+                raise LogTooLarge(
+                    f"the log inflates more than {ratio} times its compressed size "
+                    "(PIWHEELS_LOG_MAX_RATIO): send less of it")
             cut.feed(text.decode(piece))
             data = inflate.unconsumed_tail
         if inflate.eof and (data or inflate.unused_data):
@@ -164,16 +174,30 @@ def pending_excerpt(build_id, output):
 
 def store_whole(build_id, output):
     """Keep the whole log of a finishing build under logs/: its uploaded log when there
-    is one (moved), else OUTPUT, compressed. Call before its incoming dir is removed."""
+    is one, else OUTPUT, compressed. Call before its incoming dir is removed. The
+    uploaded log is linked (copied across filesystems), not moved: a finish whose
+    transaction then fails leaves it in incoming/ for the retry, which would otherwise
+    find none and keep the (empty) output instead."""
     target = whole_log_path(build_id)
-    target.parent.mkdir(parents=True, exist_ok=True)
+    datafiles.makedirs(target.parent)
     uploaded = storage.incoming_dir(build_id) / UPLOADED
-    if uploaded.is_file():
-        os.replace(uploaded, target)
-        return target
     tmp = target.with_name(f".{target.name}.{uuid.uuid4().hex}.tmp")
+    if uploaded.is_file():
+        try:
+            try:
+                os.link(uploaded, tmp)
+            except OSError:
+                shutil.copyfile(uploaded, tmp)
+                datafiles.set_file_mode(tmp)
+            os.replace(tmp, target)
+        finally:
+            tmp.unlink(missing_ok=True)
+        return target
+    if not output and target.is_file():
+        return target  # kept already, by a finish that did not commit: not emptied
     try:
-        with gzip.open(tmp, "wt", encoding="utf-8", compresslevel=6) as f:
+        with datafiles.create(tmp, "wb") as raw, gzip.open(raw, "wt", encoding="utf-8",
+                                                            compresslevel=6) as f:
             f.write(output or "")
         os.replace(tmp, target)
     finally:
@@ -181,7 +205,31 @@ def store_whole(build_id, output):
     return target
 
 
+def remove_stray_logs(older_than=3600):
+    """Delete the whole logs under logs/ of builds that do not exist (an import refused
+    before issue 20's fix left its log behind), last written over OLDER_THAN seconds ago
+    (a finish or an import writes its log before its build's row commits); their count."""
+    from builds.models import Build
+
+    root = Path(settings.PIWHEELS_DATA_DIR) / "logs"
+    found = {}
+    cutoff = time.time() - older_than
+    for path in root.glob("*/*.log.gz") if root.is_dir() else ():
+        build_id = path.name[: -len(".log.gz")]
+        if build_id.isdigit() and path.stat().st_mtime < cutoff:
+            found[int(build_id)] = path
+    ids = list(found)
+    existing = set()
+    for at in range(0, len(ids), 10_000):
+        existing.update(Build.objects.filter(id__in=ids[at:at + 10_000])
+                        .values_list("id", flat=True))
+    stray = [path for build_id, path in found.items() if build_id not in existing]
+    for path in stray:
+        path.unlink(missing_ok=True)
+    return len(stray)
+
+
 def _write_json(path, data):
     tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
-    tmp.write_text(json.dumps(data), encoding="utf-8")
+    datafiles.write_bytes(tmp, json.dumps(data).encode("utf-8"))
     os.replace(tmp, path)

@@ -34,10 +34,19 @@ from django.db.models import Q
 from django.utils import timezone
 from packaging.utils import canonicalize_version, parse_wheel_filename
 
-from builds import depwait, failures, logs, queue, rules, sql, storage, wheels
-from builds.models import FINISHED_STATES, Abi, Build, BuildLog, File, ServedName, Upload
+from builds import depwait, failures, inspection, logs, queue, rules, sql, storage, wheels
+from builds.models import (
+    FINISHED_STATES,
+    LIVE_STATES,
+    Abi,
+    Build,
+    BuildLog,
+    File,
+    ServedName,
+    Upload,
+)
 from builds.queue import LeaseLost, NoSuchBuild, hold
-from lib import elfarm, platforms, wheeltags
+from lib import datafiles, debian, platforms, wheeltags
 from packages.models import Project, Version
 
 log = logging.getLogger(__name__)
@@ -92,8 +101,7 @@ def receive_file(build_id, builder, filename, chunks, size, sha256, now):
     wheels.check_filename(filename, version.project.name, version.version, build.abi.tag)
     if _already_received(build, filename, sha256, size):
         return False
-    incoming = storage.incoming_dir(build_id)
-    incoming.mkdir(parents=True, exist_ok=True)
+    incoming = datafiles.makedirs(storage.incoming_dir(build_id))
     # Fixed-length temporary names: a long filename must not make them too long.
     part = incoming / f".upload-{uuid.uuid4().hex}.part"
     retagged = None
@@ -148,8 +156,7 @@ def _already_received(build, filename, sha256, size):
 def _retag_checked(path, directory, served, version, abi_tag):
     """The wheel at PATH rewritten as SERVED (lib/wheeltags.py) in a private folder under
     DIRECTORY, checked as an upload is; its path. Nothing under the served name yet."""
-    private = Path(directory) / f".retag-{uuid.uuid4().hex}"
-    private.mkdir()
+    private = datafiles.makedirs(Path(directory) / f".retag-{uuid.uuid4().hex}")
     try:
         target = wheeltags.retag(path, private, served)
         wheels.inspect(target, version.project.name, version.version, abi_tag)
@@ -191,6 +198,12 @@ def finish(build_id, builder, success, duration, output, failure_reason="", file
     # the log's tail, where the classifier looks.
     diagnosis = {} if success else depwait.diagnose(
         builder, builder.abi_id, logs.pending_excerpt(build_id, output)[0], failure_reason)
+    if success and Build.objects.filter(id=build_id, builder_id=builder.id,
+                                        state__in=LIVE_STATES).exists():
+        # What is read inside the wheels is read now, bounded, before the transaction
+        # that holds the build's row (builds/inspection.py); only for this builder's live
+        # job (anything else is refused below, without reading a byte).
+        files = [dict(decl, inspection=_inspect_upload(build_id, decl)) for decl in files]
     if not success and connection.vendor == "postgresql":
         build = _fail_one_statement(build_id, builder, duration, output, failure_reason, now,
                                     diagnosis)
@@ -227,6 +240,20 @@ def finish(build_id, builder, success, duration, output, failure_reason="", file
     log.info("build %s: %s %s for %s %s by %s", build.id, build.version.project.name,
              build.version.version, build.abi.tag, build.state, builder)
     return build
+
+
+def _inspect_upload(build_id, decl):
+    """The Inspection of the uploaded file DECL names, or None when there is none to read
+    (its name, or its absence, is refused in the transaction)."""
+    filename = decl.get("filename")
+    try:
+        parsed = wheels.check_filename(filename)
+    except wheels.InvalidWheel:
+        return None
+    path = storage.incoming_dir(build_id) / filename
+    if not path.is_file():
+        return None
+    return inspection.inspect_contents(path, parsed[4])
 
 
 def _fail_sql():
@@ -306,12 +333,11 @@ def import_wheel(path, abi=None, now=None, requested_by="import_wheels", os_rele
     path = Path(path)
     filename = path.name
     wheels.check_filename(filename)  # before reading anything
-    if os_release and not platforms.OS_RELEASE.match(os_release):
+    if os_release and not platforms.valid_os_release(os_release):
         raise FinishRefused(f"{os_release!r} is not an OS release codename such as bookworm")
-    if glibc and not platforms.GLIBC.match(glibc):
-        raise FinishRefused(f"{glibc!r} is not a glibc version such as 2.36")
-    staging = Path(settings.PIWHEELS_DATA_DIR) / "incoming"
-    staging.mkdir(parents=True, exist_ok=True)
+    if glibc and not platforms.valid_glibc(glibc):
+        raise FinishRefused(f"{glibc!r} is not a glibc version such as 2.36 (2.17 to 2.x)")
+    staging = datafiles.makedirs(Path(settings.PIWHEELS_DATA_DIR) / "incoming")
     copy = staging / f".import-{uuid.uuid4().hex}.part"
     retagged = None
     try:
@@ -339,6 +365,7 @@ def import_wheel(path, abi=None, now=None, requested_by="import_wheels", os_rele
             retagged = _retag_checked(copy, staging, served, version, abi.tag)
             info = wheels.received_info(served, info.metadata)
             sha256, size = _hash_file(retagged)
+        inspected = inspection.inspect_contents(retagged or copy, info.platform_tag)
         now = now or timezone.now()
         with transaction.atomic():
             # A queued job for this wheel is done by the import; one being built goes on.
@@ -348,18 +375,20 @@ def import_wheel(path, abi=None, now=None, requested_by="import_wheels", os_rele
                 finished=now, duration=timedelta(0), requested_by=requested_by,
                 os_release=os_release, glibc=glibc,
             )
-            incoming = storage.incoming_dir(build.id)
-            incoming.mkdir(parents=True, exist_ok=True)
+            incoming = datafiles.makedirs(storage.incoming_dir(build.id))
             try:
                 os.replace(retagged or copy, incoming / served)
                 _write(incoming / f"{served}.metadata", info.metadata)
-                keep_log(build, f"imported by {requested_by} from {filename}\n")
                 decl = {"filename": served, "size": size, "sha256": sha256,
-                        "dependencies": []}
+                        "dependencies": [], "inspection": inspected}
                 # An import brings exactly this file: a taken name is refused, not renamed.
                 _publish(build, [(decl, info)], now, refuse_taken=True)
-            except FinishRefused:
-                shutil.rmtree(incoming, ignore_errors=True)  # the rollback keeps no row
+                keep_log(build, f"imported by {requested_by} from {filename}\n")
+            except BaseException:
+                # The rollback keeps no row: no file of the build that never was either
+                # (its log would be served for a build that does not exist).
+                shutil.rmtree(incoming, ignore_errors=True)
+                logs.whole_log_path(build.id).unlink(missing_ok=True)
                 raise
             storage.discard_incoming_on_commit(build.id)
     finally:
@@ -408,6 +437,10 @@ def _check_declared(build, files):
     for decl in files:
         filename = decl["filename"]
         wheels.check_filename(filename)
+        bad = next((d for d in decl.get("dependencies") or ()
+                    if not debian.is_package_name(d)), None)
+        if bad is not None:
+            raise FinishRefused(f"{filename}: {bad!r} is not a Debian package name")
         row = received.get(filename)
         path = incoming / filename
         if row is None or not path.is_file():
@@ -531,7 +564,8 @@ def _publish(build, published, now, refuse_taken=False):
             continue
         same = old.get(info.filename)  # the same bytes under the same name
         armv6, alias = _armv6l_copy(build, incoming / info.filename, info, taken,
-                                    own=same.id if same else None)
+                                    own=same.id if same else None,
+                                    inspected=decl.get("inspection"))
         fields = dict(
             build=build, size=decl["size"],
             sha256=decl["sha256"],
@@ -573,23 +607,24 @@ def _publish(build, published, now, refuse_taken=False):
     Project.objects.filter(id=project.id).touch_index(root=not had_files and bool(moves), now=now)
     for filename in moves:  # last, so that a failure above leaves the disk untouched
         target = storage.file_path(project.normalized_name, filename)
-        target.parent.mkdir(parents=True, exist_ok=True)
+        datafiles.makedirs(target.parent)
         os.replace(incoming / f"{filename}.metadata",
                    storage.metadata_path(project.normalized_name, filename))
         os.replace(incoming / filename, target)
 
 
-def _armv6l_copy(build, path, info, taken, own=None):
+def _armv6l_copy(build, path, info, taken, own=None, inspected=None):
     """(armv6_compatible, armv6l name or "") of the wheel at PATH: checked for armv7l
-    wheels only (None for others). The name is left out when another file has it, as its
+    wheels only (None for others), by INSPECTED (its Inspection, made before the
+    transaction; a file without one is not offered to armv6l: nothing is parsed here,
+    under the build's row lock). The name is left out when another file has it, as its
     own name or as its armv6l name (TAKEN: the names this publication gives; OWN: the id
     of the row being republished, whose names are its own)."""
     if not platforms.is_armv7l(info.platform_tag):
         return None, ""
-    first = elfarm.first_non_armv6_object(path)
-    if first is not None:
-        log.info("build %s: %s is not offered to armv6l: %s needs more than ARMv6",
-                 build.id, info.filename, first)
+    if inspected is None or not inspected.armv6_compatible:
+        why = inspected.why if inspected is not None else "it was not inspected"
+        log.info("build %s: %s is not offered to armv6l: %s", build.id, info.filename, why)
         return False, ""
     alias = platforms.armv6l_filename(info.filename, build.abi.tag) or ""
     if alias and (alias in taken or File.objects.filter(
@@ -622,7 +657,7 @@ def _cover_other_abis(build, pure, now):
 
 def _write(path, data):
     tmp = path.with_name(f".write-{uuid.uuid4().hex}.tmp")  # short, whatever PATH's name
-    tmp.write_bytes(data)
+    datafiles.write_bytes(tmp, data)
     os.replace(tmp, path)
 
 

@@ -103,7 +103,14 @@ def check_in(builder, now, abi=None, platform="", python_version="", os="", os_r
              glibc=""):
     """Record what a builder said about itself (ABI an Abi or None); written at most
     every 30 s unless it changed, so that a busy builder costs no extra write per claim.
-    Its claims then record its os_release and glibc on the builds they take."""
+    Its claims then record its os_release and glibc on the builds they take. Either,
+    when given, must be valid (lib/platforms.py): WrongRelease otherwise."""
+    if os_release and not platforms.valid_os_release(os_release):
+        raise WrongRelease(f"{os_release[:40]!r} is not an OS release codename such as "
+                           "bookworm")
+    if glibc and not platforms.valid_glibc(glibc):
+        raise WrongRelease(f"{glibc[:40]!r} is not a glibc version from 2.17 up to 3.0, "
+                           "such as 2.36")
     facts = {"abi_id": abi.id if abi else None, "platform": platform[:100],
              "python_version": python_version[:50], "os": os[:200],
              "os_release": os_release[:32], "glibc": glibc[:16]}
@@ -425,7 +432,7 @@ def add_abi(tag, now=None, batch_size=100_000, os_release=None):
     (abi, queued)."""
     if not ABI_TAG.match(tag):
         raise UnknownAbi(f"{tag!r} does not look like an interpreter ABI tag (e.g. cp311)")
-    if os_release and not platforms.OS_RELEASE.match(os_release):
+    if os_release and not platforms.valid_os_release(os_release):
         raise WrongRelease(f"{os_release!r} is not an OS release codename such as bookworm")
     now = now or timezone.now()
     abi, _ = Abi.objects.get_or_create(tag=tag, defaults={"added": now})

@@ -5,6 +5,8 @@
     incoming/<build id>/<wheel filename>                        uploads of a build in progress
 
 A file is moved from incoming/ to files/ only when its build completes successfully.
+Every file written under the data directory is 0644 and every directory 0755, whatever
+the umask (lib/datafiles.py): nginx's workers, another user, serve them.
 """
 import shutil
 from pathlib import Path
@@ -12,6 +14,8 @@ from pathlib import Path
 from django.conf import settings
 from django.db import transaction
 from django.urls import reverse
+
+from lib import datafiles
 
 
 def files_root():
@@ -41,7 +45,7 @@ def write_chunks(path, chunks, limit=None, each=None):
     return the bytes received. Past LIMIT bytes it stops reading (the caller, seeing more
     than it was promised, refuses), so a body that lies about its length never fills a disk."""
     received = 0
-    with open(path, "wb") as out:
+    with datafiles.create(path, "wb") as out:
         for chunk in chunks:
             received += len(chunk)
             if limit is not None and received > limit:

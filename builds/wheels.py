@@ -325,9 +325,12 @@ def _check_wheel_file(filename, data, parsed):
         listed = ", ".join(sorted(str(t) for t in tags)) or "none"
         raise InvalidWheel(f"{filename} has WHEEL tags ({listed}) that are not its "
                            "filename's")
+    # The filename's build tag, or none: a `Build:` line in a wheel whose name has no
+    # build tag would tell installers another build than the one its name says.
     build = (headers.get("Build") or "").strip()
-    if build != (f"{parsed.build[0]}{parsed.build[1]}" if parsed.build else build):
-        raise InvalidWheel(f"{filename} has WHEEL build {build!r}, not its filename's")
+    if build != (f"{parsed.build[0]}{parsed.build[1]}" if parsed.build else ""):
+        raise InvalidWheel(f"{filename} has WHEEL build {build!r}, not its filename's "
+                           f"({'none' if not parsed.build else repr(parsed.build)})")
 
 
 # Metadata-Versions before PEP 639's 2.4, under which a License-File is not validated.

@@ -25,6 +25,7 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from builds.models import DailyDownloads, File
+from lib import datafiles
 from packages.models import Project
 
 log = logging.getLogger(__name__)
@@ -65,10 +66,11 @@ def flush(now=None):
     now = now or timezone.now()
     lines = "".join(f"{file_id} {day.isoformat()} {n}\n" for (file_id, day), n in counts.items())
     directory = log_dir()
-    directory.mkdir(parents=True, exist_ok=True)
+    datafiles.makedirs(directory)
     path = directory / f"{now:%Y%m%d%H%M}-{socket.gethostname()}-{os.getpid()}.log"
-    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, datafiles.FILE_MODE)
     try:
+        datafiles.set_file_mode(fd)
         os.write(fd, lines.encode())
     finally:
         os.close(fd)

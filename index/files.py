@@ -19,6 +19,7 @@ from django.views.decorators.http import require_safe
 
 from builds import storage
 from index import downloads, rendering
+from lib import datafiles
 from lib.ranges import FileRange, parse_range
 from packages.models import Project, ProjectStatus
 
@@ -71,6 +72,24 @@ def _gone(name, reason):
     return response
 
 
+def _others_can_read(path):
+    """Whether nginx's workers (another user) can read the file at PATH, made so when it
+    is not (a file written 0600 before lib/datafiles.py); False when that fails, and
+    Django serves it itself. A file missing on disk is a 404: never counted as a download
+    and handed to nginx to refuse."""
+    try:
+        mode = os.stat(path).st_mode
+    except FileNotFoundError:
+        raise Http404("published but missing on disk") from None
+    if mode & 0o004:
+        return True
+    try:
+        datafiles.set_file_mode(path)
+    except OSError:
+        return False
+    return True
+
+
 def _serve(request, path, etag, accel_path, content_type):
     """The response for the file at PATH: 304, 206, 416, 200, or an X-Accel-Redirect."""
     not_modified = get_conditional_response(request, etag=etag)
@@ -78,7 +97,7 @@ def _serve(request, path, etag, accel_path, content_type):
         not_modified["ETag"] = etag
         not_modified["Cache-Control"] = IMMUTABLE
         return not_modified
-    if settings.PIWHEELS_ACCEL_REDIRECT:
+    if settings.PIWHEELS_ACCEL_REDIRECT and _others_can_read(path):
         # nginx serves the bytes, Range, HEAD and its own conditional answers.
         response = HttpResponse(content_type=content_type)
         location = settings.PIWHEELS_ACCEL_REDIRECT.rstrip("/")

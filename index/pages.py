@@ -49,6 +49,7 @@ from django.db import connection, transaction
 from django.db.models import Exists, F, OuterRef
 
 from index import rendering
+from lib import datafiles
 from packages.models import Project, index_serial_high
 
 log = logging.getLogger(__name__)
@@ -87,9 +88,10 @@ def _lock_path(name=None):
 @contextmanager
 def _locked(path):
     """Hold the writer lock PATH (flock: released if the holder dies)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    datafiles.makedirs(path.parent)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, datafiles.FILE_MODE)
     try:
+        datafiles.set_file_mode(fd)  # os.open's mode is less the umask
         fcntl.flock(fd, fcntl.LOCK_EX)
         yield
     finally:
@@ -125,7 +127,7 @@ def _replace(path, data):
     an empty file."""
     tmp = _temporary(path)
     try:
-        with open(tmp, "wb") as f:
+        with datafiles.create(tmp, "wb") as f:
             f.write(data)
             f.flush()
             _fsync(f.fileno())
@@ -144,7 +146,7 @@ def _mark_quarantine(directory, quarantined):
     project's pages tells it to hand them to Django instead, which answers 410."""
     marker = directory / QUARANTINE_MARKER
     if quarantined:
-        marker.touch()
+        datafiles.write_bytes(marker, b"")
     else:
         marker.unlink(missing_ok=True)
 
@@ -208,7 +210,7 @@ def write_project(name, known=None):
             page = {"json": body_json, "html": body_html,
                     "json.gz": gzip.compress(body_json, mtime=0),
                     "html.gz": gzip.compress(body_html, mtime=0)}
-            directory.mkdir(parents=True, exist_ok=True)
+            datafiles.makedirs(directory)
             for fmt in PAGE_FORMATS:
                 _replace(directory / f"index.{fmt}", page[fmt])
         elif directory.exists():  # its last files went
@@ -237,7 +239,7 @@ def _render_root(last_serial, projects, tmp):
     projects at a time (a root of 500,000 projects is never held in memory), yielding
     each (HTML part, JSON part, projects in it) as it is written. LAST_SERIAL and
     PROJECTS: rendering.root_snapshot()'s."""
-    files = {fmt: open(path, "wb") for fmt, path in tmp.items()}
+    files = {fmt: datafiles.create(path, "wb") for fmt, path in tmp.items()}
     try:
         zipped = {fmt: gzip.GzipFile(fileobj=files[f"{fmt}.gz"], mode="wb",
                                      compresslevel=6, mtime=0) for fmt in ("html", "json")}
@@ -280,7 +282,7 @@ def write_root():
     the changes since its last run: a build's finish never waits for a 100,000-project
     root to be rendered for a serial."""
     with _locked(_lock_path()):
-        simple_dir().mkdir(parents=True, exist_ok=True)
+        datafiles.makedirs(simple_dir())
         serial = rendering.root_serial()
         if _root_is_newer(root_stamp(), serial, index_serial_high()):
             return None
@@ -300,7 +302,7 @@ def stream_root(serial, fmt):
     a client that waits for it (the first bytes leave at once), writing its files on the
     way; they are renamed into place unless a newer page got there first. Without the
     lock while rendering: a slow client must not hold up the writers."""
-    simple_dir().mkdir(parents=True, exist_ok=True)
+    datafiles.makedirs(simple_dir())
     tmp = {fmt: _temporary(root_file(fmt)) for fmt in PAGE_FORMATS}
     try:
         with rendering.root_snapshot() as (last_serial, projects):

@@ -204,8 +204,22 @@ def detail_response(request, name):
     return response
 
 
+# A project name as PEP 508 (and PyPI) allows it, ASCII only: anything else is no
+# project of the index, a 404 (never a redirect: "%c0%ae%c0%ae" normalises to itself).
+PROJECT_NAME = re.compile(r"\A[A-Z0-9](?:[A-Z0-9._-]*[A-Z0-9])?\Z", re.IGNORECASE | re.ASCII)
+
+
+def _no_such_name(name):
+    response = HttpResponse(f"No project named {name[:100]!r}\n".encode(), status=404,
+                            content_type="text/plain; charset=utf-8")
+    response._has_been_logged = True  # as /simple/'s 404s
+    return response
+
+
 @require_safe
 def detail(request, name):
+    if not PROJECT_NAME.match(name):
+        return _index_response(_no_such_name(name))
     normalized = canonicalize_name(name)
     if name != normalized or not request.path.endswith("/"):
         url = f"{reverse('simple-root')}{normalized}/"
@@ -330,6 +344,8 @@ def pypi_json(request, name):
     is never older than the serial it claims. Always from the database: it is what a
     mirror checks against the root's `_last-serial`. A project with nothing listed is a
     404, as on /simple/."""
+    if not PROJECT_NAME.match(name):
+        return _index_response(_no_such_name(name))
     normalized = canonicalize_name(name)
     if name != normalized:
         return _index_response(
@@ -347,7 +363,14 @@ def pypi_json(request, name):
         return response
     response = JsonResponse(detail)
     response[SERIAL_HEADER] = str(project.index_serial)
-    return _index_response(response)
+    response = _index_response(response)
+    # Its URLs carry the Host the request named: checked against ALLOWED_HOSTS (no
+    # wildcard by default); where an operator allows any host, a shared cache must not
+    # keep one client's Host for another, so the answer is not public then.
+    patch_vary_headers(response, ("Host",))
+    if "*" in settings.ALLOWED_HOSTS:
+        response["Cache-Control"] = "private, max-age=60"
+    return response
 
 
 # --- /simple/ ------------------------------------------------------------------------

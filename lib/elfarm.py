@@ -103,3 +103,29 @@ def first_non_armv6_object(path):
 def wheel_runs_on_armv6(path):
     """Whether all the compiled code in the wheel at PATH runs on a Pi Zero / Pi 1."""
     return first_non_armv6_object(path) is None
+
+
+def main(argv=None):
+    """`python -m lib.elfarm [--cpu SECONDS] [--memory BYTES] WHEEL`: print as JSON
+    {"first_non_armv6": name or null} for the wheel, within the CPU time and address
+    space given (builds/inspection.py runs it so, in a process of its own: a parser
+    that spins or swells is stopped there, never in a web thread)."""
+    import argparse
+    import json
+    import resource
+
+    parser = argparse.ArgumentParser(prog="python -m lib.elfarm")
+    parser.add_argument("--cpu", type=int, default=0, help="CPU seconds (0: no limit)")
+    parser.add_argument("--memory", type=int, default=0, help="address space, bytes")
+    parser.add_argument("wheel")
+    args = parser.parse_args(argv)
+    if args.cpu:
+        resource.setrlimit(resource.RLIMIT_CPU, (args.cpu, args.cpu + 1))
+    if args.memory:
+        resource.setrlimit(resource.RLIMIT_AS, (args.memory, args.memory))
+    print(json.dumps({"first_non_armv6": first_non_armv6_object(args.wheel)}))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -38,8 +38,17 @@ CPython 3.9 does not accept. Narrowing only ever removes Pythons the wheel suppo
 """
 import re
 
+# The database's check constraints (builds.models); what is taken from outside is
+# checked by the strict forms below first.
 OS_RELEASE = re.compile(r"^[a-z][a-z0-9-]{0,31}$")  # VERSION_CODENAME, e.g. "bookworm"
 GLIBC = re.compile(r"^\d+\.\d+$")  # e.g. "2.36"
+# Whole-string, ASCII-only forms: `$` would let "bookworm\n" through and `\d` the digits
+# of other scripts ("٢.٣٦").
+OS_RELEASE_STRICT = re.compile(r"\A[a-z][a-z0-9-]{0,31}\Z", re.ASCII)
+GLIBC_STRICT = re.compile(r"\A[1-9][0-9]{0,2}\.(?:0|[1-9][0-9]{0,2})\Z", re.ASCII)
+# The glibc versions a wheel name can carry: manylinux starts at 2.17 (manylinux2014), and
+# a glibc 3 would be another ABI.
+GLIBC_RANGE = ((2, 17), (3, 0))
 
 # Architectures for which pip and uv accept manylinux tags (packaging.tags._manylinux):
 # an armv6l Pi accepts linux_armv6l only, so armv6l wheels keep that name.
@@ -74,10 +83,24 @@ def join_filename(name, version, build, python, abi, platform):
     return f"{head}-{python}-{abi}-{platform}.whl"
 
 
+def valid_os_release(text):
+    """Whether TEXT is an OS release codename (VERSION_CODENAME) such as bookworm."""
+    return isinstance(text, str) and bool(OS_RELEASE_STRICT.match(text))
+
+
+def valid_glibc(text):
+    """Whether TEXT is a glibc version "X.Y" that fits a manylinux name: ASCII digits,
+    in GLIBC_RANGE (2.17 up to, not including, 3.0)."""
+    if not isinstance(text, str) or not GLIBC_STRICT.match(text):
+        return False
+    low, high = GLIBC_RANGE
+    return low <= tuple(int(n) for n in text.split(".")) < high
+
+
 def glibc_platform(platform, glibc):
     """PLATFORM (a dotted tag set) with each `linux_<arch>` tag of a manylinux
     architecture replaced by `manylinux_<X>_<Y>_<arch>` for GLIBC "X.Y"."""
-    if not glibc or not GLIBC.match(glibc):
+    if not glibc or not valid_glibc(glibc):
         return platform
     major, minor = glibc.split(".")
     tags = []

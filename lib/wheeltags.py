@@ -17,6 +17,8 @@ from pathlib import Path
 
 from packaging.utils import canonicalize_name, canonicalize_version, parse_wheel_filename
 
+from lib import datafiles
+
 
 class RetagError(ValueError):
     """The wheel cannot be given that name; the message says why."""
@@ -66,7 +68,10 @@ def retag(src, dest_dir, filename):
         new_record = _record_text(source.read(record_name).decode("utf-8"), wheel_name,
                                   new_wheel).encode()
         fd, tmp = tempfile.mkstemp(dir=dest_dir, prefix=f".{filename}.", suffix=".tmp")
-        os.close(fd)
+        try:
+            datafiles.set_file_mode(fd)  # mkstemp's 0600 would be unreadable to nginx
+        finally:
+            os.close(fd)
         try:
             with zipfile.ZipFile(tmp, "w") as out:
                 for info in infos:

@@ -87,7 +87,12 @@ CONTENT_SECURITY_POLICY = {
         "frame-ancestors": ["'none'"],
     },
 }
-ALLOWED_HOSTS = [h for h in os.environ.get("ALLOWED_HOSTS", "*").split(",") if h]
+# The names the farm answers to: this machine's own by default (`make run`); an operator
+# lists the public name(s). A request naming another Host is a 400 (DisallowedHost),
+# never an answer carrying that name in its URLs. "*" allows any: not a default.
+ALLOWED_HOSTS = [h.strip() for h in
+                 os.environ.get("ALLOWED_HOSTS", "localhost,127.0.0.1,[::1]").split(",")
+                 if h.strip()]
 CSRF_TRUSTED_ORIGINS = [
     o for o in os.environ.get("CSRF_TRUSTED_ORIGINS", "").split(",") if o
 ]
@@ -146,13 +151,32 @@ PIWHEELS_MAX_LOG = envint("PIWHEELS_MAX_LOG", 2 * 1024**2)
 # is read (a 413 too).
 PIWHEELS_MAX_LOG_UPLOAD = envint("PIWHEELS_MAX_LOG_UPLOAD", 256 * 1024**2)
 PIWHEELS_MAX_LOG_INFLATED = envint("PIWHEELS_MAX_LOG_INFLATED", 4 * 1024**3)
+# Past LOG_RATIO_MIN_SIZE inflated bytes, a log that inflates more than LOG_MAX_RATIO
+# times what has been received is refused (413) at once: a gzip bomb costs a fraction of
+# a second, not the CPU of inflating it to PIWHEELS_MAX_LOG_INFLATED. 0: no ratio check.
+PIWHEELS_LOG_MAX_RATIO = envint("PIWHEELS_LOG_MAX_RATIO", 100)
+PIWHEELS_LOG_RATIO_MIN_SIZE = envint("PIWHEELS_LOG_RATIO_MIN_SIZE", 64 * 1024**2)
 # The largest body the farm reads into memory, in bytes: a finish body (JSON) of an
 # older agent that sends its log inside it, and admin forms. The API refuses a bigger
 # one with a 413 JSON answer before reading it (api/views.py); Django's own check
 # (DATA_UPLOAD_MAX_MEMORY_SIZE, 2.5 MiB unless set) is given the same value so that the
 # two never disagree.
-PIWHEELS_MAX_BODY = envint("PIWHEELS_MAX_BODY", 64 * 1024**2)
+# 8 MiB: an agent sends its log on its own and at most 1 MiB of it inside finish to a farm
+# without the log upload; a 64 MiB body grew a worker by 266 MB while it was parsed.
+PIWHEELS_MAX_BODY = envint("PIWHEELS_MAX_BODY", 8 * 1024**2)
 DATA_UPLOAD_MAX_MEMORY_SIZE = PIWHEELS_MAX_BODY
+# Reading inside a wheel (builds/inspection.py: its ELF objects' ARM attributes) runs in
+# a process of its own, stopped after this many seconds (wall and CPU) and bounded to this
+# address space in bytes: past either, the wheel is "not known to run on ARMv6".
+PIWHEELS_INSPECT_TIMEOUT = envfloat("PIWHEELS_INSPECT_TIMEOUT", 20)
+PIWHEELS_INSPECT_MEMORY = envint("PIWHEELS_INSPECT_MEMORY", 1024**3)
+# Claims waiting for a job at once in one web process (api/longpoll.py): per builder, and
+# in all (unset: under gunicorn, its threads per worker less a quarter, at least 2: 24 of
+# `make run`'s 32); past either a claim that finds nothing is a 429 with Retry-After.
+# 0: no bound.
+PIWHEELS_LONGPOLL_PER_BUILDER = envint("PIWHEELS_LONGPOLL_PER_BUILDER", 2)
+PIWHEELS_LONGPOLL_MAX = (envint("PIWHEELS_LONGPOLL_MAX", 0)
+                         if os.environ.get("PIWHEELS_LONGPOLL_MAX") else None)
 # Seconds a claimed job stays a builder's without a heartbeat.
 PIWHEELS_LEASE_SECONDS = envint("PIWHEELS_LEASE_SECONDS", 300)
 # Attempts after which a job whose builders keep vanishing goes to the back of the queue.

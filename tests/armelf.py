@@ -57,3 +57,31 @@ def arm_wheel(name, version, tag, objects, requires_python=""):
     members[f"{dist_info}/RECORD"] = (record + f"{dist_info}/RECORD,,\n").encode()
     return Wheel(f"{dist}-{version}-{tag}.whl", _zip(members), metadata.encode(),
                  requires_python)
+
+
+def spinning_object():
+    """A 32-bit ARM ELF object (220 bytes) whose `.ARM.attributes` section holds a
+    subsection of length 0. pyelftools (`AttributesSection._make_subsections`) seeks to
+    the section's start plus each subsection's length to find the next one: with 0 it
+    reads the same subsection for ever, at a full core (issue 20)."""
+    import struct
+
+    shstrtab = b"\0.shstrtab\0.ARM.attributes\0"
+    # format 'A', one subsection of length 0 (the fault) of another vendor than "aeabi",
+    # which the reader skips, looking for the next one, for ever
+    attributes = b"A" + struct.pack("<I", 0) + b"gnu\0" + bytes(12)
+    header_size, section_size = 52, 40
+    strtab_at = header_size
+    attributes_at = strtab_at + len(shstrtab)
+    sections_at = (attributes_at + len(attributes) + 3) & ~3
+    ident = b"\x7fELF" + bytes([1, 1, 1, 0]) + bytes(8)  # 32-bit, little-endian
+    header = ident + struct.pack(
+        "<HHIIIIIHHHHHH", 1, 40, 1, 0, 0, sections_at, 0x5000400, header_size, 0, 0,
+        section_size, 3, 1)  # ET_REL, EM_ARM; 3 sections, names in section 1
+    null = bytes(section_size)
+    strtab = struct.pack("<IIIIIIIIII", 1, 3, 0, 0, strtab_at, len(shstrtab), 0, 0, 1, 0)
+    arm = struct.pack("<IIIIIIIIII", 11, 0x70000003, 0, 0, attributes_at, len(attributes),
+                      0, 0, 1, 0)  # SHT_ARM_ATTRIBUTES
+    body = header + shstrtab + attributes
+    body += bytes(sections_at - len(body))
+    return body + null + strtab + arm

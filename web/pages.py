@@ -17,6 +17,7 @@ from django.utils import timezone
 
 from builds import logs, rules, storage
 from builds.models import Abi, Build, Builder, BuildLog, DailyDownloads, File
+from lib import debian
 from lib.counts import EXACT_COUNT_BELOW, table_estimate
 from lib.tags import python_excluded
 from packages.models import Project, SyncStatus, Version, version_sort_key
@@ -312,7 +313,8 @@ def project_page(normalized_name, index_url="/simple/"):
         "pip_conf": f"[global]\nextra-index-url={index_url}",
         "index_url": f"/simple/{project.normalized_name}/" if has_files else "",
         "dependencies": deps,
-        "apt_install": f"sudo apt install {' '.join(deps)}" if deps else "",
+        # Built only from valid names (lib/debian.py): people paste it into a shell.
+        "apt_install": debian.install_line(deps),
         "abis": [abi.tag for abi in columns],
         # which Pythons x architectures have wheels, of which version, built on which OS
         "wheels": project_summary.wheel_matrix([abi.tag for abi in columns], rows),
@@ -334,9 +336,12 @@ def build_log(build_id):
 
 
 def whole_log_path(build_id):
-    """Where the whole (gzip) log of a build is kept, or None when it is not."""
+    """Where the whole (gzip) log of a build is kept, or None when it is not, or when
+    no such build exists (a file left by a refused import is not a build's log)."""
     path = logs.whole_log_path(build_id)
-    return path if path.is_file() else None
+    if not path.is_file() or not Build.objects.filter(id=build_id).exists():
+        return None
+    return path
 
 
 # ---------------------------------------------------------------- statistics

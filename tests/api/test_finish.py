@@ -116,7 +116,7 @@ def test_a_whole_job_over_real_http(live_server, settings, tmp_path):
     with socket.create_connection((url.hostname, url.port)) as sock:
         sock.sendall(
             f"PUT /api/v1/builds/{job['build_id']}/files/foo_bar-2.0-cp311-cp311-linux_armv7l.whl"
-            f" HTTP/1.1\r\nHost: x\r\nAuthorization: Token {builder.token}\r\n"
+            f" HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Token {builder.token}\r\n"
             f"X-Sha256: {'0' * 64}\r\nContent-Length: 100000\r\nConnection: close\r\n\r\n"
             "PK partial".encode()
         )

@@ -113,7 +113,12 @@ def test_a_claim_with_a_stale_digest_asks_for_the_list(api, job):
 
 @pytest.mark.parametrize(("body", "detail"), [
     ({"os_release": "bookworm", "packages": ["libc6", "Not A Package"]},
-     "'Not A Package' is not a Debian package name"),
+     "packages[1]: 'Not A Package' is not a Debian package name"),
+    ({"os_release": "bookworm", "packages": ["libc6\n"]},
+     "packages[0]: 'libc6\\n' is not a Debian package name"),
+    ({"os_release": "bookworm\n", "packages": ["libc6"]},
+     "os_release: os_release must be an OS release codename such as 'bookworm' (lower case "
+     "ASCII letters, digits, '-'), not 'bookworm\\n'"),
     ({"os_release": "bookworm", "packages": ["libc6"], "abi": "cp27"},
      "the farm does not build for ABI 'cp27'"),
 ])

@@ -57,6 +57,7 @@ def test_paths_and_methods_that_name_no_action_are_refused_in_json(session):
         assert_refused(response, status, detail, f"{method} {path}")
 
 
+WHL = "x-1.0-py3-none-any.whl"
 FINISH_BODIES = [
     ({"success": False, "duration": 1e15}, "duration: Ensure this value is less than or equal"),
     ({"success": False, "duration": -1}, "duration: Ensure this value is greater than or equal"),
@@ -67,14 +68,16 @@ FINISH_BODIES = [
     ('{"success": tru', "JSON parse error"),
     ({"success": True, "files": [{"filename": "", "size": 1, "sha256": "0" * 64}]},
      "files[0].filename: This field may not be blank"),
-    ({"success": True, "files": [{"filename": "x.whl", "size": 2**64, "sha256": "0" * 64}]},
+    ({"success": True, "files": [{"filename": WHL, "size": 2**64, "sha256": "0" * 64}]},
      "files[0].size: Ensure this value is less than or equal to 9223372036854775807"),
+    ({"success": True, "files": [{"filename": WHL, "size": 1, "sha256": "0" * 64}]},
+     WHL),
     ({"success": True, "files": [{"filename": "x.whl", "size": 1, "sha256": "0" * 64}]},
-     "x.whl"),
+     "files[0].filename: 'x.whl' is not a wheel filename as packaging writes it"),
     (["success"], "Invalid data"),
     ({"success": "true"}, "success: Must be a valid boolean"),
     ({"success": False, "duration": "5"}, "duration: A valid number is required"),
-    ({"success": True, "files": [{"filename": "x.whl", "size": "1", "sha256": "0" * 64}]},
+    ({"success": True, "files": [{"filename": WHL, "size": "1", "sha256": "0" * 64}]},
      "files[0].size: A valid integer is required"),
 ]
 

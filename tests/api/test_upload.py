@@ -257,7 +257,7 @@ def test_a_body_that_stops_short_is_answered_408_within_the_idle_timeout(gunicor
     split = urlsplit(url)
     with socket.create_connection((split.hostname, split.port)) as sock:
         sock.sendall(
-            f"PUT /api/v1/builds/{job['build_id']}/files/{NAME} HTTP/1.1\r\nHost: x\r\n"
+            f"PUT /api/v1/builds/{job['build_id']}/files/{NAME} HTTP/1.1\r\nHost: 127.0.0.1\r\n"
             f"Authorization: Token {builder.token}\r\n"
             f"X-Sha256: {hashlib.sha256(wheel).hexdigest()}\r\n"
             f"Content-Length: {len(wheel)}\r\n\r\n".encode() + wheel[:100])

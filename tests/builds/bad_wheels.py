@@ -221,6 +221,10 @@ CASES = {
         b"Tag: ", b"Tag: py3-none-any\nTag: ")}), "WHEEL tags"),
     "no-tags": (changed(lambda m, d: {**m, f"{d}/WHEEL": b"Wheel-Version: 1.0\n"
                                       b"Root-Is-Purelib: false\n"}), "WHEEL tags (none)"),
+    # issue 20: a build number the filename does not carry
+    "build-line-without-build-tag": (changed(lambda m, d: {**m, f"{d}/WHEEL": m[f"{d}/WHEEL"]
+                                                           + b"Build: 7\n"}),
+                                     "WHEEL build '7'"),
     # METADATA
     "metadata-unknown-field": (changed(lambda m, d: {**m, f"{d}/METADATA": m[f"{d}/METADATA"]
                                                      + b"Frobnicate: yes\n"}),

@@ -32,7 +32,8 @@ def test_make_run_gives_gunicorn_a_control_socket_of_the_checkouts_own():
     plan = subprocess.run(["make", "-n", "run"], cwd=ROOT, capture_output=True, text=True,
                           check=True, timeout=60).stdout
     plan = plan.replace("\\\n", " ")  # one line per shell command
-    command = next(line for line in plan.splitlines() if "bin/gunicorn " in line)
-    command = command[command.index("bin/gunicorn "):].split("&")[0]
+    # scripts/run-web passes the arguments after its first three to gunicorn.
+    command = next(line for line in plan.splitlines() if "scripts/run-web " in line)
+    command = command[command.index("scripts/run-web "):].split("&")[0]
     socket = re.search(r"--control-socket (\S+)", command)
     assert socket and socket.group(1).startswith("var/"), command
