@@ -100,7 +100,7 @@ test: lint mirror-venv
 	DATABASE_URL=$$(scripts/test-database) $(PY) -m pytest -n 2 -q -p randomly --randomly-seed=$$seed $(PYTEST_ARGS)
 
 bench: venv
-	@echo "see README: each bench/*.py prints its own figures"
+	@echo "see docs/performance.md: each bench/*.py prints its own figures"
 
 clean:
 	rm -rf $(VENV) $(MIRROR_VENV) var

@@ -20,7 +20,7 @@ pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 
 BANDERSNATCH = ROOT / ".venv-mirror" / "bin" / "bandersnatch"
 
-# The README's "Mirroring the farm" configuration, as an operator writes it.
+# docs/index-and-mirroring.md's "Mirroring the farm" configuration, as an operator writes it.
 CONFIG = """\
 [mirror]
 directory = {directory}
