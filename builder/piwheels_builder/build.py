@@ -106,6 +106,12 @@ def sandbox_command(command, *, build_dir, hidden=(), bwrap=BWRAP):
         bwrap, "--unshare-all", "--share-net", "--die-with-parent", "--cap-drop", "ALL",
         "--ro-bind", "/", "/", "--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp",
     ]
+    # The private /tmp hides all that lives under the machine's /tmp, and with it the
+    # interpreter the build runs when its venv is there (a checkout cloned under /tmp, as
+    # a CI run's may be): that venv and the Python it is made from are shown again,
+    # read-only.
+    for path in _interpreter_roots(command[0]):
+        args += ["--ro-bind", path, path]
     build_dir = os.path.abspath(build_dir)
     # Deepest last: a hidden work dir first, then the build dir inside it shown again.
     for path in sorted({os.path.abspath(p) for p in hidden if p}, key=len):
@@ -117,6 +123,19 @@ def sandbox_command(command, *, build_dir, hidden=(), bwrap=BWRAP):
             args += ["--dev-bind", "/dev/null", path]  # reads as empty
     args += ["--bind", build_dir, build_dir, "--chdir", build_dir, "--"]
     return args + list(command)
+
+
+def _interpreter_roots(executable):
+    """The install roots under /tmp of EXECUTABLE (`<root>/bin/python`), as named and
+    with its links resolved: a venv's root and the Python it was made from."""
+    if not os.path.isabs(executable):
+        return []
+    roots = []
+    for path in (os.path.abspath(executable), os.path.realpath(executable)):
+        root = os.path.dirname(os.path.dirname(path))
+        if root.startswith("/tmp/") and root not in roots:
+            roots.append(root)
+    return roots
 
 
 def sandbox_problem(bwrap=BWRAP, probe_dir=None):
