@@ -14,14 +14,18 @@ import pytest
 from packaging.tags import sys_tags
 
 from builds import queue
+from lib import platforms
+from piwheels_builder.identity import platform_tag
 from tests.factories import make_abi, make_builder, make_project
 from tests.live import FarmProcess
 
 ROOT = Path(__file__).resolve().parents[2]
 CACHE = ROOT / "var" / "test-cache"
 AGENT = [sys.executable, "-m", "piwheels_builder.main"]
-# The ABI of this machine: the jobs are for it, so that what is built here fits.
+# The ABI and architecture of this machine: the jobs are for them, so that what is
+# built here fits (x86_64 on a CI machine: the farm builds it for tests).
 ABI = next(iter(sys_tags())).abi
+ARCH = platforms.job_arch(platform_tag())
 
 
 def hermetic_pip_env(**extra):
@@ -90,7 +94,7 @@ def upstream(fake_pypi, setuptools_wheel):
 
 @pytest.fixture
 def farm_builder(transactional_db):
-    make_abi(ABI)
+    make_abi(ABI, archs=ARCH)
     return make_builder("pi-e2e", abi=ABI)
 
 
