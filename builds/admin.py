@@ -290,7 +290,7 @@ class WaitingForFilter(admin.SimpleListFilter):
 
 @admin.register(Build)
 class BuildAdmin(ScaleSafeAdmin):
-    list_display = ["id", "version", "abi", "state", "builder", "priority", "finished",
+    list_display = ["id", "version", "abi", "arch", "state", "builder", "priority", "finished",
                     "duration", "cause", "cause_detail", "waiting_for", "failure_reason",
                     "skip_reason", "requested_by"]
     list_select_related = ["version__project", "abi", "builder"]
@@ -298,10 +298,10 @@ class BuildAdmin(ScaleSafeAdmin):
     search_fields = ["id"]
     search_help_text = "A build id, or a project's exact name optionally followed by a version."
     raw_id_fields = ["version", "builder"]
-    readonly_fields = ["version", "abi", "builder", "state", "priority", "attempt", "created",
-                       "started", "finished", "duration", "lease_until", "failure_reason",
-                       "skip_reason", "requested_by", "os_release", "glibc", "cause",
-                       "cause_detail", "apt", "waiting_for", "output_tail"]
+    readonly_fields = ["version", "abi", "arch", "builder", "state", "priority", "attempt",
+                       "created", "started", "finished", "duration", "lease_until",
+                       "failure_reason", "skip_reason", "requested_by", "os_release", "glibc",
+                       "cause", "cause_detail", "apt", "waiting_for", "output_tail"]
 
     def get_search_results(self, request, queryset, search_term):
         term = search_term.strip()
@@ -402,9 +402,9 @@ class RetryAdmin(admin.ModelAdmin):
 
 @admin.register(Abi)
 class AbiAdmin(admin.ModelAdmin):
-    list_display = ["tag", "active", "os_release", "added"]
+    list_display = ["tag", "active", "os_release", "archs", "added"]
     list_filter = ["active"]
-    fields = ["tag", "active", "os_release", "added"]
+    fields = ["tag", "active", "os_release", "archs", "added"]
 
     def has_add_permission(self, request):
         return False  # add_abi TAG also queues the backlog
