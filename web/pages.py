@@ -113,6 +113,8 @@ def home_totals():
             "builds_skipped": states.get(Build.State.SKIPPED, 0),
             "queued": states.get(Build.State.QUEUED, 0),
             "building": states.get(Build.State.BUILDING, 0),
+            # what the pip.conf advice names: 32-bit and/or 64-bit Raspberry Pi OS
+            "archs": archs_built(),
         }
         cache.set("pages:home-totals", totals, CACHE_SECONDS)
     return totals

@@ -19,7 +19,6 @@ VERSIONS_SHOWN = 50
 def home(request):
     return render(request, "web/home.html", {
         "totals": pages.home_totals(),
-        "archs": pages.archs_built(),
         "index_url": request.build_absolute_uri("/simple/"),
     })
 
