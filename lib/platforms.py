@@ -132,9 +132,10 @@ def job_arch(platform):
 
 
 def wheel_arch(platform):
-    """The architecture a wheel with PLATFORM (a dotted tag set, as in its filename)
-    is built for, or "" for a pure (`any`) wheel."""
-    return next((a for a in map(tag_arch, platform.split(".")) if a and a != "armv6l"), "")
+    """The architecture of the jobs that build a wheel with PLATFORM (a dotted tag set,
+    as in its filename; armv6l: armv7l's), or "" for a pure (`any`) wheel."""
+    arch = next((a for a in map(tag_arch, platform.split(".")) if a), "")
+    return DEFAULT_ARCH if arch == "armv6l" else arch
 
 
 def is_armv7l(platform):
