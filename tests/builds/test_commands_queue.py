@@ -179,3 +179,19 @@ def test_each_command_has_help(command, capsys):
         call_command(command, "--help")
     assert exit.value.code == 0
     assert "usage:" in capsys.readouterr().out
+
+
+def test_rebuild_arch_queues_only_that_architectures_jobs():
+    make_abi("cp311", archs="armv7l,aarch64")
+    project = make_project("Foo", versions=["1.0"])
+    assert run("rebuild", "foo", "--arch", "aarch64") == (
+        "queued 1 builds of Foo for every active ABI on aarch64")
+    assert list(Build.objects.values_list("arch", "priority")) == [
+        ("aarch64", Build.Priority.REQUESTED)]
+    assert run("rebuild", "foo") == "queued 2 builds of Foo for every active ABI"
+    assert sorted(Build.objects.filter(version__project=project)
+                  .values_list("arch", flat=True)) == ["aarch64", "armv7l"]
+    make_abi("cp39")  # armv7l only
+    with pytest.raises(CommandError, match="does not build cp39 for x86_64"):
+        run("rebuild", "foo", "--abi", "cp39", "--arch", "x86_64")
+    assert Build.objects.count() == 2

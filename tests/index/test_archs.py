@@ -13,7 +13,14 @@ from django.core.cache import cache
 from builds import queue
 from builds.models import Abi, Build, Builder, File
 from tests.armelf import ARMV6, arm_wheel, compile_so, needs_cross_compiler
-from tests.factories import make_abi, make_builder, make_project, make_version, make_wheel
+from tests.factories import (
+    make_abi,
+    make_build,
+    make_builder,
+    make_project,
+    make_version,
+    make_wheel,
+)
 from tests.index.test_releases import BOOKWORM, HttpBuilder, pip_download, uv_install
 
 
@@ -210,3 +217,19 @@ def test_both_architectures_build_and_each_pi_installs_its_own(live_server, data
     home = requests.get(f"{live_server.url}/", timeout=30).text
     assert ("The same lines serve 32-bit Raspberry Pi OS (armv7l) and 64-bit Raspberry Pi "
             "OS (aarch64)") in home
+
+
+@pytest.mark.django_db
+def test_failures_and_stats_name_the_architecture(client):
+    make_abi("cp311", archs="armv7l,aarch64")
+    project = make_project("ldapish", versions=["1.0", "2.0"])
+    for version, arch in [("1.0", "armv7l"), ("1.0", "aarch64"), ("2.0", "aarch64")]:
+        make_build(project.versions.get(version=version), arch=arch, state="failed",
+                   cause="missing-header", cause_detail="lber.h", waiting_for="libldap-dev",
+                   os_release="bookworm")
+    page = client.get("/failures/").content.decode()
+    assert "<td>3 <small>(aarch64 2, armv7l 1)</small></td>" in page
+    assert "cp311 aarch64 on bookworm, cp311 armv7l on bookworm" in page
+    stats = client.get("/stats/").context["stats"]
+    assert [(q["abi"], q["arch"]) for q in stats["queue"]] == [
+        ("cp311", "armv7l"), ("cp311", "aarch64")]
