@@ -27,7 +27,7 @@ from builds.publish import (
     UploadTimedOut,
     UploadTooLarge,
 )
-from builds.queue import LeaseLost, NoSuchBuild, UnknownAbi, WrongRelease
+from builds.queue import LeaseLost, NoSuchBuild, UnknownAbi, WrongArch, WrongRelease
 from builds.wheels import InvalidWheel
 
 log = logging.getLogger(__name__)
@@ -47,6 +47,7 @@ STATUS = [
     (FinishRefused, status.HTTP_400_BAD_REQUEST),
     (UnknownAbi, status.HTTP_400_BAD_REQUEST),
     (WrongRelease, status.HTTP_400_BAD_REQUEST),
+    (WrongArch, status.HTTP_400_BAD_REQUEST),
     (BadPackageList, status.HTTP_400_BAD_REQUEST),
     (SuspiciousOperation, status.HTTP_400_BAD_REQUEST),
 ]

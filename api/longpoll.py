@@ -33,7 +33,7 @@ MAX_PAUSE = 1.0
 EMPTY_FOR = 0.2  # seconds one probe's answer serves all the waiting threads of a process
 
 _lock = threading.Lock()
-_answers = {}  # abi id -> (time.monotonic() of the probe, anything queued?)
+_answers = {}  # (abi id, arch) -> (time.monotonic() of the probe, anything queued?)
 _shared = None  # the probing connection of this process
 _waiting = {}  # builder id -> its claims waiting in this process
 _waiting_total = 0
@@ -90,12 +90,12 @@ def _stop_waiting(builder_id):
         _waiting_total -= 1
 
 
-def wait_for_job(builder, abi, wait, now):
-    """queue.claim() until it hands out a job for ABI (an active Abi) or WAIT seconds
-    have passed; the first try always claims. NOW() gives the time. Past the bounds on
-    waiting claims (above), the first try is the only one: TooManyWaiting when it found
-    nothing."""
-    build = queue.claim(builder, abi, now())
+def wait_for_job(builder, abi, arch, wait, now):
+    """queue.claim() until it hands out a job for ABI (an active Abi) and ARCH or WAIT
+    seconds have passed; the first try always claims. NOW() gives the time. Past the
+    bounds on waiting claims (above), the first try is the only one: TooManyWaiting when
+    it found nothing."""
+    build = queue.claim(builder, abi, now(), arch)
     if build is not None or wait <= 0:
         return build
     refused = _start_waiting(builder.id)
@@ -103,12 +103,12 @@ def wait_for_job(builder, abi, wait, now):
         seconds = max(1, math.ceil(wait))
         raise TooManyWaiting(f"{refused}: ask again in {seconds} s", seconds)
     try:
-        return _wait(builder, abi, wait, now)
+        return _wait(builder, abi, arch, wait, now)
     finally:
         _stop_waiting(builder.id)
 
 
-def _wait(builder, abi, wait, now):
+def _wait(builder, abi, arch, wait, now):
     """After a first claim that found nothing: look again until WAIT seconds passed."""
     deadline = time.monotonic() + wait
     pause = FIRST_PAUSE
@@ -120,17 +120,18 @@ def _wait(builder, abi, wait, now):
             connection.close()
         time.sleep(min(pause, left))
         pause = min(pause * 2, MAX_PAUSE)
-        if anything_queued(abi.id):
-            build = queue.claim(builder, abi, now())
+        if anything_queued(abi.id, arch):
+            build = queue.claim(builder, abi, now(), arch)
             if build is not None:
                 return build
 
 
-def anything_queued(abi_id):
-    """Whether a job for this ABI is queued, as seen at most EMPTY_FOR seconds ago."""
+def anything_queued(abi_id, arch):
+    """Whether a job for this ABI and ARCH is queued, as seen at most EMPTY_FOR seconds
+    ago."""
     global _shared
     with _lock:
-        asked, answer = _answers.get(abi_id, (float("-inf"), True))
+        asked, answer = _answers.get((abi_id, arch), (float("-inf"), True))
         if time.monotonic() - asked < EMPTY_FOR:
             return answer
         try:
@@ -140,14 +141,14 @@ def anything_queued(abi_id):
             with _shared.cursor() as cursor:
                 cursor.execute(
                     f"SELECT 1 FROM {Build._meta.db_table}"
-                    " WHERE abi_id = %s AND state = %s LIMIT 1",
-                    [abi_id, Build.State.QUEUED],
+                    " WHERE abi_id = %s AND arch = %s AND state = %s LIMIT 1",
+                    [abi_id, arch, Build.State.QUEUED],
                 )
                 answer = cursor.fetchone() is not None
         except DatabaseError:
             _shared.close()  # reconnects next time; meanwhile let the claim decide
             answer = True
-        _answers[abi_id] = (time.monotonic(), answer)
+        _answers[abi_id, arch] = (time.monotonic(), answer)
         return answer
 
 

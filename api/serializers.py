@@ -176,6 +176,7 @@ class JobSerializer(serializers.Serializer):
     normalized_name = serializers.CharField()
     version = serializers.CharField()
     abi = serializers.CharField()
+    arch = serializers.CharField(help_text="the architecture the job is for, e.g. aarch64")
     index_url = serializers.CharField()
     extra_index_urls = serializers.ListField(child=serializers.CharField())
     lease_seconds = serializers.IntegerField()

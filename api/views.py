@@ -20,6 +20,7 @@ from api.exceptions import TooLarge
 from api.longpoll import wait_for_job
 from api.permissions import IsEnabledBuilder
 from builds import depwait, logs, publish, queue
+from lib import platforms
 
 
 def refusal(description):
@@ -89,13 +90,14 @@ class BuilderView(APIView):
 class Claim(BuilderView):
     @extend_schema(
         operation_id="claim",
-        summary="Wait up to `wait` seconds for a job for this builder's ABI.",
+        summary="Wait up to `wait` seconds for a job for this builder's ABI and "
+                "architecture (that of its `platform`: linux_aarch64 -> aarch64).",
         request=serializers.ClaimSerializer,
         responses={
             200: serializers.JobSerializer,
             204: OpenApiResponse(description="nothing to build within `wait` seconds"),
             400: refusal("bad body, or the farm does not build for that ABI, or not on "
-                         "this builder's OS release"),
+                         "this builder's OS release, or not for its architecture"),
             429: refusal("nothing to build now, and too many claims (of this builder, or "
                          "in all) already wait: ask again after Retry-After seconds"),
             **ERRORS,
@@ -111,7 +113,9 @@ class Claim(BuilderView):
                        facts["python_version"], facts["os"], facts["os_release"],
                        facts["glibc"])
         queue.check_release(abi, facts["os_release"], facts["glibc"])
-        build = wait_for_job(builder, abi, facts["wait"], timezone.now)
+        arch = platforms.job_arch(facts["platform"])
+        queue.check_arch(abi, arch)
+        build = wait_for_job(builder, abi, arch, facts["wait"], timezone.now)
         wanted = depwait.wants_packages(builder, facts.get("packages_digest"))
         headers = {"X-Packages-Wanted": "1"} if wanted else None
         if build is None:
@@ -123,6 +127,7 @@ class Claim(BuilderView):
             "normalized_name": version.project.normalized_name,
             "version": version.version,
             "abi": build.abi.tag,
+            "arch": build.arch,
             "index_url": f"{settings.PIWHEELS_PYPI_URL}/simple/",
             "extra_index_urls": [request.build_absolute_uri("/simple/")],
             "lease_seconds": settings.PIWHEELS_LEASE_SECONDS,

@@ -324,16 +324,16 @@ class WaitingForFilter(admin.SimpleListFilter):
 class BuildAdmin(ScaleSafeAdmin):
     # Few columns, so that why a build failed or was skipped fits at 1280 px; the
     # builder, priority, duration and who asked are on each build's page.
-    list_display = ["id", "version", "abi", "state", "finished", "cause", "why"]
+    list_display = ["id", "version", "abi", "arch", "state", "finished", "cause", "why"]
     list_select_related = ["version__project", "abi", "builder"]
     list_filter = ["state", "abi", "priority", CauseFilter, WaitingForFilter, BuilderFilter]
     search_fields = ["id"]
     search_help_text = "A build id, or a project's exact name optionally followed by a version."
     raw_id_fields = ["version", "builder"]
-    readonly_fields = ["version", "abi", "builder", "state", "priority", "attempt", "created",
-                       "started", "finished", "duration", "lease_until", "failure_reason",
-                       "skip_reason", "requested_by", "os_release", "glibc", "cause",
-                       "cause_detail", "apt", "waiting_for", "output_tail"]
+    readonly_fields = ["version", "abi", "arch", "builder", "state", "priority", "attempt",
+                       "created", "started", "finished", "duration", "lease_until",
+                       "failure_reason", "skip_reason", "requested_by", "os_release", "glibc",
+                       "cause", "cause_detail", "apt", "waiting_for", "output_tail"]
 
     def get_search_results(self, request, queryset, search_term):
         term = search_term.strip()
@@ -443,9 +443,9 @@ class RetryAdmin(admin.ModelAdmin):
 
 @admin.register(Abi)
 class AbiAdmin(admin.ModelAdmin):
-    list_display = ["tag", "active", "os_release", "added"]
+    list_display = ["tag", "active", "os_release", "archs", "added"]
     list_filter = ["active"]
-    fields = ["tag", "active", "os_release", "added"]
+    fields = ["tag", "active", "os_release", "archs", "added"]
 
     def has_add_permission(self, request):
         return False  # add_abi TAG also queues the backlog

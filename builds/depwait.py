@@ -146,31 +146,34 @@ def record_packages(builder, os_release, names, abi=None, now=None):
                       "updated": now},
         )
         added = [n for n in names if n not in before]
-        requeued = requeue_waiting(abi_id, os_release, added, now) if abi_id else 0
+        arch = platforms.job_arch(builder.platform)
+        requeued = requeue_waiting(abi_id, os_release, added, now, arch) if abi_id else 0
     log.info("builder %s: %d Debian packages on %s (%d new), %d builds queued again",
              builder, len(names), os_release, len(added), requeued)
     return digest, requeued
 
 
-def requeue_waiting(abi_id, release, packages, now):
-    """Queue again the failed builds of ABI_ID on RELEASE that wait for one of PACKAGES
-    (and have no newer build); their wait ends. Returns how many were queued."""
-    if not packages:
+def requeue_waiting(abi_id, release, packages, now, arch=platforms.DEFAULT_ARCH):
+    """Queue again the failed builds of ABI_ID and ARCH (the reporting builder's) on
+    RELEASE that wait for one of PACKAGES (and have no newer build); their wait ends.
+    Returns how many were queued."""
+    abi = Abi.objects.get(id=abi_id)
+    if not packages or arch not in abi.arch_list():
         return 0
     newer = Build.objects.filter(version_id=OuterRef("version_id"), abi_id=abi_id,
-                                 id__gt=OuterRef("id"))
+                                 arch=arch, id__gt=OuterRef("id"))
     total = 0
     waiting = (
-        Build.objects.filter(_built_on(release), state=Build.State.FAILED, abi_id=abi_id)
+        Build.objects.filter(_built_on(release), state=Build.State.FAILED, abi_id=abi_id,
+                             arch=arch)
         .filter(waiting_for__in=packages).exclude(Exists(newer))
     )
-    abi = Abi.objects.get(id=abi_id)
     for package in sorted(set(waiting.values_list("waiting_for", flat=True))):
         ids = list(waiting.filter(waiting_for=package).values_list("id", flat=True))
         # The wait ends with this change, so the next failure waits (or not) afresh.
         Build.objects.filter(id__in=ids, waiting_for=package).update(waiting_for="")
         versions = Build.objects.filter(id__in=ids).values_list("version_id", flat=True)
-        total += queue.rebuild(Version.objects.filter(id__in=versions), abi=abi,
+        total += queue.rebuild(Version.objects.filter(id__in=versions), abi=abi, arch=arch,
                                requested_by=f"{REQUESTED_BY}: {package}"[:150], now=now)
     return total
 
@@ -180,16 +183,21 @@ def overview():
     Debian packages whose installation on the builders would fix the most builds, with the
     ABIs and releases that need them."""
     failed = Build.objects.filter(state=Build.State.FAILED)
-    causes = list(
-        failed.exclude(cause="").values("cause").annotate(builds=Count("id"))
-        .order_by("-builds", "cause")
-    )
+    by_arch = (failed.exclude(cause="").values_list("cause", "arch").annotate(n=Count("id"))
+               .order_by("cause", "arch"))
+    counts = {}
+    for cause, arch, n in by_arch:
+        counts.setdefault(cause, {})[arch] = n
+    causes = sorted(({"cause": cause, "builds": sum(archs.values()), "archs": archs}
+                     for cause, archs in counts.items()),
+                    key=lambda row: (-row["builds"], row["cause"]))
     for row in causes:
         row["description"] = failures.DESCRIPTIONS.get(row["cause"], row["cause"])
     unclassified = failed.filter(cause="").count()
     packages = list(
         failed.exclude(waiting_for="")
-        .values("waiting_for", "abi__tag", "os_release", "builder__debian__os_release")
+        .values("waiting_for", "abi__tag", "arch", "os_release",
+                "builder__debian__os_release")
         .annotate(builds=Count("id"))
         .order_by("-builds", "waiting_for")
     )
@@ -200,7 +208,7 @@ def overview():
         entry["builds"] += row["builds"]
         release = (row["os_release"] or row["builder__debian__os_release"]
                    or settings.PIWHEELS_DEBIAN_RELEASE)
-        where = f"{row['abi__tag']} on {release}"
+        where = f"{row['abi__tag']} {row['arch']} on {release}"
         if where not in entry["where"]:
             entry["where"].append(where)
     ranked = sorted(fixes.values(), key=lambda e: (-e["builds"], e["package"]))

@@ -8,6 +8,9 @@ from django.utils import timezone
 from lib import platforms
 from packages.models import Version
 
+_ARCH = "(" + "|".join(platforms.ARCHS) + ")"
+ARCH_LIST = rf"^{_ARCH}(,{_ARCH})*$"  # Abi.archs: "armv7l" or "armv7l,aarch64"
+
 
 class Abi(models.Model):
     tag = models.CharField(max_length=20, unique=True, help_text="e.g. cp311")
@@ -19,12 +22,22 @@ class Abi(models.Model):
         help_text="e.g. bookworm: only builders on this OS release build this ABI "
                   "(blank: any)",
     )
+    # The architectures it is built for (lib/platforms.ARCHS), comma-separated: a job is
+    # one per (version, ABI, architecture), claimed by builders of that architecture.
+    archs = models.CharField(
+        max_length=100, default=platforms.DEFAULT_ARCH, db_default=platforms.DEFAULT_ARCH,
+        help_text="architectures it is built for, comma-separated: armv7l (32-bit Pi OS), "
+                  "aarch64 (64-bit Pi OS), x86_64 (tests); add_abi --arch queues the "
+                  "backlog of one added",
+    )
     added = models.DateTimeField(default=timezone.now)
 
     class Meta:
         verbose_name = "ABI"
         constraints = [
             models.CheckConstraint(condition=~Q(tag=""), name="builds_abi_tag_not_empty"),
+            models.CheckConstraint(condition=Q(archs__regex=ARCH_LIST),
+                                   name="builds_abi_archs_valid"),
             models.CheckConstraint(
                 condition=Q(os_release="") | Q(os_release__regex=platforms.OS_RELEASE.pattern),
                 name="builds_abi_os_release_valid",
@@ -33,6 +46,10 @@ class Abi(models.Model):
 
     def __str__(self):
         return self.tag
+
+    def arch_list(self):
+        """The architectures it is built for, in the order the operator gave them."""
+        return [a for a in self.archs.split(",") if a]
 
 
 def hash_token(token):
@@ -62,8 +79,9 @@ class BuildQuerySet(models.QuerySet):
     def live(self):
         return self.filter(state__in=LIVE_STATES)
 
-    def queued_for(self, abi):
-        return self.filter(abi=abi, state=Build.State.QUEUED)
+    def queued_for(self, abi, arch=None):
+        queued = self.filter(abi=abi, state=Build.State.QUEUED)
+        return queued if arch is None else queued.filter(arch=arch)
 
 
 class Build(models.Model):
@@ -83,6 +101,10 @@ class Build(models.Model):
 
     version = models.ForeignKey(Version, on_delete=models.CASCADE, related_name="builds")
     abi = models.ForeignKey(Abi, on_delete=models.PROTECT, related_name="builds")
+    # The machine architecture it is built for (lib/platforms.ARCHS): only builders of
+    # that architecture claim it. A farm from before architectures built armv7l.
+    arch = models.CharField(max_length=16, default=platforms.DEFAULT_ARCH,
+                            db_default=platforms.DEFAULT_ARCH)
     builder = models.ForeignKey(
         Builder, on_delete=models.SET_NULL, null=True, blank=True, related_name="builds"
     )
@@ -122,10 +144,12 @@ class Build(models.Model):
     class Meta:
         constraints = [
             models.UniqueConstraint(
-                fields=["version", "abi"],
+                fields=["version", "abi", "arch"],
                 condition=Q(state__in=["queued", "building"]),
                 name="builds_build_one_live_per_job",
             ),
+            models.CheckConstraint(condition=Q(arch__regex=f"^{_ARCH}$"),
+                                   name="builds_build_arch_valid"),
             models.CheckConstraint(
                 condition=Q(state__in=["queued", "building", "succeeded", "failed",
                                        "skipped"]),
@@ -140,10 +164,11 @@ class Build(models.Model):
             ),
         ]
         indexes = [
-            # queue.claim(): the next job for one ABI: most urgent priority first
-            # (requested > new release > backlog), newest job first within a priority.
+            # queue.claim(): the next job for one (ABI, architecture): most urgent
+            # priority first (requested > new release > backlog), newest job first
+            # within a priority.
             models.Index(
-                fields=["abi", "-priority", "-id"],
+                fields=["abi", "arch", "-priority", "-id"],
                 condition=Q(state="queued"),
                 name="builds_build_queue",
             ),
@@ -174,7 +199,8 @@ class Build(models.Model):
         ]
 
     def __str__(self):
-        return f"build {self.pk} of {self.version_id} for {self.abi_id} ({self.state})"
+        return (f"build {self.pk} of {self.version_id} for {self.abi_id} {self.arch} "
+                f"({self.state})")
 
 
 LIVE_STATES = frozenset({Build.State.QUEUED, Build.State.BUILDING})
@@ -345,6 +371,11 @@ class File(models.Model):
 
     def __str__(self):
         return self.filename
+
+    @property
+    def arch(self):
+        """The architecture its platform tag names, "" for a pure wheel."""
+        return platforms.wheel_arch(self.platform_tag)
 
 
 class ServedName(models.Model):

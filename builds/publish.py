@@ -99,6 +99,10 @@ def receive_file(build_id, builder, filename, chunks, size, sha256, now):
     build = Build.objects.select_related("version__project", "abi").get(id=build_id)
     version = build.version
     wheels.check_filename(filename, version.project.name, version.version, build.abi.tag)
+    arch = platforms.wheel_arch(parsed[4])
+    if arch and arch != build.arch:
+        raise UploadRefused(f"{filename} is a wheel for {arch}, and build {build_id} is "
+                            f"for {build.arch}")
     if _already_received(build, filename, sha256, size):
         return False
     incoming = datafiles.makedirs(storage.incoming_dir(build_id))
@@ -367,11 +371,18 @@ def import_wheel(path, abi=None, now=None, requested_by="import_wheels", os_rele
             sha256, size = _hash_file(retagged)
         inspected = inspection.inspect_contents(retagged or copy, info.platform_tag)
         now = now or timezone.now()
+        # A pure wheel is recorded for the farm's first architecture (its publication
+        # completes the other architectures' queued jobs, as a built one does).
+        arch = platforms.wheel_arch(info.platform_tag) or platforms.DEFAULT_ARCH
+        if not platforms.ARCH.match(arch):
+            raise FinishRefused(f"the farm builds no {arch} wheels (only for "
+                                f"{', '.join(platforms.ARCHS)})")
         with transaction.atomic():
             # A queued job for this wheel is done by the import; one being built goes on.
-            Build.objects.filter(version=version, abi=abi, state=Build.State.QUEUED).delete()
+            Build.objects.filter(version=version, abi=abi, arch=arch,
+                                 state=Build.State.QUEUED).delete()
             build = Build.objects.create(
-                version=version, abi=abi, state=Build.State.SUCCEEDED, started=now,
+                version=version, abi=abi, arch=arch, state=Build.State.SUCCEEDED, started=now,
                 finished=now, duration=timedelta(0), requested_by=requested_by,
                 os_release=os_release, glibc=glibc,
             )
@@ -539,7 +550,8 @@ def _publish(build, published, now, refuse_taken=False):
     version, project = build.version, build.version.project
     had_files = File.objects.filter(build__version__project_id=project.id).exists()
     replaced = list(
-        Build.objects.filter(version=version, abi=build.abi, state=Build.State.SUCCEEDED)
+        Build.objects.filter(version=version, abi=build.abi, arch=build.arch,
+                             state=Build.State.SUCCEEDED)
         .exclude(id=build.id).values_list("id", flat=True)
     )
     old = {f.filename: f for f in File.objects.filter(build_id__in=replaced)}
@@ -576,7 +588,7 @@ def _publish(build, published, now, refuse_taken=False):
             os_release=build.os_release, glibc=build.glibc,
             armv6_compatible=armv6, armv6l_filename=alias,
             shadowed_by=rules.shadowing_wheel(info.filename, version.upstream_wheels or [],
-                                              build.abi.tag),
+                                              build.abi.tag, build.arch),
         )
         made.append((info, decl["sha256"], alias))
         taken.add(alias)
@@ -637,13 +649,15 @@ def _armv6l_copy(build, path, info, taken, own=None, inspected=None):
 
 def _cover_other_abis(build, pure, now):
     """A wheel of ABI none serves every ABI: the other ABIs' queued jobs of this version
-    are done (piwheels' rule), recorded as succeeded with a note. One with a platform tag
-    (not PURE) serves only its OS release, so only the ABIs built on that release."""
+    are done (piwheels' rule), recorded as succeeded with a note. A pure one (`any`)
+    serves every architecture too, so it completes every queued job of the version; one
+    with a platform tag (not PURE) serves only its architecture and OS release, so only
+    the jobs of that architecture whose ABIs are built on that release."""
     others = Build.objects.filter(version=build.version, state=Build.State.QUEUED)
     if not pure:
         if not build.os_release:
             return
-        others = others.filter(abi__os_release=build.os_release)
+        others = others.filter(abi__os_release=build.os_release, arch=build.arch)
     covered = list(others.exclude(id=build.id).values_list("id", flat=True))
     Build.objects.filter(id__in=covered, state=Build.State.QUEUED).update(
         state=Build.State.SUCCEEDED, finished=now, duration=timedelta(0)

@@ -1,8 +1,12 @@
-"""The build queue: which (version, ABI) jobs exist, who holds them, how they end.
+"""The build queue: which (version, ABI, architecture) jobs exist, who holds them, how
+they end.
 
 A job is a Build row in state "queued". The rows are kept in step with the catalogue by
 refresh_jobs(), which the sync and the operator commands call with the versions they
-touched; claims take the next row for one ABI with SELECT ... FOR UPDATE SKIP LOCKED.
+touched: one per version, active ABI and architecture the ABI is built for (Abi.archs).
+Claims take the next row for one (ABI, architecture) with SELECT ... FOR UPDATE SKIP
+LOCKED; a builder's architecture is that of the platform it reports with every claim
+(lib/platforms.job_arch: linux_armv7l -> armv7l, linux_aarch64 -> aarch64).
 
 Order: priority REQUESTED (an admin asked) > NEW_RELEASE > BACKLOG, and within one
 priority the newest job first (highest id; add_abi inserts its backlog in version order,
@@ -74,6 +78,32 @@ class WrongRelease(ValueError):
     """The farm builds this ABI on another OS release than the builder's."""
 
 
+class WrongArch(ValueError):
+    """The farm does not build this ABI for the builder's architecture (or cannot read
+    the architecture named)."""
+
+
+def check_arch(abi, arch):
+    """Refuse (WrongArch) a builder of architecture ARCH (lib/platforms.job_arch of its
+    platform; "" when it names none) for ABI, which is not built for it."""
+    if arch not in abi.arch_list():
+        what = f"for {arch}" if arch else "for this builder's platform"
+        raise WrongArch(
+            f"the farm does not build {abi.tag} {what}, only for {', '.join(abi.arch_list())}"
+            f" (an operator enables one with: manage.py add_abi {abi.tag} --arch ARCH)"
+        )
+
+
+def parse_archs(text):
+    """["armv7l", "aarch64"] from "armv7l,aarch64"; WrongArch for an unknown one."""
+    archs = list(dict.fromkeys(a.strip() for a in text.split(",") if a.strip()))
+    bad = [a for a in archs if not platforms.ARCH.match(a)]
+    if bad or not archs:
+        raise WrongArch(f"{text!r} is not a list of architectures among "
+                        f"{', '.join(platforms.ARCHS)}, such as armv7l,aarch64")
+    return archs
+
+
 def check_release(abi, os_release, glibc):
     """Refuse (WrongRelease) a builder that may not build ABI: the ABI is built on one
     OS release and the builder is on another one, or did not say which, or did not say
@@ -131,9 +161,11 @@ def find_abi(tag):
     return abi
 
 
-def claim(builder, abi, now):
-    """Hand BUILDER the most urgent queued job for ABI (a tag or an active Abi), or None.
-    The build records the builder's os_release and glibc (as check_in last set them).
+def claim(builder, abi, now, arch=None):
+    """Hand BUILDER the most urgent queued job for ABI (a tag or an active Abi) and ARCH,
+    or None. ARCH defaults to the architecture of the platform the builder last reported
+    (check_in; armv7l when it reported none). The build records the builder's os_release
+    and glibc (as check_in last set them).
 
     The row is taken with SELECT ... FOR UPDATE SKIP LOCKED, so concurrent claimers each
     get a different job and never wait on each other. A job whose version stopped being
@@ -148,10 +180,12 @@ def claim(builder, abi, now):
     """
     if not isinstance(abi, Abi):
         abi = find_abi(abi)
+    if arch is None:
+        arch = platforms.job_arch(builder.platform)
     take = _claim_one_statement if connection.vendor == "postgresql" else _claim_orm
     for _ in range(20):
         try:
-            build, dropped = take(builder, abi, now)
+            build, dropped = take(builder, abi, arch, now)
         except IntegrityError:  # a concurrent claim of this builder took the same slot
             continue
         if dropped is not None:
@@ -163,14 +197,14 @@ def claim(builder, abi, now):
         # A claimed job starts afresh: uploads left by an earlier holder do not count.
         Upload.objects.filter(build_id=build.id).delete()  # one DELETE, by its index
         storage.discard_incoming_on_commit(build.id)
-        log.info("build %s: %s %s for %s claimed by %s (attempt %d)", build.id,
-                 build.version.project.name, build.version.version, abi.tag, builder,
+        log.info("build %s: %s %s for %s on %s claimed by %s (attempt %d)", build.id,
+                 build.version.project.name, build.version.version, abi.tag, arch, builder,
                  build.attempt)
         return build
     return None
 
 
-def _claim_orm(builder, abi, now):
+def _claim_orm(builder, abi, arch, now):
     """(build taken, None), (None, build dropped as unbuildable) or (None, None)."""
     with transaction.atomic():
         held = set(Build.objects.filter(builder=builder, state=Build.State.BUILDING)
@@ -179,7 +213,7 @@ def _claim_orm(builder, abi, now):
         if slot is None:
             return None, None
         build = (
-            Build.objects.filter(abi_id=abi.id, state=Build.State.QUEUED)
+            Build.objects.filter(abi_id=abi.id, arch=arch, state=Build.State.QUEUED)
             .select_related("version__project")
             .select_for_update(skip_locked=True, of=("self",))
             .order_by("-priority", "-id")
@@ -216,10 +250,10 @@ def _free_slot(held):
 
 def _claim_sql():
     """The claim as one PostgreSQL statement. `job` locks the most urgent queued row of
-    the ABI (index builds_build_queue) and says whether its version is still buildable
-    (the rule of VersionQuerySet.buildable); `taken` marks it held, `dropped` deletes it
-    if it is not buildable. Each answer row starts with 'taken' or 'dropped', then the
-    build, version and project columns."""
+    the (ABI, architecture) (index builds_build_queue) and says whether its version is
+    still buildable (the rule of VersionQuerySet.buildable); `taken` marks it held,
+    `dropped` deletes it if it is not buildable. Each answer row starts with 'taken' or
+    'dropped', then the build, version and project columns."""
     b, v, p = Build._meta.db_table, Version._meta.db_table, Project._meta.db_table
     rest = sql.columns(Version, "v") + sql.columns(Project, "p")
     taken, dropped = (", ".join(sql.columns(Build, a) + rest) for a in ("t", "d"))
@@ -235,7 +269,8 @@ def _claim_sql():
             SELECT b.id, (v.skip_reason = '' AND NOT v.yanked AND NOT v.removed
                           AND v.has_sdist AND p.skip_reason = '') AS buildable
             FROM {b} b JOIN {v} v ON v.id = b.version_id JOIN {p} p ON p.id = v.project_id
-            WHERE b.abi_id = %(abi)s AND b.state = 'queued' AND EXISTS (SELECT FROM free)
+            WHERE b.abi_id = %(abi)s AND b.arch = %(arch)s AND b.state = 'queued'
+              AND EXISTS (SELECT FROM free)
             ORDER BY b.priority DESC, b.id DESC
             LIMIT 1
             FOR UPDATE OF b SKIP LOCKED
@@ -258,11 +293,11 @@ def _claim_sql():
     """
 
 
-def _claim_one_statement(builder, abi, now):
+def _claim_one_statement(builder, abi, arch, now):
     """(build taken, None), (None, build dropped as unbuildable) or (None, None)."""
-    params = {"abi": abi.id, "builder": builder.id, "until": now + lease_length(),
-              "now": now, "os_release": builder.os_release, "glibc": builder.glibc,
-              "max_jobs": settings.PIWHEELS_MAX_JOBS_PER_BUILDER}
+    params = {"abi": abi.id, "arch": arch, "builder": builder.id,
+              "until": now + lease_length(), "now": now, "os_release": builder.os_release,
+              "glibc": builder.glibc, "max_jobs": settings.PIWHEELS_MAX_JOBS_PER_BUILDER}
     row = sql.execute_prepared("builds_claim", _claim_sql, params)
     if row is None:
         return None, None
@@ -375,9 +410,10 @@ def retry_farm_fault(build_id, builder, why, now):
     return Build.objects.get(id=build_id)
 
 
-def rebuild(target, abi=None, requested_by="", now=None):
+def rebuild(target, abi=None, requested_by="", now=None, arch=None):
     """Queue fresh builds of TARGET (a Project, a Version, or Versions) at REQUESTED
-    priority, for ABI (a tag or Abi) or every active ABI.
+    priority, for ABI (a tag or Abi) or every active ABI, and for ARCH or every
+    architecture each ABI is built for.
 
     Old builds and their files stay in the index until the new build succeeds (publish
     replaces them then). A job already queued is moved to the front; one already being
@@ -397,25 +433,31 @@ def rebuild(target, abi=None, requested_by="", now=None):
         abis = list(Abi.objects.filter(tag=tag))
         if not abis:
             raise UnknownAbi(f"the farm does not build for ABI {tag!r}")
+    if arch is not None and not any(arch in a.arch_list() for a in abis):
+        check_arch(abis[0], arch)
+    pairs = [(a, x) for a in abis for x in a.arch_list() if arch in (None, x)]
     wanted = versions.buildable().only("id", "requires_python", "upstream_wheels")
     # Not the jobs a rule excludes (builds/rules.py): rebuilding them would make nothing
     # pip should install.
-    jobs = [(v.id, a) for v in wanted for a in abis if not rules.skip_reason(v, a.tag)]
-    version_ids = sorted({vid for vid, _ in jobs})
+    jobs = [(v.id, a, x) for v in wanted for a, x in pairs
+            if not rules.skip_reason(v, a.tag, x)]
+    version_ids = sorted({vid for vid, _, _ in jobs})
     with transaction.atomic():
         queued = Build.objects.filter(
             version_id__in=version_ids, abi__in=abis, state=Build.State.QUEUED
         )
+        if arch is not None:
+            queued = queued.filter(arch=arch)
         bumped = queued.update(priority=Build.Priority.REQUESTED,
                                requested_by=requested_by[:150])
         live = set(
             Build.objects.filter(version_id__in=version_ids, abi__in=abis)
-            .live().values_list("version_id", "abi_id")
+            .live().values_list("version_id", "abi_id", "arch")
         )
         new = [
-            Build(version_id=vid, abi=a, priority=Build.Priority.REQUESTED, created=now,
-                  requested_by=requested_by[:150])
-            for vid, a in jobs if (vid, a.id) not in live
+            Build(version_id=vid, abi=a, arch=x, priority=Build.Priority.REQUESTED,
+                  created=now, requested_by=requested_by[:150])
+            for vid, a, x in jobs if (vid, a.id, x) not in live
         ]
         Build.objects.bulk_create(new, batch_size=5000, ignore_conflicts=True)
     log.info("rebuild: %d jobs queued, %d moved to the front (by %s)", len(new), bumped,
@@ -423,22 +465,32 @@ def rebuild(target, abi=None, requested_by="", now=None):
     return len(new) + bumped
 
 
-def add_abi(tag, now=None, batch_size=100_000, os_release=None):
+def add_abi(tag, now=None, batch_size=100_000, os_release=None, archs=None):
     """Build for ABI TAG from now on: create or re-activate it, and queue the backlog of
     every buildable version without a build for it, at BACKLOG priority (new releases
     still go first). One INSERT ... SELECT per batch of version ids, each in its own
     transaction, so 8 million versions take minutes, not hours. OS_RELEASE (a codename,
-    "" for any) says which builders may build it; None leaves it as it was. Returns
-    (abi, queued)."""
+    "" for any) says which builders may build it; None leaves it as it was. ARCHS (a
+    list, or "armv7l,aarch64") are added to the architectures it is built for (a new
+    ABI: armv7l when None), and the backlog is queued for each of them that lacks it.
+    Returns (abi, queued)."""
     if not ABI_TAG.match(tag):
         raise UnknownAbi(f"{tag!r} does not look like an interpreter ABI tag (e.g. cp311)")
     if os_release and not platforms.valid_os_release(os_release):
         raise WrongRelease(f"{os_release!r} is not an OS release codename such as bookworm")
+    if isinstance(archs, str):
+        archs = parse_archs(archs)
+    elif archs is not None:
+        archs = parse_archs(",".join(archs))
     now = now or timezone.now()
-    abi, _ = Abi.objects.get_or_create(tag=tag, defaults={"added": now})
+    first = ",".join(archs) if archs else platforms.DEFAULT_ARCH
+    abi, _ = Abi.objects.get_or_create(tag=tag, defaults={"added": now, "archs": first})
     changes = {} if abi.active else {"active": True}
     if os_release is not None and os_release != abi.os_release:
         changes["os_release"] = os_release
+    enabled = abi.arch_list() + [a for a in archs or () if a not in abi.arch_list()]
+    if enabled != abi.arch_list():
+        changes["archs"] = ",".join(enabled)
     if changes:
         Abi.objects.filter(id=abi.id).update(**changes)
         for key, value in changes.items():
@@ -448,29 +500,31 @@ def add_abi(tag, now=None, batch_size=100_000, os_release=None):
         return abi, 0
     queued = 0
     for lo in range(bounds["lo"], bounds["hi"] + 1, batch_size):
-        versions = (
-            Version.objects.buildable()
-            .filter(id__gte=lo, id__lt=lo + batch_size)
-            .exclude(Exists(Build.objects.filter(version=OuterRef("pk"), abi=abi)))
-            .order_by("id")
-            .values_list("id", flat=True)
-        )
-        select, params = versions.query.sql_with_params()
-        with transaction.atomic(), connection.cursor() as cursor:
-            cursor.execute(
-                f"INSERT INTO {Build._meta.db_table} (version_id, abi_id, state, priority,"
-                " attempt, created, failure_reason, skip_reason, requested_by)"
-                f" SELECT v.id, %s, %s, %s, 0, %s, '', '', '' FROM ({select}) AS v WHERE 1 = 1"
-                " ON CONFLICT DO NOTHING",
-                [abi.id, Build.State.QUEUED, Build.Priority.BACKLOG, now, *params],
+        for arch in abi.arch_list():
+            versions = (
+                Version.objects.buildable()
+                .filter(id__gte=lo, id__lt=lo + batch_size)
+                .exclude(Exists(Build.objects.filter(version=OuterRef("pk"), abi=abi,
+                                                     arch=arch)))
+                .order_by("id")
+                .values_list("id", flat=True)
             )
-            queued += cursor.rowcount
+            select, params = versions.query.sql_with_params()
+            with transaction.atomic(), connection.cursor() as cursor:
+                cursor.execute(
+                    f"INSERT INTO {Build._meta.db_table} (version_id, abi_id, arch, state,"
+                    " priority, attempt, created, failure_reason, skip_reason, requested_by)"
+                    f" SELECT v.id, %s, %s, %s, %s, 0, %s, '', '', '' FROM ({select}) AS v"
+                    " WHERE 1 = 1 ON CONFLICT DO NOTHING",
+                    [abi.id, arch, Build.State.QUEUED, Build.Priority.BACKLOG, now, *params],
+                )
+                queued += cursor.rowcount
         # The jobs a rule excludes (Requires-Python, an upstream wheel) become skipped.
         ruled = (Version.objects.filter(id__gte=lo, id__lt=lo + batch_size)
                  .exclude(requires_python="", upstream_wheels=[])
                  .values_list("id", flat=True))
         for start in range(0, len(ruled := list(ruled)), 5000):
             queued -= rules.apply(ruled[start:start + 5000], now=now).skipped
-    log.info("ABI %s: %d backlog jobs queued", tag, queued)
+    log.info("ABI %s (%s): %d backlog jobs queued", tag, abi.archs, queued)
     return abi, queued
 

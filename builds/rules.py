@@ -1,8 +1,12 @@
-"""What the farm builds and lists per (version, ABI), decided before anything is built.
+"""What the farm builds and lists per (version, ABI, architecture), decided before
+anything is built.
 
 - A job is skipped, not queued, when the version's Requires-Python excludes the ABI's
   Python, or when upstream already has a wheel that installs for the ABI on every target
-  platform (lib/tags.py, settings.PIWHEELS_TARGET_PLATFORMS and PIWHEELS_TARGET_GLIBC).
+  platform of the job's architecture (lib/tags.py, target_platforms(): `linux_<arch>`
+  and those of settings.PIWHEELS_TARGET_PLATFORMS that the architecture's builds serve,
+  with PIWHEELS_TARGET_GLIBC). So an upstream `manylinux_2_17_aarch64` wheel skips the
+  aarch64 job of its version and leaves the armv7l one to be built.
   It is a Build in state "skipped" with the reason, so that the page says why and /stats/
   counts it apart from failures. A failed build that one of these rules explains becomes
   skipped (its log and failure reason kept); when the rule stops holding (upstream drops
@@ -26,6 +30,7 @@ from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from builds.models import Abi, Build, File
+from lib import platforms
 from lib.tags import covering_wheel, python_excluded
 from packages.models import Project, Version
 
@@ -34,34 +39,43 @@ log = logging.getLogger(__name__)
 PYPI_HAS = "PyPI has a wheel for this: "
 
 
-def upstream_wheel(upstream_wheels, abi_tag):
-    """The upstream wheel that installs for ABI_TAG on every target platform, or None."""
+def target_platforms(arch):
+    """The platforms the wheels of ARCH's jobs serve: `linux_<arch>`, and those of
+    PIWHEELS_TARGET_PLATFORMS whose builds are ARCH's (linux_armv6l: armv7l's)."""
+    own = f"linux_{arch}"
+    return [own] + [p for p in settings.PIWHEELS_TARGET_PLATFORMS
+                    if p != own and platforms.job_arch(p) == arch]
+
+
+def upstream_wheel(upstream_wheels, abi_tag, arch=platforms.DEFAULT_ARCH):
+    """The upstream wheel that installs for ABI_TAG on every target platform of ARCH,
+    or None."""
     if not upstream_wheels:
         return None
-    return covering_wheel(upstream_wheels, abi_tag, settings.PIWHEELS_TARGET_PLATFORMS,
+    return covering_wheel(upstream_wheels, abi_tag, target_platforms(arch),
                           settings.PIWHEELS_TARGET_GLIBC_VERSION)
 
 
-def skip_reason(version, abi_tag):
-    """Why the job (VERSION, ABI_TAG) is not built, or "" when it should be."""
+def skip_reason(version, abi_tag, arch=platforms.DEFAULT_ARCH):
+    """Why the job (VERSION, ABI_TAG, ARCH) is not built, or "" when it should be."""
     if python_excluded(version.requires_python, abi_tag):
         return f"requires Python {version.requires_python}"
-    wheel = upstream_wheel(version.upstream_wheels, abi_tag)
+    wheel = upstream_wheel(version.upstream_wheels, abi_tag, arch)
     if wheel:
         return PYPI_HAS + wheel
     return ""
 
 
-def shadowing_wheel(filename, upstream_wheels, abi_tag):
-    """The upstream file that takes the farm's FILENAME (built for ABI_TAG) off the
-    index, or ""."""
+def shadowing_wheel(filename, upstream_wheels, abi_tag, arch=platforms.DEFAULT_ARCH):
+    """The upstream file that takes the farm's FILENAME (built for ABI_TAG and ARCH) off
+    the index, or ""."""
     if filename in upstream_wheels:
         return filename
-    return upstream_wheel(upstream_wheels, abi_tag) or ""
+    return upstream_wheel(upstream_wheels, abi_tag, arch) or ""
 
 
 _Version = namedtuple("_Version", "id project_id requires_python upstream_wheels")
-_Build = namedtuple("_Build", "id version_id abi_id state skip_reason failure_reason")
+_Build = namedtuple("_Build", "id version_id abi_id arch state skip_reason failure_reason")
 
 
 @dataclass
@@ -138,23 +152,24 @@ def apply_everywhere(project_ids=None, now=None, batch_size=5000):
 def _jobs(versions, buildable, abis, priority, now, changes):
     builds = {}
     for row in (Build.objects.filter(version_id__in=buildable)
-                .values_list("id", "version_id", "abi_id", "state", "skip_reason",
+                .values_list("id", "version_id", "abi_id", "arch", "state", "skip_reason",
                              "failure_reason")):
         b = _Build(*row)
-        builds.setdefault((b.version_id, b.abi_id), []).append(b)
+        builds.setdefault((b.version_id, b.abi_id, b.arch), []).append(b)
+    jobs = [(abi, arch) for abi in abis.values() for arch in abi.arch_list()]
     new, to_skip, to_fail, to_delete = [], {}, [], []
     for vid in buildable:
         version = versions[vid]
-        for abi in abis.values():
-            reason = skip_reason(version, abi.tag)[:400]
-            have = builds.get((vid, abi.id), [])
+        for abi, arch in jobs:
+            reason = skip_reason(version, abi.tag, arch)[:400]
+            have = builds.get((vid, abi.id, arch), [])
             lifted = [b for b in have if b.state == Build.State.SKIPPED and not reason]
             # a failed build that a rule explained keeps its failure reason
             never_built = [b for b in lifted if not b.failure_reason]
             if not have or (never_built and len(never_built) == len(have)):
                 # no build, or only skips that were never built and no longer hold
                 state = Build.State.SKIPPED if reason else Build.State.QUEUED
-                new.append(Build(version_id=vid, abi_id=abi.id, priority=priority,
+                new.append(Build(version_id=vid, abi_id=abi.id, arch=arch, priority=priority,
                                  state=state, skip_reason=reason,
                                  finished=now if reason else None, created=now))
                 changes.skipped += bool(reason)
@@ -192,11 +207,12 @@ def _files(versions, changes):
     rows = (File.objects.filter(build__version_id__in=versions,
                                 build__state=Build.State.SUCCEEDED)
             .values_list("id", "filename", "shadowed_by", "build__version_id",
-                         "build__abi__tag"))
+                         "build__abi__tag", "build__arch"))
     updates = {}
-    for file_id, filename, shadowed, vid, abi_tag in rows:
+    for file_id, filename, shadowed, vid, abi_tag, arch in rows:
         version = versions[vid]
-        wanted = shadowing_wheel(filename, version.upstream_wheels or [], abi_tag)[:255]
+        wanted = shadowing_wheel(filename, version.upstream_wheels or [], abi_tag,
+                                 arch)[:255]
         if wanted != shadowed:
             updates.setdefault(wanted, []).append(file_id)
             touched.add(version.project_id)

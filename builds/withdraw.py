@@ -65,6 +65,7 @@ def withdraw_builder(builder, since, now, by=""):
         reason = f"withdrawn from builder {builder.name}" + (f" by {by}" if by else "")
         for build in Build.objects.filter(id__in=ids + covered).order_by("id"):
             live = Build.objects.filter(version_id=build.version_id, abi_id=build.abi_id,
+                                        arch=build.arch,
                                         state__in=LIVE_STATES).exclude(id=build.id)
             if live.exists():  # already queued again (a rebuild): that one stands
                 build.delete()

@@ -56,6 +56,14 @@ MANYLINUX_ARCHS = frozenset({
     "x86_64", "i686", "aarch64", "armv7l", "ppc64", "ppc64le", "s390x", "riscv64",
     "loongarch64",
 })
+# The architectures a farm job can be for (Build.arch, Abi.archs): the Pis' 32-bit and
+# 64-bit userlands, and x86_64 for tests and development machines.
+ARCHS = ("armv7l", "aarch64", "x86_64")
+ARCH = re.compile(r"^(armv7l|aarch64|x86_64)$")
+# A farm before architectures built armv7l only: its jobs, and a claim that names no
+# platform, are armv7l.
+DEFAULT_ARCH = "armv7l"
+_PLATFORM_ARCH = re.compile(r"^(?:linux|manylinux_\d+_\d+|manylinux\d+|musllinux_\d+_\d+)_(\w+)$")
 ARMV7L_TAG = re.compile(r"^(linux|manylinux_\d+_\d+|manylinux2014)_armv7l$")
 _CPYTHON_ABI = re.compile(r"^cp3(\d+)")
 _PY3 = re.compile(r"^py3(\d*)$")
@@ -125,6 +133,32 @@ def served_filename(filename, glibc):
 def needs_glibc(platform):
     """Whether PLATFORM has a `linux_<arch>` tag that the farm serves glibc-versioned."""
     return glibc_platform(platform, "2.17") != platform
+
+
+def tag_arch(platform):
+    """The machine architecture of one platform tag (`linux_aarch64`,
+    `manylinux_2_17_aarch64` -> aarch64), or "" for `any` and tags of other OSes."""
+    found = _PLATFORM_ARCH.match(platform)
+    return found.group(1) if found else ""
+
+
+def job_arch(platform):
+    """The architecture of the farm's jobs that a builder reporting PLATFORM (its wheel
+    platform tag, e.g. `linux_aarch64`) builds: its machine architecture, except that
+    armv6l wheels come from armv7l jobs (lib/platforms.armv6l_filename) and an empty
+    platform (nothing said) is the farm's historic armv7l. "" when PLATFORM names no
+    Linux architecture."""
+    if not platform:
+        return DEFAULT_ARCH
+    arch = next((a for a in map(tag_arch, platform.split(".")) if a), "")
+    return DEFAULT_ARCH if arch == "armv6l" else arch
+
+
+def wheel_arch(platform):
+    """The architecture of the jobs that build a wheel with PLATFORM (a dotted tag set,
+    as in its filename; armv6l: armv7l's), or "" for a pure (`any`) wheel."""
+    arch = next((a for a in map(tag_arch, platform.split(".")) if a), "")
+    return DEFAULT_ARCH if arch == "armv6l" else arch
 
 
 def is_armv7l(platform):

@@ -31,8 +31,13 @@ def make_version(project, version="1.0", **fields):
     return Version.objects.create(project=project, version=version, **fields)
 
 
-def make_abi(tag="cp311", active=True):
-    return Abi.objects.get_or_create(tag=tag, defaults={"active": active})[0]
+def make_abi(tag="cp311", active=True, archs=None):
+    """The ABI TAG, built for ARCHS ("armv7l,aarch64"; None: as it is, armv7l if new)."""
+    abi = Abi.objects.get_or_create(tag=tag, defaults={"active": active})[0]
+    if archs is not None and abi.archs != archs:
+        abi.archs = archs
+        abi.save(update_fields=["archs"])
+    return abi
 
 
 def make_builder(name="pi1", token=None, abi="cp311", **fields):

@@ -2,6 +2,7 @@ from io import StringIO
 
 import pytest
 from django.core.management import call_command
+from django.utils import timezone
 
 
 @pytest.mark.django_db
@@ -81,3 +82,66 @@ def test_index_serials_go_on_above_every_serial_a_project_had(data_dir):
 
     CurrentProject.objects.filter(normalized_name="bar").touch_index()
     assert CurrentProject.objects.get(normalized_name="bar").index_serial == 5001
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_farm_from_before_architectures_keeps_its_builds_as_armv7l_jobs(data_dir):
+    """0010 (jobs per architecture): every build becomes an armv7l job unless its wheels
+    or its builder's claims name another architecture; no file is renamed, nothing is
+    queued again, every ABI is built for armv7l; the queue then hands an armv7l builder
+    the old queued job and an aarch64 builder nothing until aarch64 is added."""
+    from django.db import connection
+    from django.db.migrations.executor import MigrationExecutor
+
+    from builds import queue
+    from builds.models import Build as CurrentBuild
+    from builds.models import File as CurrentFile
+    from tests.factories import make_builder
+
+    before = [("builds", "0007_rightwheel_filenames_forever")]
+    executor = MigrationExecutor(connection)
+    executor.migrate(before)
+    apps = executor.loader.project_state(before).apps
+    Project = apps.get_model("packages", "Project")
+    Version = apps.get_model("packages", "Version")
+    Abi, Build, File, Builder = (apps.get_model("builds", m)
+                                 for m in ("Abi", "Build", "File", "Builder"))
+    project = Project.objects.create(name="foo", normalized_name="foo")
+    versions = [Version.objects.create(project=project, version=v, has_sdist=True)
+                for v in ("1.0", "2.0", "3.0", "4.0")]
+    abi = Abi.objects.create(tag="cp311")
+    pi3 = Builder.objects.create(name="pi3", token_hash="a" * 64, platform="linux_armv7l")
+    pi5 = Builder.objects.create(name="pi5", token_hash="b" * 64, platform="linux_aarch64")
+    built = Build.objects.create(version=versions[0], abi=abi, state="succeeded", builder=pi3)
+    names = ["foo-1.0-cp311-cp311-manylinux_2_36_armv7l.whl",
+             "foo-1.0-cp311-cp311-manylinux_2_36_aarch64.whl"]
+    File.objects.create(build=built, filename=names[0], size=1, sha256="0" * 64,
+                        python_tag="cp311", abi_tag="cp311",
+                        platform_tag="manylinux_2_36_armv7l",
+                        armv6l_filename="foo-1.0-cp311-cp311-linux_armv6l.whl")
+    # An arm64 builder that took a cp311 job before the farm knew architectures.
+    stray = Build.objects.create(version=versions[1], abi=abi, state="succeeded", builder=pi5)
+    File.objects.create(build=stray, filename=names[1], size=1, sha256="1" * 64,
+                        python_tag="cp311", abi_tag="cp311",
+                        platform_tag="manylinux_2_36_aarch64")
+    failed = Build.objects.create(version=versions[2], abi=abi, state="failed", builder=pi5)
+    waiting = Build.objects.create(version=versions[3], abi=abi, state="queued")
+
+    executor = MigrationExecutor(connection)
+    executor.migrate(executor.loader.graph.leaf_nodes())
+
+    archs = dict(CurrentBuild.objects.values_list("id", "arch"))
+    assert archs == {built.id: "armv7l", stray.id: "aarch64", failed.id: "aarch64",
+                     waiting.id: "armv7l"}
+    assert sorted(CurrentFile.objects.values_list("filename", "armv6l_filename")) == [
+        (names[1], ""), (names[0], "foo-1.0-cp311-cp311-linux_armv6l.whl")]
+    from builds.models import Abi as CurrentAbi
+
+    assert CurrentAbi.objects.get(tag="cp311").archs == "armv7l"
+    assert CurrentBuild.objects.filter(state="queued").count() == 1
+    arm64 = make_builder("arm64", abi=None, platform="linux_aarch64")
+    with pytest.raises(queue.WrongArch, match="does not build cp311 for aarch64"):
+        queue.check_arch(CurrentAbi.objects.get(tag="cp311"), "aarch64")
+    assert queue.claim(arm64, "cp311", timezone.now()) is None
+    armhf = make_builder("armhf", abi=None, platform="linux_armv7l")
+    assert queue.claim(armhf, "cp311", timezone.now()).id == waiting.id

@@ -61,6 +61,7 @@ def log_page(build_id):
         "project_url": reverse("web-project", args=[project.normalized_name]),
         "version": build.version.version,
         "abi": build.abi.tag,
+        "arch": build.arch,
         "os_release": release,
         "builder": build.builder.name if build.builder else "",
         "started": build.started,

@@ -17,7 +17,7 @@ from django.utils import timezone
 
 from builds import logs, rules, storage
 from builds.models import Abi, Build, Builder, BuildLog, DailyDownloads, File
-from lib import debian
+from lib import debian, platforms
 from lib.counts import EXACT_COUNT_BELOW, table_estimate
 from lib.tags import python_excluded
 from packages.models import Project, SyncStatus, Version, version_sort_key
@@ -37,6 +37,15 @@ def log_url(build_id):
 
 def project_url(normalized_name):
     return reverse("web-project", args=[normalized_name])
+
+
+# What people call each architecture's Pi OS.
+ARCH_NAMES = {"armv7l": "32-bit Raspberry Pi OS (armv7l)",
+              "aarch64": "64-bit Raspberry Pi OS (aarch64)", "x86_64": "x86_64"}
+
+
+def _arch_order(arch):
+    return platforms.ARCHS.index(arch) if arch in platforms.ARCHS else len(platforms.ARCHS)
 
 
 def abi_sort_key(tag):
@@ -88,6 +97,13 @@ def change_stamp():
     return f"{row['last_id'] or 0}.{finished}"
 
 
+def archs_built():
+    """The architectures the active ABIs are built for, in ARCHS order, with what people
+    call them: [{"arch": "aarch64", "name": "64-bit Raspberry Pi OS (aarch64)"}]."""
+    archs = {a for abi in Abi.objects.filter(active=True) for a in abi.arch_list()}
+    return [{"arch": a, "name": ARCH_NAMES.get(a, a)} for a in sorted(archs, key=_arch_order)]
+
+
 def home_totals():
     """Totals for the home page, cached for a minute or until a build is queued or
     finishes."""
@@ -104,6 +120,8 @@ def home_totals():
             "builds_skipped": states.get(Build.State.SKIPPED, 0),
             "queued": states.get(Build.State.QUEUED, 0),
             "building": states.get(Build.State.BUILDING, 0),
+            # what the pip.conf advice names: 32-bit and/or 64-bit Raspberry Pi OS
+            "archs": archs_built(),
         }
         cache.set(key, totals, CACHE_SECONDS)
     return totals
@@ -122,6 +140,7 @@ def _build_summary(build, builder_names):
     }[build.state]
     return {
         "build_id": build.id,
+        "arch": build.arch,
         "state": state,
         "build_state": build.state,
         "log_url": log_url(build.id) if build.has_log else "",
@@ -155,11 +174,11 @@ def _skipped(cell, reason):
     return cell
 
 
-def _cell(project, version, abi, builds, builder_names):
-    """One (version, ABI) cell: the newest build decides, except that a pending rebuild
-    does not hide the build whose files are still served, and that a job upstream has a
-    wheel for says so whatever the farm built (pip takes upstream's)."""
-    pypi = rules.upstream_wheel(version.upstream_wheels, abi.tag)
+def _cell(project, version, abi, arch, builds, builder_names):
+    """One (version, ABI, architecture) cell: the newest build decides, except that a
+    pending rebuild does not hide the build whose files are still served, and that a job
+    upstream has a wheel for says so whatever the farm built (pip takes upstream's)."""
+    pypi = rules.upstream_wheel(version.upstream_wheels, abi.tag, arch)
     if builds:
         summaries = [_build_summary(b, builder_names) for b in builds]  # newest first
         cell = dict(summaries[0])
@@ -181,7 +200,7 @@ def _cell(project, version, abi, builds, builder_names):
             cell["label"] = f"waiting for {cell['waiting_for']}"
         cell["abi"] = abi.tag
         return cell
-    cell = {"abi": abi.tag, "build_id": None, "log_url": "", "history": [],
+    cell = {"abi": abi.tag, "arch": arch, "build_id": None, "log_url": "", "history": [],
             "failure_reason": "", "skip_reason": ""}
     if version.yanked:
         cell.update(state="yanked", label="skipped: yanked", detail=version.yanked_reason,
@@ -192,7 +211,7 @@ def _cell(project, version, abi, builds, builder_names):
         _skipped(cell, "no source distribution")
     elif pypi:
         _skipped(cell, rules.PYPI_HAS + pypi)
-    elif not abi.active:
+    elif not abi.active or arch not in abi.arch_list():
         cell.update(state="none", label="-", detail="")
     elif python_excluded(version.requires_python, abi.tag):
         _skipped(cell, f"requires Python {version.requires_python}")
@@ -233,15 +252,18 @@ def project_page(normalized_name, index_url="/simple/"):
         # Builders are few; fetched with the builds would be a join per build row.
         builder_names = dict(Builder.objects.filter(id__in=builder_ids).values_list("id", "name"))
 
-    # Columns: the active ABIs, and any other ABI this project has builds for.
-    used = {b.abi_id for b in builds}
+    # Columns: (ABI, architecture) for the architectures each active ABI is built for,
+    # and any other ABI or architecture this project has builds for.
+    used = {(b.abi_id, b.arch) for b in builds}
     columns = sorted(
-        (abi for abi in abis.values() if abi.active or abi.id in used),
-        key=lambda abi: abi_sort_key(abi.tag),
+        {(abi, arch) for abi in abis.values() if abi.active for arch in abi.arch_list()}
+        | {(abis[abi_id], arch) for abi_id, arch in used},
+        key=lambda col: (abi_sort_key(col[0].tag), _arch_order(col[1])),
     )
+    several = len({arch for _, arch in columns}) > 1
     by_job = {}
     for build in builds:
-        by_job.setdefault((build.version_id, build.abi_id), []).append(build)
+        by_job.setdefault((build.version_id, build.abi_id, build.arch), []).append(build)
     build_version = {b.id: b.version_id for b in builds}
     build_abi = {b.id: abis[b.abi_id].tag for b in builds}
     files_by_version = {}
@@ -277,9 +299,12 @@ def project_page(normalized_name, index_url="/simple/"):
     rows = []
     for version in versions:
         cells = [
-            _cell(project, version, abi, by_job.get((version.id, abi.id), []), builder_names)
-            for abi in columns
+            _cell(project, version, abi, arch, by_job.get((version.id, abi.id, arch), []),
+                  builder_names)
+            for abi, arch in columns
         ]
+        for cell in cells:  # what the page calls its column
+            cell["column"] = f"{cell['abi']} {cell['arch']}" if several else cell["abi"]
         rows.append({
             "version": version.version,
             "released": version.released,
@@ -296,6 +321,11 @@ def project_page(normalized_name, index_url="/simple/"):
     # offer neither then.
     has_files = bool(files)
     newest_version, newest_state = project_summary.newest_state(rows)
+    # The architectures its listed files serve; a pure wheel serves every one.
+    listed = [f for f in files if not f.shadowed_by]
+    served = {f.arch for f in listed}
+    archs = sorted(({a for _, a in columns} if "" in served else served) - {""},
+                   key=_arch_order)
     return {
         "name": project.name,
         "normalized_name": project.normalized_name,
@@ -306,7 +336,11 @@ def project_page(normalized_name, index_url="/simple/"):
         "status_reason": project.upstream_status_reason,
         "url": project_url(project.normalized_name),
         "has_files": has_files,
+        # The same line on 32-bit and 64-bit Raspberry Pi OS: pip takes the wheel of its
+        # own architecture (archs says which have one).
         "install": f"pip3 install {project.name}" if has_files else "",
+        "archs": archs,
+        "archs_label": ", ".join(ARCH_NAMES.get(a, a) for a in archs),
         # the one line that works on a Pi whose pip does not know the farm yet
         "install_line": (f"pip3 install --extra-index-url {index_url} {project.name}"
                          if has_files else ""),
@@ -315,9 +349,15 @@ def project_page(normalized_name, index_url="/simple/"):
         "dependencies": deps,
         # Built only from valid names (lib/debian.py): people paste it into a shell.
         "apt_install": debian.install_line(deps),
-        "abis": [abi.tag for abi in columns],
+        # One per column: the ABI tag (repeated when it is built for several
+        # architectures), and the columns with their architecture.
+        "abis": [abi.tag for abi, _ in columns],
+        "columns": [{"abi": abi.tag, "arch": arch,
+                     "label": f"{abi.tag} {arch}" if several else abi.tag}
+                    for abi, arch in columns],
         # which Pythons x architectures have wheels, of which version, built on which OS
-        "wheels": project_summary.wheel_matrix([abi.tag for abi in columns], rows),
+        "wheels": project_summary.wheel_matrix(
+            list(dict.fromkeys(abi.tag for abi, _ in columns)), rows),
         "downloads": project_summary.downloads(project, [f.id for f in files]),
         "links": project_summary.links(project, rows),
         "newest_version": newest_version,
@@ -391,21 +431,23 @@ def slow_stats(now=None):
     abis = {abi.id: abi for abi in Abi.objects.all()}
     live = (
         Build.objects.filter(state__in=["queued", "building"])
-        .values_list("abi_id", "state")
+        .values_list("abi_id", "arch", "state")
         .annotate(n=Count("id"))
         .order_by()
     )
-    queue = {abi_id: {"queued": 0, "building": 0} for abi_id, abi in abis.items()
-             if abi.active}
-    for abi_id, state, n in live:
-        queue.setdefault(abi_id, {"queued": 0, "building": 0})[state] = n
+    # per (ABI, architecture): the queue builders of one architecture take from
+    queue = {(abi_id, arch): {"queued": 0, "building": 0} for abi_id, abi in abis.items()
+             if abi.active for arch in abi.arch_list()}
+    for abi_id, arch, state, n in live:
+        queue.setdefault((abi_id, arch), {"queued": 0, "building": 0})[state] = n
     stats = {
         "builds_per_day": builds_per_day,
         "downloads_per_day": [{"day": day, "downloads": downloads.get(day, 0)} for day in days],
         "queue": [
-            {"abi": abis[abi_id].tag, "active": abis[abi_id].active, **counts}
-            for abi_id, counts in sorted(
-                queue.items(), key=lambda item: abi_sort_key(abis[item[0]].tag)
+            {"abi": abis[abi_id].tag, "arch": arch, "active": abis[abi_id].active, **counts}
+            for (abi_id, arch), counts in sorted(
+                queue.items(),
+                key=lambda item: (abi_sort_key(abis[item[0][0]].tag), _arch_order(item[0][1])),
             )
         ],
         "disk_bytes": File.objects.aggregate(total=Sum("size"))["total"] or 0,
@@ -442,6 +484,7 @@ def builders_online(now=None):
                 "url": project_url(build.version.project.normalized_name),
                 "version": build.version.version,
                 "abi": build.abi.tag,
+                "arch": build.arch,
                 "started": build.started,
             })
     return [
@@ -449,6 +492,7 @@ def builders_online(now=None):
             "name": b.name,
             "abi": b.abi.tag if b.abi else "",
             "platform": b.platform,
+            "arch": platforms.job_arch(b.platform),
             "enabled": b.enabled,
             "last_seen": b.last_seen,
             "building": building.get(b.id, []),

@@ -19,7 +19,8 @@ def test_claim_hands_out_the_job_and_records_the_builder(api, job, builder, sett
     assert response.status_code == 200
     assert response.json() == {
         "build_id": job.id, "project": "Foo_Bar", "normalized_name": "foo-bar",
-        "version": "1.0", "abi": "cp311", "index_url": "https://pypi.example/simple/",
+        "version": "1.0", "abi": "cp311", "arch": "armv7l",
+        "index_url": "https://pypi.example/simple/",
         "extra_index_urls": ["http://testserver/simple/"], "lease_seconds": 300,
         "attempt": 1,
     }

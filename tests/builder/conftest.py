@@ -14,7 +14,9 @@ import pytest
 from packaging.tags import sys_tags
 
 from builds import queue
+from lib import platforms
 from piwheels_builder import build
+from piwheels_builder.identity import platform_tag
 from tests.factories import make_abi, make_builder, make_project
 from tests.live import FarmProcess
 
@@ -25,8 +27,10 @@ AGENT = [sys.executable, "-m", "piwheels_builder.main"]
 # the hostile build's test skips there instead (tests/builder/test_hostile_build.py).
 SANDBOX_PROBLEM = build.sandbox_problem()
 UNSANDBOXED = ["--unsandboxed"] if SANDBOX_PROBLEM else []
-# The ABI of this machine: the jobs are for it, so that what is built here fits.
+# The ABI and architecture of this machine: the jobs are for them, so that what is
+# built here fits (x86_64 on a CI machine: the farm builds it for tests).
 ABI = next(iter(sys_tags())).abi
+ARCH = platforms.job_arch(platform_tag())
 
 
 def hermetic_pip_env(**extra):
@@ -95,7 +99,7 @@ def upstream(fake_pypi, setuptools_wheel):
 
 @pytest.fixture
 def farm_builder(transactional_db):
-    make_abi(ABI)
+    make_abi(ABI, archs=ARCH)
     return make_builder("pi-e2e", abi=ABI)
 
 

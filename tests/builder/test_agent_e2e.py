@@ -22,6 +22,7 @@ from piwheels_builder import debian, identity
 from piwheels_builder.identity import platform_tag, probe
 from tests.builder.conftest import (
     ABI,
+    ARCH,
     CuttingProxy,
     hermetic_pip_env,
     make_sdist,
@@ -308,8 +309,8 @@ OTHER_PYTHON = _other_python()
 def test_an_agent_building_with_another_python_claims_for_its_abi(
         live_server, data_dir, upstream, transactional_db, work_dir):
     abi, platform, version = probe(OTHER_PYTHON)
-    make_abi(ABI)
-    make_abi(abi)
+    make_abi(ABI, archs=ARCH)
+    make_abi(abi, archs=ARCH)
     builder = make_builder("pi-other", abi=abi)
     sdist = make_sdist("other-demo", "1.0", {"other_demo/__init__.py": "X = 1\n"})
     upstream.add_release("other-demo", "1.0", [sdist])

@@ -3,16 +3,25 @@ import io
 import os
 import subprocess
 import sys
+from datetime import UTC, datetime
 
 import pytest
 from django.core.management import CommandError, call_command
 
 from builds import storage, wheels
 from builds.models import Abi, Build, Builder, File, hash_token
-from tests.factories import make_abi, make_build, make_project, make_version, make_wheel
+from tests.factories import (
+    make_abi,
+    make_build,
+    make_builder,
+    make_project,
+    make_version,
+    make_wheel,
+)
 from tests.live import ROOT, database_url
 
 pytestmark = pytest.mark.django_db
+T0 = datetime(2026, 1, 1, tzinfo=UTC)
 
 
 def run(*args):
@@ -44,16 +53,51 @@ def test_create_builder_refuses_a_blank_name(name):
 
 def test_add_abi_queues_the_backlog():
     make_project("foo", versions=["1.0", "2.0"])
-    assert run("add_abi", "cp313") == "building for cp313: queued 2 backlog builds"
+    assert run("add_abi", "cp313") == "building for cp313 (armv7l): queued 2 backlog builds"
     assert Abi.objects.get(tag="cp313").active
     assert Build.objects.filter(abi__tag="cp313", state="queued").count() == 2
     with pytest.raises(CommandError, match="'py3' does not look like an interpreter ABI"):
         run("add_abi", "py3")
 
 
+def test_add_abi_arch_queues_the_backlog_of_an_added_architecture_behind_new_releases():
+    """A farm that builds cp311 for armv7l adds aarch64: every buildable version gets an
+    aarch64 job at BACKLOG priority, the armv7l builds stay as they are, and a new
+    release's job still comes first for an aarch64 claim."""
+    from builds import queue
+
+    project = make_project("foo", versions=["1.0", "2.0"])
+    make_build(project.versions.get(version="1.0"), "cp311")  # built for armv7l
+    assert run("add_abi", "cp311") == "building for cp311 (armv7l): queued 1 backlog builds"
+    assert run("add_abi", "cp311", "--arch", "armv7l,aarch64") == (
+        "building for cp311 (armv7l, aarch64): queued 2 backlog builds")
+    assert Abi.objects.get(tag="cp311").archs == "armv7l,aarch64"
+    release = make_version(project, "3.0")  # released after: jobs for both, up front
+    queue.refresh_jobs([release.id], priority=Build.Priority.NEW_RELEASE)
+    assert sorted(Build.objects.values_list("version__version", "arch", "state", "priority")) == [
+        ("1.0", "aarch64", "queued", Build.Priority.BACKLOG),
+        ("1.0", "armv7l", "succeeded", Build.Priority.BACKLOG),
+        ("2.0", "aarch64", "queued", Build.Priority.BACKLOG),
+        ("2.0", "armv7l", "queued", Build.Priority.BACKLOG),
+        ("3.0", "aarch64", "queued", Build.Priority.NEW_RELEASE),
+        ("3.0", "armv7l", "queued", Build.Priority.NEW_RELEASE),
+    ]
+    # Run again: nothing more to queue. Bad names change nothing.
+    assert run("add_abi", "cp311", "--arch", "aarch64").endswith("queued 0 backlog builds")
+    with pytest.raises(CommandError, match="'arm64' is not a list of architectures"):
+        run("add_abi", "cp311", "--arch", "arm64")
+    assert Abi.objects.get(tag="cp311").archs == "armv7l,aarch64"
+    assert Build.objects.count() == 6
+    pi5 = make_builder("pi5", platform="linux_aarch64")
+    order = [queue.claim(pi5, "cp311", T0) for _ in range(4)]
+    assert [(b.version.version, b.arch) for b in order[:3]] == [
+        ("3.0", "aarch64"), ("2.0", "aarch64"), ("1.0", "aarch64")]
+    assert order[3] is None
+
+
 def test_add_abi_pins_the_os_release_it_is_built_on():
     assert run("add_abi", "cp311", "--os-release", "bookworm") == (
-        "building for cp311 on bookworm: queued 0 backlog builds")
+        "building for cp311 on bookworm (armv7l): queued 0 backlog builds")
     assert Abi.objects.get(tag="cp311").os_release == "bookworm"
     run("add_abi", "cp311")  # without the option: left as it was
     assert Abi.objects.get(tag="cp311").os_release == "bookworm"
@@ -150,3 +194,19 @@ def test_each_command_has_help(command, capsys):
         call_command(command, "--help")
     assert exit.value.code == 0
     assert "usage:" in capsys.readouterr().out
+
+
+def test_rebuild_arch_queues_only_that_architectures_jobs():
+    make_abi("cp311", archs="armv7l,aarch64")
+    project = make_project("Foo", versions=["1.0"])
+    assert run("rebuild", "foo", "--arch", "aarch64") == (
+        "queued 1 builds of Foo for every active ABI on aarch64")
+    assert list(Build.objects.values_list("arch", "priority")) == [
+        ("aarch64", Build.Priority.REQUESTED)]
+    assert run("rebuild", "foo") == "queued 2 builds of Foo for every active ABI"
+    assert sorted(Build.objects.filter(version__project=project)
+                  .values_list("arch", flat=True)) == ["aarch64", "armv7l"]
+    make_abi("cp39")  # armv7l only
+    with pytest.raises(CommandError, match="does not build cp39 for x86_64"):
+        run("rebuild", "foo", "--abi", "cp39", "--arch", "x86_64")
+    assert Build.objects.count() == 2

@@ -12,8 +12,8 @@ from tests.factories import make_abi, make_build, make_builder, make_project, ma
 pytestmark = pytest.mark.django_db
 
 
-def queued(version, abi="cp311", priority=Build.Priority.BACKLOG):
-    return make_build(version, abi, state=Build.State.QUEUED, priority=priority)
+def queued(version, abi="cp311", priority=Build.Priority.BACKLOG, arch="armv7l"):
+    return make_build(version, abi, state=Build.State.QUEUED, priority=priority, arch=arch)
 
 
 def test_claim_takes_requested_then_new_releases_then_backlog_newest_first(builder):
@@ -107,20 +107,26 @@ def test_concurrent_claimers_never_get_the_same_job():
 @pytest.mark.parametrize("take", [queue._claim_orm, queue._claim_one_statement],
                          ids=["orm", "one-statement"])
 def test_both_claim_paths_take_the_most_urgent_job_and_drop_unbuildable_ones(builder, take):
-    """The ORM path (SQLite) and the one-statement path (PostgreSQL) agree."""
+    """The ORM path (SQLite) and the one-statement path (PostgreSQL) agree, and take
+    only jobs of the architecture asked for."""
     abi = make_abi("cp311")
     project = make_project("foo")
     good = queued(make_version(project, "1.0"))
     gone = make_version(project, "2.0", yanked=True)
     bad = queued(gone)
-    assert take(builder, abi, T0) == (None, bad)
+    other_arch = queued(make_version(project, "3.0"), arch="aarch64")
+    assert take(builder, abi, "armv7l", T0) == (None, bad)
     assert not Build.objects.filter(id=bad.id).exists()
-    build, dropped = take(builder, abi, T0)
+    build, dropped = take(builder, abi, "armv7l", T0)
     assert (build.id, dropped) == (good.id, None)
     assert (build.version.project.name, build.abi.tag, build.attempt) == ("foo", "cp311", 1)
     good.refresh_from_db()
     assert (good.state, good.builder_id, good.started) == ("building", builder.id, T0)
-    assert take(builder, abi, T0) == (None, None)
+    assert take(builder, abi, "armv7l", T0) == (None, None)
+    other_arch.refresh_from_db()
+    assert other_arch.state == "queued"
+    build, _ = take(builder, abi, "aarch64", T0)
+    assert (build.id, build.arch) == (other_arch.id, "aarch64")
 
 
 @pytest.mark.django_db(transaction=True)

@@ -59,8 +59,9 @@ def test_the_mirror_of_pips_platform_tags_is_what_pip_says_here():
 class HttpBuilder:
     """One builder speaking the builder API over HTTP, as the agent does."""
 
-    def __init__(self, url, builder, release):
+    def __init__(self, url, builder, release, arch="armv7l"):
         self.url = url
+        self.arch = arch
         self.session = requests.Session()
         self.session.headers["Authorization"] = f"Token {builder.token}"
         self.os_release, glibc, self.python, self.abi = release
@@ -68,7 +69,7 @@ class HttpBuilder:
 
     def claim(self):
         response = self.session.post(f"{self.url}/api/v1/claim/", json={
-            "abi": self.abi, "platform": "linux_armv7l", "python_version": self.python,
+            "abi": self.abi, "platform": f"linux_{self.arch}", "python_version": self.python,
             "os": f"Raspbian GNU/Linux ({self.os_release})", "os_release": self.os_release,
             "glibc": self.glibc, "wait": 0,
         }, timeout=30)
@@ -136,30 +137,29 @@ def uv_install(index, tmp_path, target, release, project):
 def test_each_pi_gets_the_build_of_its_release_and_armv6l_only_armv6_code(
         live_server, data_dir, tmp_path):
     for release in (BULLSEYE, BOOKWORM):
-        make_abi(release[3])
+        make_abi(release[3], archs="armv7l,aarch64")
         Abi.objects.filter(tag=release[3]).update(os_release=release[0])
     v6, neon = compile_so(tmp_path, "v6", ARMV6), compile_so(tmp_path, "neon", ARMV7_NEON)
     code = {"zerodemo": v6, "neondemo": neon}
     for name in code:
         project = make_project(name, versions=["1.0"])
         queue.refresh_jobs([v.id for v in project.versions.all()])
-    builders = [HttpBuilder(live_server.url, make_builder(f"pi-{r[0]}", abi=r[3]), r)
-                for r in (BULLSEYE, BOOKWORM)]
+    builders = [HttpBuilder(live_server.url, make_builder(f"pi-{r[0]}-{arch}", abi=r[3]), r,
+                            arch)
+                for r in (BULLSEYE, BOOKWORM) for arch in ("armv7l", "aarch64")]
 
-    # Each builder takes the jobs of its own ABI; the Bullseye build of neondemo fails.
+    # Each builder takes the jobs of its own ABI and architecture; the Bullseye builds of
+    # neondemo fail.
     for pi in builders:
         while job := pi.claim():
-            assert job["abi"] == pi.abi
+            assert (job["abi"], job["arch"]) == (pi.abi, pi.arch)
             if (job["project"], pi.os_release) == ("neondemo", "bullseye"):
                 pi.fail(job)
                 continue
-            # abi3 wheels, as both releases build them: the same filenames from each
-            # (32- and 64-bit, one build for the test's sake).
-            pi.deliver(job, *(
-                arm_wheel(job["project"], "1.0", f"cp39-abi3-linux_{arch}", {
-                    "_speed.abi3.so": code[job["project"]] if arch == "armv7l" else b"",
-                    "built_on.txt": pi.os_release.encode()})
-                for arch in ("armv7l", "aarch64")))
+            # abi3 wheels, as both releases build them: the same filenames from each.
+            pi.deliver(job, arm_wheel(job["project"], "1.0", f"cp39-abi3-linux_{pi.arch}", {
+                "_speed.abi3.so": code[job["project"]] if pi.arch == "armv7l" else b"",
+                "built_on.txt": pi.os_release.encode()}))
 
     files = {f.filename: f for f in File.objects.filter(platform_tag__endswith="armv7l")}
     assert set(files) == {

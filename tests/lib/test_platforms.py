@@ -70,3 +70,19 @@ def test_needs_glibc(platform, needs):
 ])
 def test_os_release_codenames(value, ok):
     assert bool(platforms.OS_RELEASE.match(value)) is ok
+
+
+@pytest.mark.parametrize("platform, job, wheel", [
+    ("linux_armv7l", "armv7l", "armv7l"),
+    ("linux_aarch64", "aarch64", "aarch64"),
+    ("linux_x86_64", "x86_64", "x86_64"),
+    # armv6l wheels come from armv7l jobs; a claim that says nothing is the old farm's
+    ("linux_armv6l", "armv7l", "armv7l"),
+    ("", "armv7l", ""),
+    ("manylinux_2_17_aarch64.manylinux2014_aarch64", "aarch64", "aarch64"),
+    ("any", "", ""),
+    ("macosx_11_0_arm64", "", ""),
+])
+def test_the_architecture_of_a_platform(platform, job, wheel):
+    assert platforms.job_arch(platform) == job
+    assert platforms.wheel_arch(platform) == wheel

@@ -111,7 +111,7 @@ def test_failures_lists_causes_by_count_and_packages_by_builds_fixed(client, lda
                    waiting_for=package)
     page = client.get("/failures/").content.decode()
     assert page.index("libcairo2-dev") < page.index("libldap-dev")  # 2 builds before 1
-    assert "<td><code>libcairo2-dev</code></td><td>2</td><td>cp311 on bookworm</td>" in page
+    assert "<td><code>libcairo2-dev</code></td><td>2</td><td>cp311 armv7l on bookworm</td>" in page
     causes = page.split("<h2>Causes</h2>")[1]
     assert causes.index("missing-pkgconfig") < causes.index("missing-header")
     assert "<td><code>missing-header</code></td><td>a C header is missing</td><td>1</td>" in (
@@ -121,7 +121,7 @@ def test_failures_lists_causes_by_count_and_packages_by_builds_fixed(client, lda
 def test_the_admin_lists_causes_and_packages_to_install(admin_client, ldap):
     page = admin_client.get("/admin/builds/build/").content.decode()
     assert "missing-header (1)" in page
-    assert "libldap-dev (1 builds: cp311 on bookworm)" in page
+    assert "libldap-dev (1 builds: cp311 armv7l on bookworm)" in page
     waiting = admin_client.get("/admin/builds/build/", {"waiting_for": "libldap-dev"})
     assert waiting.context["cl"].result_count == 1
     assert admin_client.get("/admin/builds/builderpackages/").status_code == 200

@@ -73,8 +73,8 @@ def test_stats_shows_queue_builders_disk_and_downloads(client, history):
     response = client.get("/stats/")
     stats = response.context["stats"]
     assert stats["queue"] == [
-        {"abi": "cp39", "active": True, "queued": 0, "building": 1},
-        {"abi": "cp311", "active": True, "queued": 1, "building": 0},
+        {"abi": "cp39", "arch": "armv7l", "active": True, "queued": 0, "building": 1},
+        {"abi": "cp311", "arch": "armv7l", "active": True, "queued": 1, "building": 0},
     ]
     assert stats["disk_bytes"] == 3 * 1024**2
     assert [d["downloads"] for d in stats["downloads_per_day"][-2:]] == [12, 5]

@@ -16,8 +16,10 @@ class Command(BaseCommand):
         parser.add_argument("name", help="project name (any spelling)")
         parser.add_argument("version", nargs="?", help="only this version")
         parser.add_argument("--abi", help="only this ABI tag (default: every active ABI)")
+        parser.add_argument("--arch", help="only this architecture, e.g. aarch64 (default: "
+                                           "every one the ABI is built for)")
 
-    def handle(self, name, version, abi, **options):
+    def handle(self, name, version, abi, arch, **options):
         project = Project.objects.named(name).first()
         if project is None:
             raise CommandError(f"no project named {name!r}")
@@ -28,6 +30,12 @@ class Command(BaseCommand):
                 raise CommandError(f"{project.name} has no version {version!r}")
         if abi is not None and not Abi.objects.filter(tag=abi).exists():
             raise CommandError(f"the farm does not build for ABI {abi!r}")
-        queued = queue.rebuild(target, abi=abi, requested_by="manage.py rebuild")
+        try:
+            queued = queue.rebuild(target, abi=abi, requested_by="manage.py rebuild",
+                                   arch=arch)
+        except queue.WrongArch as exc:
+            raise CommandError(str(exc)) from None
         what = f"{project.name} {version}" if version else project.name
-        self.stdout.write(f"queued {queued} builds of {what} for {abi or 'every active ABI'}")
+        on = f" on {arch}" if arch else ""
+        self.stdout.write(f"queued {queued} builds of {what} for {abi or 'every active ABI'}"
+                          f"{on}")
