@@ -45,6 +45,7 @@ from packaging.utils import (
 )
 
 from builds import zips
+from lib import manylinux, platforms
 
 # ABI tags that any job may produce, whatever ABI it builds for.
 UNIVERSAL_ABIS = frozenset({"none", "abi3"})
@@ -418,3 +419,71 @@ def received_info(filename, metadata):
         platform_tag=parsed.platform_tag,
         requires_python=_check_metadata(filename, metadata, parsed), metadata=metadata,
     )
+
+
+@dataclass(frozen=True)
+class Served:
+    """The name a checked wheel is served under (docs/portable-wheels.md)."""
+    filename: str
+    glibc: str  # the glibc of its manylinux name, else the newest its objects need ("")
+    note: str  # why a `linux_<arch>` tag was kept ("" when none was)
+
+
+def served_name(path, filename, glibc=""):
+    """Check what FILENAME's platform tags claim of the wheel at PATH (lib/manylinux.py),
+    after inspect() passed it: a `manylinux` tag its compiled code does not keep is
+    refused (InvalidWheel, with the reason). A `linux_<arch>` tag becomes
+    `manylinux_<glibc>_<arch>` only when the code keeps that: for GLIBC "X.Y" (the
+    builder's), or, when GLIBC is "", for the oldest policy it meets (an import); else it
+    stays `linux_<arch>`, and the note says why."""
+    parts = platforms.split_filename(filename)
+    if parts is None:
+        return Served(filename, glibc, "")
+    *head, platform = parts
+    tags = platform.split(".")
+    claims = [(tag, manylinux.claim(tag)) for tag in tags]
+    linux = [(tag, manylinux.linux_arch(tag)) for tag in tags]
+    arches = {c.arch for _, c in claims if c} | {a for _, a in linux if a}
+    if not arches:
+        return Served(filename, glibc, "")  # any, win32, macosx...: nothing to check here
+    analyses = {}
+    try:
+        for arch in arches:
+            analyses[arch] = manylinux.analyse(path, arch)
+    except manylinux.CannotCheck as exc:
+        raise InvalidWheel(f"{filename}: {exc}") from None
+    served_glibc = glibc
+    for _tag, found in claims:
+        if found and not analyses[found.arch].keeps(found.glibc):
+            raise InvalidWheel(f"{filename} claims more than it keeps: "
+                               f"{analyses[found.arch].why_not(found.glibc)}")
+        if found and not served_glibc:
+            served_glibc = manylinux.glibc_text(found.glibc)
+    wanted = _glibc_tuple(glibc)
+    new_tags, notes = [], []
+    for tag, arch in linux:
+        if arch is None or arch not in platforms.MANYLINUX_ARCHS:
+            new_tags.append(tag)
+            continue
+        analysis = analyses[arch]
+        target = wanted or analysis.best
+        if not analysis.has_code:
+            target = wanted
+        if target and analysis.keeps(target):
+            new_tags.append(f"manylinux_{target[0]}_{target[1]}_{arch}")
+            served_glibc = manylinux.glibc_text(target)
+        else:
+            new_tags.append(tag)
+            newest = max(analysis.external, default=None)
+            notes.append(analysis.why_not(target or newest) if (target or newest) else
+                         f"auditwheel has no manylinux policy for {arch}")
+            served_glibc = glibc or manylinux.glibc_text(analysis.glibc_needed)
+    platform = ".".join(dict.fromkeys(new_tags))
+    return Served(platforms.join_filename(*head, platform), served_glibc, "; ".join(notes))
+
+
+def _glibc_tuple(glibc):
+    if not glibc or not platforms.GLIBC.match(glibc):
+        return None
+    major, minor = glibc.split(".")
+    return (int(major), int(minor))
