@@ -467,8 +467,9 @@ def served_name(path, filename, glibc=""):
             continue
         analysis = analyses[arch]
         target = wanted or analysis.best
-        if not analysis.has_code:
-            target = wanted
+        if not analysis.has_code and not wanted:
+            new_tags.append(tag)  # no compiled code to read a glibc from: kept as is
+            continue
         if target and analysis.keeps(target):
             new_tags.append(f"manylinux_{target[0]}_{target[1]}_{arch}")
             served_glibc = manylinux.glibc_text(target)

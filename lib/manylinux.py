@@ -13,6 +13,7 @@ it is refused; a `linux_<arch>` wheel is served under the manylinux name of its 
 glibc only when it keeps that one (lib/platforms.py), else as what it is.
 """
 import re
+import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -117,8 +118,12 @@ def analyse(path, arch):
     except ValueError:
         raise CannotCheck(f"auditwheel knows no architecture {arch!r}") from None
     try:
-        info = analyze_wheel_abi(Libc.GLIBC, architecture, Path(path), frozenset(),
-                                 disable_isa_ext_check=False, allow_graft=False)
+        with tempfile.TemporaryDirectory(prefix="piwheels-manylinux-") as tmp:
+            # auditwheel reads only files named *.whl (uploads are checked as .part).
+            named = Path(tmp) / "checked.whl"
+            named.symlink_to(Path(path).resolve())
+            info = analyze_wheel_abi(Libc.GLIBC, architecture, named, frozenset(),
+                                     disable_isa_ext_check=False, allow_graft=False)
     except NonPlatformWheelError:
         return Analysis(arch=arch, has_code=False)
     except Exception as exc:  # auditwheel raises many kinds on a broken ELF object
