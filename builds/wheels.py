@@ -443,7 +443,9 @@ def served_name(path, filename, glibc=""):
     tags = platform.split(".")
     claims = [(tag, manylinux.claim(tag)) for tag in tags]
     linux = [(tag, manylinux.linux_arch(tag)) for tag in tags]
-    arches = {c.arch for _, c in claims if c} | {a for _, a in linux if a}
+    # linux_armv6l & co: no manylinux tag exists for them, nothing to check or rename.
+    arches = {c.arch for _, c in claims if c} | {
+        a for _, a in linux if a in platforms.MANYLINUX_ARCHS}
     if not arches:
         return Served(filename, glibc, "")  # any, win32, macosx...: nothing to check here
     analyses = {}
