@@ -24,6 +24,17 @@ LEGACY = {"manylinux1": (2, 5), "manylinux2010": (2, 12), "manylinux2014": (2, 1
 _LEGACY_TAG = re.compile(r"^(manylinux1|manylinux2010|manylinux2014)_([a-z0-9_]+)$")
 
 
+# Debian packages of libraries every Debian system has (debootstrap's minbase installs them,
+# apt needs them): a wheel loading only these needs no `apt install`.
+EVERY_DEBIAN = frozenset({"libc6", "libgcc-s1", "libstdc++6", "zlib1g"})
+
+
+def still_needed(packages):
+    """The Debian packages of PACKAGES a user must install: those every Debian has left
+    out, sorted."""
+    return sorted(set(packages or ()) - EVERY_DEBIAN)
+
+
 class CannotCheck(ValueError):
     """The wheel's compiled code could not be analysed; the message says why."""
 

@@ -19,6 +19,7 @@ from packaging.utils import canonicalize_name
 
 from builds import logs, rules, storage
 from builds.models import Abi, Build, Builder, BuildLog, DailyDownloads, File
+from lib import manylinux
 from lib.counts import EXACT_COUNT_BELOW, table_estimate
 from lib.tags import python_excluded
 from packages.models import Project, SyncStatus, Version, version_sort_key
@@ -236,7 +237,10 @@ def project_page(normalized_name):
     files_by_version = {}
     dependencies = set()
     for f in files:
-        dependencies.update(f.dependencies or [])
+        # What it still needs from the system (none for a repaired, portable wheel).
+        needs = manylinux.still_needed(f.dependencies)
+        if not (f.superseded_by or f.shadowed_by):  # the files pip is offered
+            dependencies.update(needs)
         files_by_version.setdefault(build_version.get(f.build_id), []).append({
             "filename": f.filename,
             "url": storage.file_url(project.normalized_name, f.filename),
@@ -248,6 +252,10 @@ def project_page(normalized_name):
             "platform_tag": f.platform_tag,
             "requires_python": f.requires_python,
             "dependencies": list(f.dependencies or []),
+            # Whether it imports without an apt step, and else the line that makes it.
+            "needs_system_packages": bool(needs),
+            "system_packages": needs,
+            "apt_install": f"sudo apt install {' '.join(needs)}" if needs else "",
             "uploaded": f.uploaded,
             "build_id": f.build_id,
             # Where it was built, and whether a Pi Zero / Pi 1 gets it (and as what).
