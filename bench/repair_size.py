@@ -10,6 +10,7 @@ takes tens of minutes on two cores.
 """
 import argparse
 import os
+import re
 import subprocess
 import sys
 import tempfile
@@ -38,8 +39,9 @@ def main():
             start = time.monotonic()
             env = {k: v for k, v in os.environ.items() if not k.startswith("PIP_")}
             env["PIP_CONFIG_FILE"] = os.devnull
+            name = re.split(r"[=<>!~\[; ]", requirement, maxsplit=1)[0]
             subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-binary",
-                            ":all:", "-w", str(tmp / "built"), requirement],
+                            name, "-w", str(tmp / "built"), requirement],
                            check=True, capture_output=True, env=env)
             took = time.monotonic() - start
             (built,) = (tmp / "built").glob("*.whl")
