@@ -334,7 +334,7 @@ def import_wheel(path, abi=None, now=None, requested_by="import_wheels", os_rele
         wheels.check_filename(filename, project.name, version.version, abi.tag)
         # GLIBC given: its manylinux name when the code keeps it; else the oldest policy
         # the code meets, read from its objects. Kept `linux_<arch>` when it meets none.
-        portable = wheels.served_name(copy, filename, glibc)
+        portable = wheels.served_name(copy, filename, glibc, from_objects=True)
         served, glibc = portable.filename, portable.glibc
         if served != filename:
             retagged = _retag_checked(copy, staging, served, version, abi.tag)

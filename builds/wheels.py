@@ -429,13 +429,14 @@ class Served:
     note: str  # why a `linux_<arch>` tag was kept ("" when none was)
 
 
-def served_name(path, filename, glibc=""):
+def served_name(path, filename, glibc="", from_objects=False):
     """Check what FILENAME's platform tags claim of the wheel at PATH (lib/manylinux.py),
     after inspect() passed it: a `manylinux` tag its compiled code does not keep is
     refused (InvalidWheel, with the reason). A `linux_<arch>` tag becomes
     `manylinux_<glibc>_<arch>` only when the code keeps that: for GLIBC "X.Y" (the
-    builder's), or, when GLIBC is "", for the oldest policy it meets (an import); else it
-    stays `linux_<arch>`, and the note says why."""
+    builder's), or, when GLIBC is "" and FROM_OBJECTS (an import), for the oldest policy
+    it meets; else it stays `linux_<arch>`, and the note says why. An upload from an
+    agent that did not say its glibc keeps its name, as before."""
     parts = platforms.split_filename(filename)
     if parts is None:
         return Served(filename, glibc, "")
@@ -468,7 +469,10 @@ def served_name(path, filename, glibc=""):
             new_tags.append(tag)
             continue
         analysis = analyses[arch]
-        target = wanted or analysis.best
+        target = wanted or (analysis.best if from_objects else None)
+        if not wanted and not from_objects:
+            new_tags.append(tag)  # the builder's glibc unknown: named as it was built
+            continue
         if not analysis.has_code and not wanted:
             new_tags.append(tag)  # no compiled code to read a glibc from: kept as is
             continue
