@@ -146,11 +146,14 @@ def repair(path, glibc, *, strip=False, python=None, timeout=TIMEOUT):
         made = sorted(out.glob("*.whl"))
         if proc.returncode != 0 or len(made) != 1:
             return Repaired(path, f"not repaired for {plat}: {_reason(proc)}")
+        try:
+            grafted = grafted_libraries(made[0])
+        except (OSError, zipfile.BadZipFile) as exc:
+            return Repaired(path, f"not repaired for {plat}: unreadable result: {exc}")
         target = path.with_name(made[0].name)
         made[0].replace(target)
         if target != path:
             path.unlink()
-        grafted = grafted_libraries(target)
         what = f"copied in {', '.join(grafted)}" if grafted else "no library to copy in"
         return Repaired(target, f"repaired as {plat} ({what}{', stripped' if strip else ''})")
     finally:
