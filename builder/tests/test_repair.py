@@ -45,7 +45,10 @@ def test_a_pure_wheel_is_left_alone(tmp_path):
     assert repair.repair(path, "2.36") == repair.Repaired(path, "")
 
 
-def test_a_wheel_linking_libyaml_is_repaired_and_carries_it(tmp_path):
+@pytest.fixture(scope="module")
+def yaml_wheel(tmp_path_factory):
+    """A wheel pip built of a C extension linking libyaml."""
+    tmp_path = tmp_path_factory.mktemp("yaml")
     missing = repair.available()
     if missing:
         pytest.skip(f"cannot repair here: {missing}")
@@ -75,6 +78,12 @@ def test_a_wheel_linking_libyaml_is_repaired_and_carries_it(tmp_path):
     if built.returncode != 0:
         pytest.skip(f"cannot build the libyaml extension (libyaml-dev?): {built.stdout[-300:]}")
     (wheel,) = (tmp_path / "w").glob("*.whl")
+    return wheel
+
+
+def test_a_wheel_linking_libyaml_is_repaired_and_carries_it(yaml_wheel, tmp_path):
+    wheel = tmp_path / yaml_wheel.name
+    wheel.write_bytes(yaml_wheel.read_bytes())
     glibc = identity.glibc_version()
     plat = repair.policy_name("x86_64", glibc)
     result = repair.repair(wheel, glibc, strip=True)
@@ -86,3 +95,13 @@ def test_a_wheel_linking_libyaml_is_repaired_and_carries_it(tmp_path):
     with zipfile.ZipFile(result.path) as zf:
         assert f"Tag: cp3{sys.version_info[1]}-cp3{sys.version_info[1]}-{plat}" in zf.read(
             "yamlv-1.0.dist-info/WHEEL").decode()
+
+
+def test_a_wheel_that_cannot_meet_the_policy_is_kept_with_the_reason(yaml_wheel, tmp_path):
+    wheel = tmp_path / yaml_wheel.name
+    wheel.write_bytes(yaml_wheel.read_bytes())
+    # Built on glibc 2.36, it uses symbol versions manylinux_2_5 (glibc 2.5) lacks.
+    result = repair.repair(wheel, "2.5")
+    assert result.path == wheel and wheel.read_bytes() == yaml_wheel.read_bytes()
+    assert result.note.startswith("not repaired for manylinux_2_5_x86_64: ")
+    assert "too-recent versioned symbols" in result.note or "GLIBC" in result.note, result.note
