@@ -181,6 +181,8 @@ class JobSerializer(serializers.Serializer):
     extra_index_urls = serializers.ListField(child=serializers.CharField())
     lease_seconds = serializers.IntegerField()
     attempt = serializers.IntegerField()
+    # Strip debug symbols from the repaired wheels (PIWHEELS_STRIP_WHEELS).
+    strip = serializers.BooleanField()
 
 
 class PackagesSerializer(serializers.Serializer):

@@ -132,6 +132,7 @@ class Claim(BuilderView):
             "extra_index_urls": [request.build_absolute_uri("/simple/")],
             "lease_seconds": settings.PIWHEELS_LEASE_SECONDS,
             "attempt": build.attempt,
+            "strip": settings.PIWHEELS_STRIP_WHEELS,
         })
 
 

@@ -4,9 +4,12 @@ Uploads are streamed into storage.incoming_dir(build_id) (hashed while written, 
 temporary name, checked whole by wheels.inspect, then renamed in place by the upload that
 claims the build's Upload row for that filename, which records the hash and size);
 beside each wheel goes `<wheel>.metadata` (its core metadata). Nothing in incoming/ is
-served. A wheel whose platform tag is `linux_<arch>` is also written, on receipt, under
-the name it is served by: glibc-versioned for the builder's glibc (`manylinux_2_36_armv7l`
-from a Bookworm builder; lib/platforms.py says why), its WHEEL and RECORD rewritten to
+served. What a wheel's platform tags claim is checked on receipt (wheels.served_name,
+lib/manylinux.py): a manylinux name its code does not keep is refused. A wheel whose
+platform tag is `linux_<arch>` and whose code keeps the manylinux policy of the builder's
+glibc is also written, on receipt, under the name it is served by (`manylinux_2_36_armv7l`
+from a Bookworm builder; lib/platforms.py says why); one that does not is served as
+built, `linux_<arch>`, why written beside it (`<wheel>.kept`); its WHEEL and RECORD rewritten to
 match (lib/wheeltags.py) and checked again like an upload; it is renamed into place with
 the upload that claims the Upload row. At publication each armv7l file is checked once
 for ARMv6 code (lib/elfarm.py); the result and the armv6l name it is offered under go on
@@ -121,7 +124,9 @@ def receive_file(build_id, builder, filename, chunks, size, sha256, now):
         # The machine the builder said it builds for (the wheel's own platform where it
         # said none): a stolen token cannot publish code for another one.
         wheels.check_machine(part, filename, builder.platform or parsed[4])
-        served = platforms.served_filename(filename, build.glibc)
+        # What its name claims, checked; manylinux only when its code keeps it.
+        portable = wheels.served_name(part, filename, build.glibc)
+        served = portable.filename
         if served != filename:  # checked now, renamed into place with the upload itself
             retagged = _retag_checked(part, incoming, served, version, build.abi.tag)
         with transaction.atomic():
@@ -134,6 +139,8 @@ def receive_file(build_id, builder, filename, chunks, size, sha256, now):
             if retagged is not None:
                 _write(incoming / f"{served}.metadata", info.metadata)
                 os.replace(retagged, incoming / served)
+            elif portable.note:  # served as built: _check_declared reads why
+                _write(incoming / f"{filename}.kept", portable.note.encode())
             os.replace(part, incoming / filename)
     finally:
         part.unlink(missing_ok=True)
@@ -332,8 +339,10 @@ def import_wheel(path, abi=None, now=None, requested_by="import_wheels", os_rele
     checked exactly like an upload (wheels.inspect, on the copy that is kept, so that
     what was checked is what is served). ABI defaults to the wheel's ABI tag, else its
     Python tag (cp311-abi3 -> cp311); pass one for pure wheels. A `linux_<arch>` wheel
-    needs the GLIBC (and OS_RELEASE) it was built on, as a builder's upload does: it is
-    served glibc-versioned. Returns the build."""
+    is served as `manylinux_<glibc>_<arch>` when its compiled code keeps that name
+    (wheels.served_name): for GLIBC when given (the glibc it was built on, as a builder's
+    upload), else for the oldest policy its objects meet; as `linux_<arch>` when it
+    loads libraries outside every policy. Returns the build."""
     path = Path(path)
     filename = path.name
     wheels.check_filename(filename)  # before reading anything
@@ -359,12 +368,10 @@ def import_wheel(path, abi=None, now=None, requested_by="import_wheels", os_rele
             raise FinishRefused(f"{project.name} has no version {info.version}")
         abi = _import_abi(info, abi)
         wheels.check_filename(filename, project.name, version.version, abi.tag)
-        if not glibc and platforms.needs_glibc(info.platform_tag):
-            raise FinishRefused(
-                f"{filename} does not say which glibc it needs: give the glibc (and OS "
-                "release) it was built on, e.g. --glibc 2.36 --os-release bookworm"
-            )
-        served = platforms.served_filename(filename, glibc)
+        # GLIBC given: its manylinux name when the code keeps it; else the oldest policy
+        # the code meets, read from its objects. Kept `linux_<arch>` when it meets none.
+        portable = wheels.served_name(copy, filename, glibc, from_objects=True)
+        served, glibc = portable.filename, portable.glibc
         if served != filename:
             retagged = _retag_checked(copy, staging, served, version, abi.tag)
             info = wheels.received_info(served, info.metadata)
@@ -459,6 +466,8 @@ def _check_declared(build, files):
         if (row.sha256, row.size) != (decl["sha256"].lower(), decl["size"]):
             raise FinishRefused(f"{filename} was uploaded with another size or sha256")
         served = platforms.served_filename(filename, build.glibc)
+        if served != filename and (incoming / f"{filename}.kept").is_file():
+            served = filename  # its code does not keep the manylinux name: served as built
         if served != filename:  # published under the name made for it on receipt
             path = incoming / served
             if not path.is_file():

@@ -45,7 +45,7 @@ from packaging.utils import (
 )
 
 from builds import zips
-from lib import elfmachine
+from lib import elfmachine, manylinux, platforms
 
 # ABI tags that any job may produce, whatever ABI it builds for.
 UNIVERSAL_ABIS = frozenset({"none", "abi3"})
@@ -457,3 +457,78 @@ def check_machine(path, filename, platform):
             f"{filename}: {member} is {machine} code, but this builder builds for "
             f"{platform}"
         )
+
+
+@dataclass(frozen=True)
+class Served:
+    """The name a checked wheel is served under (docs/portable-wheels.md)."""
+    filename: str
+    glibc: str  # the glibc of its manylinux name, else the newest its objects need ("")
+    note: str  # why a `linux_<arch>` tag was kept ("" when none was)
+
+
+def served_name(path, filename, glibc="", from_objects=False):
+    """Check what FILENAME's platform tags claim of the wheel at PATH (lib/manylinux.py),
+    after inspect() passed it: a `manylinux` tag its compiled code does not keep is
+    refused (InvalidWheel, with the reason). A `linux_<arch>` tag becomes
+    `manylinux_<glibc>_<arch>` only when the code keeps that: for GLIBC "X.Y" (the
+    builder's), or, when GLIBC is "" and FROM_OBJECTS (an import), for the oldest policy
+    it meets; else it stays `linux_<arch>`, and the note says why. An upload from an
+    agent that did not say its glibc keeps its name, as before."""
+    parts = platforms.split_filename(filename)
+    if parts is None:
+        return Served(filename, glibc, "")
+    *head, platform = parts
+    tags = platform.split(".")
+    claims = [(tag, manylinux.claim(tag)) for tag in tags]
+    linux = [(tag, manylinux.linux_arch(tag)) for tag in tags]
+    # linux_armv6l & co: no manylinux tag exists for them, nothing to check or rename.
+    arches = {c.arch for _, c in claims if c} | {
+        a for _, a in linux if a in platforms.MANYLINUX_ARCHS}
+    if not arches:
+        return Served(filename, glibc, "")  # any, win32, macosx...: nothing to check here
+    analyses = {}
+    try:
+        for arch in arches:
+            analyses[arch] = manylinux.analyse(path, arch)
+    except manylinux.CannotCheck as exc:
+        raise InvalidWheel(f"{filename}: {exc}") from None
+    served_glibc = glibc
+    for _tag, found in claims:
+        if found and not analyses[found.arch].keeps(found.glibc):
+            raise InvalidWheel(f"{filename} claims more than it keeps: "
+                               f"{analyses[found.arch].why_not(found.glibc)}")
+        if found and not served_glibc:
+            served_glibc = manylinux.glibc_text(found.glibc)
+    wanted = _glibc_tuple(glibc)
+    new_tags, notes = [], []
+    for tag, arch in linux:
+        if arch is None or arch not in platforms.MANYLINUX_ARCHS:
+            new_tags.append(tag)
+            continue
+        analysis = analyses[arch]
+        target = wanted or (analysis.best if from_objects else None)
+        if not wanted and not from_objects:
+            new_tags.append(tag)  # the builder's glibc unknown: named as it was built
+            continue
+        if not analysis.has_code and not wanted:
+            new_tags.append(tag)  # no compiled code to read a glibc from: kept as is
+            continue
+        if target and analysis.keeps(target):
+            new_tags.append(f"manylinux_{target[0]}_{target[1]}_{arch}")
+            served_glibc = manylinux.glibc_text(target)
+        else:
+            new_tags.append(tag)
+            newest = max(analysis.external, default=None)
+            notes.append(analysis.why_not(target or newest) if (target or newest) else
+                         f"auditwheel has no manylinux policy for {arch}")
+            served_glibc = glibc or manylinux.glibc_text(analysis.glibc_needed)
+    platform = ".".join(dict.fromkeys(new_tags))
+    return Served(platforms.join_filename(*head, platform), served_glibc, "; ".join(notes))
+
+
+def _glibc_tuple(glibc):
+    if not glibc or not platforms.GLIBC.match(glibc):
+        return None
+    major, minor = glibc.split(".")
+    return (int(major), int(minor))

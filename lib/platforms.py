@@ -5,7 +5,9 @@ on it: glibc-versioned platform tags per OS release, and armv6l copies.
 glibc and system libraries (OpenSSL 3 on Bookworm, 1.1 on Bullseye). `linux_armv7l` says
 nothing about either, so every armv7l Pi accepts every such wheel; cryptography built on
 Bookworm then broke Bullseye Pis (piwheels/packages#464). The farm therefore publishes a
-`linux_<arch>` wheel built on glibc X.Y as `manylinux_X_Y_<arch>` (PEP 600). pip and uv
+`linux_<arch>` wheel built on glibc X.Y as `manylinux_X_Y_<arch>` (PEP 600), when its code
+keeps that policy (lib/manylinux.py; the agent repairs wheels so that most do, and
+docs/portable-wheels.md says what is served otherwise). pip and uv
 already accept `manylinux_X_Y` only where the running glibc is X.Y or newer, and prefer
 the highest X.Y they accept, so with nothing but `extra-index-url=<farm>/simple/`:
 

@@ -135,6 +135,9 @@ PIWHEELS_WHEEL_MAX_UNPACKED = envint("PIWHEELS_WHEEL_MAX_UNPACKED", 4 * 1024**3)
 PIWHEELS_WHEEL_MAX_MEMBERS = envint("PIWHEELS_WHEEL_MAX_MEMBERS", 100_000)
 PIWHEELS_WHEEL_MAX_RATIO = envint("PIWHEELS_WHEEL_MAX_RATIO", 50)
 PIWHEELS_WHEEL_RATIO_MIN_SIZE = envint("PIWHEELS_WHEEL_RATIO_MIN_SIZE", 64 * 1024**2)
+# Whether builders strip debug symbols from the wheels they repair (auditwheel --strip):
+# sent with every job; docs/portable-wheels.md gives what it saves.
+PIWHEELS_STRIP_WHEELS = envbool("PIWHEELS_STRIP_WHEELS", "1")
 # Largest .dist-info/METADATA read (into memory, and served beside the wheel).
 PIWHEELS_WHEEL_MAX_METADATA = envint("PIWHEELS_WHEEL_MAX_METADATA", 10 * 1024**2)
 # An upload's body must keep coming: a read that waits longer than IDLE_TIMEOUT seconds

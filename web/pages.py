@@ -17,7 +17,7 @@ from django.utils import timezone
 
 from builds import logs, rules, storage
 from builds.models import Abi, Build, Builder, BuildLog, DailyDownloads, File
-from lib import debian, platforms
+from lib import debian, manylinux, platforms
 from lib.counts import EXACT_COUNT_BELOW, table_estimate
 from lib.tags import python_excluded
 from packages.models import Project, SyncStatus, Version, version_sort_key
@@ -269,7 +269,10 @@ def project_page(normalized_name, index_url="/simple/"):
     files_by_version = {}
     dependencies = set()
     for f in files:
-        dependencies.update(f.dependencies or [])
+        # What it still needs from the system (none for a repaired, portable wheel).
+        needs = manylinux.still_needed(f.dependencies)
+        if not (f.superseded_by or f.shadowed_by):  # the files pip is offered
+            dependencies.update(needs)
         files_by_version.setdefault(build_version.get(f.build_id), []).append({
             "filename": f.filename,
             "url": storage.file_url(project.normalized_name, f.filename),
@@ -281,6 +284,11 @@ def project_page(normalized_name, index_url="/simple/"):
             "platform_tag": f.platform_tag,
             "requires_python": f.requires_python,
             "dependencies": list(f.dependencies or []),
+            # Whether it imports without an apt step, and else the line that makes it.
+            "needs_system_packages": bool(needs),
+            "system_packages": needs,
+            # Built only from valid names (lib/debian.py): people paste it into a shell.
+            "apt_install": debian.install_line(needs),
             "uploaded": f.uploaded,
             "build_id": f.build_id,
             "abi": build_abi.get(f.build_id, f.abi_tag),  # the ABI it was built for

@@ -15,7 +15,7 @@ import urllib.parse
 import zipfile
 from pathlib import Path
 
-from . import build, debian, identity, logs, wheels
+from . import build, debian, identity, logs, repair, wheels
 from .farm import (
     Farm,
     GaveUp,
@@ -47,13 +47,17 @@ class Agent:
     """One builder: the farm session, the spool, and the job in hand."""
 
     def __init__(self, farm, ident, *, work_dir, build_timeout=DEFAULT_TIMEOUT, wait=30,
-                 python=None, stop=None, sandbox=True, hidden=()):
+                 python=None, stop=None, sandbox=True, hidden=(), repair_wheels=True,
+                 strip=None):
         self.farm = farm
         self.identity = ident
         self.work_dir = Path(work_dir)
         self.build_timeout = build_timeout
         self.wait = wait
         self.python = python
+        # auditwheel repair after each build; strip: None follows the farm's setting.
+        self.repair_wheels = repair_wheels
+        self.strip = strip
         self.stop = stop or farm.stop
         # Builds run in a bwrap sandbox (build.sandbox_command) unless SANDBOX is False
         # (--unsandboxed); HIDDEN: paths builds must not see besides the work dir.
@@ -206,12 +210,16 @@ class Agent:
                     timeout=self.build_timeout, stop=_AnyEvent(self.stop, lost),
                     group_file=self.work_dir / GROUP_FILE,
                 )
+                built = [wheels.with_canonical_name(p)
+                         for p in sorted(wheel_dir.glob("*.whl"))]
+                if outcome.returncode == 0 and self.repair_wheels and not lost.is_set():
+                    # Still under the lease's heartbeats: numpy's repair takes a while.
+                    built = self._repair(job, built, tmp / "build.log")
             if lost.is_set():
                 raise LeaseLost(f"the farm gave build {build_id} to another builder")
             if outcome.stopped:
                 log.info("build %s: stopped", build_id)
                 raise Stopped()
-            built = [wheels.with_canonical_name(p) for p in sorted(wheel_dir.glob("*.whl"))]
             result = self._result(job, outcome, built)
             files = [w["filename"] for w in result["files"]]
             # The whole log goes with the result, compressed; "output" is only what an
@@ -228,6 +236,20 @@ class Agent:
         if not self.sandbox:
             return command
         return build.sandbox_command(command, build_dir=build_dir, hidden=self.hidden)
+
+    def _repair(self, job, paths, log_path):
+        """The built wheels made portable (repair.py), each outcome added to the log."""
+        strip = bool(job.get("strip", False)) if self.strip is None else self.strip
+        done = []
+        with open(log_path, "a", encoding="utf-8") as out:
+            for path in paths:
+                result = repair.repair(path, self.identity.glibc, strip=strip)
+                if result.note:
+                    line = f"{path.name}: {result.note}"
+                    log.info("build %s: %s", job["build_id"], line)
+                    out.write(f"\n[piwheels-builder] {line}\n")
+                done.append(result.path)
+        return done
 
     def _result(self, job, outcome, wheel_paths):
         label = f"{job['project']} {job['version']}"
@@ -481,6 +503,13 @@ def parse_args(argv=None):
                         help="override the detected OS release (VERSION_CODENAME), for testing")
     parser.add_argument("--glibc", default=None, metavar="X.Y",
                         help="override the detected glibc version, for testing")
+    parser.add_argument("--no-repair", dest="repair", action="store_false",
+                        help="upload wheels as pip built them, without auditwheel repair")
+    parser.add_argument("--strip", dest="strip", action="store_true", default=None,
+                        help="strip debug symbols from repaired wheels (default: as the "
+                             "farm says)")
+    parser.add_argument("--no-strip", dest="strip", action="store_false",
+                        help="keep debug symbols in repaired wheels")
     parser.add_argument("--max-retry-delay", type=float, default=60.0, metavar="SECONDS",
                         help="longest wait between retries when the farm is unreachable, "
                              "and the pace of retries when it refuses the token (default 60)")
@@ -574,7 +603,7 @@ def main(argv=None):
         agent = Agent(
             farm, ident, work_dir=args.work_dir, build_timeout=args.build_timeout,
             wait=args.wait, python=args.python, stop=stop, sandbox=not args.unsandboxed,
-            hidden=args.hide,
+            hidden=args.hide, repair_wheels=args.repair, strip=args.strip,
         )
     except WorkDirBusy as exc:
         log.error("%s", exc)

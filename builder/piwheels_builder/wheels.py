@@ -14,8 +14,9 @@ from packaging.utils import InvalidWheelFilename, canonicalize_name, parse_wheel
 
 log = logging.getLogger(__name__)
 
-# Every system has these; telling users to `apt install` them says nothing.
-BASE_PACKAGES = frozenset({"libc6"})
+# Every Debian system has these (debootstrap's minbase installs them: apt needs them);
+# telling users to `apt install` them says nothing.
+BASE_PACKAGES = frozenset({"libc6", "libgcc-s1", "libstdc++6", "zlib1g"})
 
 _LDD_LINE = re.compile(r"^\s*(\S+)\s+=>\s+(\S+)\s+\(0x[0-9a-fA-F]+\)")
 _LDD_DIRECT = re.compile(r"^\s*(/\S+)\s+\(0x[0-9a-fA-F]+\)")

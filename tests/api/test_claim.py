@@ -23,6 +23,7 @@ def test_claim_hands_out_the_job_and_records_the_builder(api, job, builder, sett
         "index_url": "https://pypi.example/simple/",
         "extra_index_urls": ["http://testserver/simple/"], "lease_seconds": 300,
         "attempt": 1,
+        "strip": True,  # PIWHEELS_STRIP_WHEELS: builders strip repaired wheels
     }
     job.refresh_from_db()
     assert (job.state, job.builder_id) == ("building", builder.id)

@@ -18,7 +18,7 @@ import pytest
 
 from builds import queue, storage
 from builds.models import Build, BuilderPackages, File
-from piwheels_builder import debian, identity
+from piwheels_builder import debian, identity, repair
 from piwheels_builder.identity import platform_tag, probe
 from tests.builder.conftest import (
     ABI,
@@ -120,9 +120,12 @@ def test_builds_pure_c_and_broken_sdists_then_pip_installs_them_from_the_farm(
     assert cext_file.platform_tag == f"manylinux_{me.glibc.replace('.', '_')}_{arch}"
     assert (cext.os_release, cext.glibc) == (cext_file.os_release, cext_file.glibc) == (
         me.os_release, me.glibc)
-    uploaded = cext_file.filename.replace(cext_file.platform_tag, platform_tag())
+    # Repaired by the agent where it can (auditwheel, patchelf >= 0.14.5), it uploads the
+    # manylinux name itself; else the farm renames what pip built.
+    uploaded = cext_file.filename if not repair.available() else cext_file.filename.replace(
+        cext_file.platform_tag, platform_tag())
     if shutil.which("dpkg"):
-        assert cext_file.dependencies == ["zlib1g"]  # libz.so.1; libc6 left out
+        assert cext_file.dependencies == []  # libz.so.1 and libc6: every Debian has them
     assert "src/speed.c" in cext.log.output  # the compiler's lines are in the log
 
     broken = build_of("broken-demo")

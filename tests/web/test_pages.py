@@ -396,3 +396,37 @@ def test_unknown_project_suggests_similar_names_not_unrelated_ones(client):
     suggestions = client.get("/project/markupsfe/").context["suggestions"]
     assert suggestions[0] == "markupsafe"
     assert "dowse-context" not in suggestions
+
+
+@pytest.mark.django_db
+def test_each_file_says_whether_it_needs_system_packages(client):
+    project = make_project("yamly")
+    build = make_build(make_version(project, "1.0"), "cp311")
+    make_file(build, "yamly-1.0-cp311-cp311-manylinux_2_36_armv7l.whl",
+              dependencies=["libgcc-s1", "libstdc++6"])  # every Debian has these
+    old = make_build(make_version(project, "0.9"), "cp311")
+    make_file(old, "yamly-0.9-cp311-cp311-linux_armv7l.whl",
+              dependencies=["libc6", "libyaml-0-2"])
+    data = client.get("/project/yamly/json/").json()
+    files = {f["filename"]: f for v in data["versions"] for f in v["files"]}
+    portable = files["yamly-1.0-cp311-cp311-manylinux_2_36_armv7l.whl"]
+    assert (portable["needs_system_packages"], portable["system_packages"],
+            portable["apt_install"]) == (False, [], "")
+    linked = files["yamly-0.9-cp311-cp311-linux_armv7l.whl"]
+    assert (linked["needs_system_packages"], linked["system_packages"],
+            linked["apt_install"]) == (True, ["libyaml-0-2"], "sudo apt install libyaml-0-2")
+    assert data["apt_install"] == "sudo apt install libyaml-0-2"
+    page = client.get("/project/yamly/").content.decode()
+    assert page.count("needs no system packages") == 1
+    assert "needs system packages: <code>sudo apt install libyaml-0-2</code>" in page
+
+
+@pytest.mark.django_db
+def test_no_apt_line_when_no_file_needs_one(client):
+    project = make_project("plain")
+    make_file(make_build(make_version(project, "1.0"), "cp311"),
+              "plain-1.0-cp311-cp311-manylinux_2_36_armv7l.whl",
+              dependencies=["libc6", "zlib1g", "libgcc-s1"])
+    data = client.get("/project/plain/json/").json()
+    assert data["apt_install"] == "" and data["dependencies"] == []
+    assert "sudo apt install" not in client.get("/project/plain/").content.decode()

@@ -16,8 +16,9 @@ class Command(BaseCommand):
         parser.add_argument("--abi", help="the ABI to file them under (default: from the "
                                           "wheel's tags; needed for pure wheels)")
         parser.add_argument("--glibc", default="", metavar="X.Y",
-                            help="the glibc they were built on (needed for linux_<arch> "
-                                 "wheels, which are served glibc-versioned), e.g. 2.36")
+                            help="the glibc they were built on, e.g. 2.36: a linux_<arch> "
+                                 "wheel is served manylinux for it when its code keeps that "
+                                 "policy (default: the oldest policy its objects meet)")
         parser.add_argument("--os-release", default="", metavar="CODENAME",
                             help="the OS release they were built on, e.g. bookworm")
 
