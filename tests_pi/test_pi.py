@@ -26,8 +26,9 @@ done
 # One case per client and configuration, each in a fresh venv; every case runs whatever
 # the others did, and says its result between markers.
 CLIENT_SCRIPT = """\
-case() {{ name=$1; shift; echo "### begin $name"; ( set -e; "$@" ) 2>&1; echo "### end $name $?"; }}
-check() {{ {checks} }}
+run_case() {{ name=$1; shift; rm -f /etc/pip.conf /etc/uv/uv.toml; echo "### begin $name"
+  ( set -e; "$@" ) 2>&1; echo "### end $name $?"; }}
+check() {{ {checks}; }}
 own_index() {{ python3 -m venv /tmp/a; /tmp/a/bin/pip --version
   /tmp/a/bin/pip install --index-url "$FARM/simple/" {projects}; PY=/tmp/a/bin/python check; }}
 own_conf() {{ python3 -m venv /tmp/b; cp /mnt/pip.conf /etc/pip.conf
@@ -47,13 +48,13 @@ uv_conf() {{ /tmp/uvtool/bin/uv venv -q -p /usr/bin/python3 /tmp/f
   mkdir -p /etc/uv; cp /mnt/uv.toml /etc/uv/uv.toml
   /tmp/uvtool/bin/uv pip install -p /tmp/f/bin/python {projects}; rm /etc/uv/uv.toml
   PY=/tmp/f/bin/python check; }}
-case own-pip--index-url own_index
-case own-pip--pip.conf own_conf
-case newest-pip--index-url newest_index
-case newest-pip--pip.conf newest_conf
+run_case own-pip--index-url own_index
+run_case own-pip--pip.conf own_conf
+run_case newest-pip--index-url newest_index
+run_case newest-pip--pip.conf newest_conf
 uv_tool
-case uv--index-url uv_index
-case uv--uv.toml uv_conf
+run_case uv--index-url uv_index
+run_case uv--uv.toml uv_conf
 """
 
 
