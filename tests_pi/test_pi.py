@@ -4,6 +4,8 @@ client a Pi OS ships (its own pip, the newest pip, uv) installs what was built o
 configures pip (/etc/pip.conf: the farm as an extra index beside PyPI)."""
 import re
 import shlex
+import shutil
+from pathlib import Path
 
 import pytest
 
@@ -26,6 +28,7 @@ done
 # One case per client and configuration, each in a fresh venv; every case runs whatever
 # the others did, and says its result between markers.
 CLIENT_SCRIPT = """\
+{install_deps}
 run_case() {{ name=$1; shift; rm -f /etc/pip.conf /etc/uv/uv.toml; echo "### begin $name"
   ( set -e; "$@" ) 2>&1; echo "### end $name $?"; }}
 check() {{ {checks}; }}
@@ -106,15 +109,29 @@ def test_a_pi_builds_the_sdists_and_a_fresh_pi_installs_them_with_every_client(
     assert "armv6l" not in live_server_page(live_server, LEGACY_CEXT.name)
     assert f"building with pip {own_pip} from /tmp/agent/" in output
 
-    # -- a fresh Pi installs them with every client, and the compiled modules run
+    # -- a fresh Pi installs them with every client, and the compiled modules run, once the
+    # Debian packages the farm names for them are installed, as their page tells users
+    # ("apt install libyaml-0-2"): from the builder userland's own .debs, else from Debian.
     clean_land = pi_userland(release, arch, "clean")
+    needed = sorted({dep for f in File.objects.all() for dep in f.dependencies})
+    debs = tmp_path / "debs"
+    debs.mkdir()
+    for dep in needed:
+        for deb in Path(builder_land, "var/cache/apt/archives").glob(f"{dep}_*.deb"):
+            shutil.copy(deb, debs)
+    if len(list(debs.iterdir())) == len(needed):
+        install_deps = "dpkg -i /mnt/debs/*.deb >/dev/null" if needed else ""
+    else:
+        install_deps = ("apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install "
+                        f"-y -qq {' '.join(needed)} >/dev/null")
     projects = " ".join(shlex.quote(f"{s.name}=={s.version}") for s in ALL)
     checks = "; ".join(f"$PY -c {shlex.quote(s.check)}" for s in ALL)
     (tmp_path / "pip.conf").write_text(f"[global]\nextra-index-url={live_server.url}/simple/\n")
     (tmp_path / "uv.toml").write_text(f'[pip]\nextra-index-url = ["{live_server.url}/simple/"]\n')
     code, output = pi_run(
-        clean_land, CLIENT_SCRIPT.format(projects=projects, checks=checks),
-        binds=[(client_wheels[arch], "/mnt/clients")],
+        clean_land, CLIENT_SCRIPT.format(projects=projects, checks=checks,
+                                         install_deps=install_deps),
+        binds=[(client_wheels[arch], "/mnt/clients"), (debs, "/mnt/debs")],
         files=[(tmp_path / "pip.conf", "/mnt/pip.conf"), (tmp_path / "uv.toml", "/mnt/uv.toml")],
         env={"FARM": live_server.url},
     )
