@@ -10,7 +10,7 @@ WEB_THREADS ?= 32
 
 PIP := $(PY) -m pip install -q --disable-pip-version-check
 
-.PHONY: run check-bind test lint venv dev-venv mirror-venv lock migrate bench clean
+.PHONY: run check-bind test test-pi lint venv dev-venv mirror-venv lock migrate bench clean
 
 # Production installs only the runtime lock; the test tools come from requirements-dev.txt.
 # Each venv first brings its own known pip (requirements-pip.txt, with hashes): the pip that
@@ -98,6 +98,15 @@ test: lint mirror-venv
 	mkdir -p var/static
 	@seed=$${SEED:-$$(( (RANDOM << 15) | RANDOM ))}; echo "random order: make test SEED=$$seed repeats it"; \
 	DATABASE_URL=$$(scripts/test-database) $(PY) -m pytest -n 2 -q -p randomly --randomly-seed=$$seed $(PYTEST_ARGS)
+
+# The farm seen from Raspberry Pi userlands (tests_pi/, docs/pi.md): Debian ARM under
+# qemu-user, made on first use into /var/cache/piwheels-pi (minutes each; needs root; the
+# scripts install debootstrap, qemu-user-static and binfmt-support when missing). Not in
+# `make test`, nor in .ci/run: too slow. `make test-pi PYTEST_ARGS='-k bookworm-armhf'`
+# runs one userland.
+test-pi: dev-venv
+	mkdir -p var/static
+	DATABASE_URL=$$(scripts/test-database) $(PY) -m pytest -n 0 -q -p no:randomly -rfEs tests_pi $(PYTEST_ARGS)
 
 bench: venv
 	@echo "see docs/performance.md: each bench/*.py prints its own figures"

@@ -64,9 +64,11 @@ PROVIDED_BY_PACKAGE = {
     NEEDS_RUST: "tool",  # detail "cargo"
 }
 
-# A builder's reason that says the farm, not the package, failed (the agent sends this
-# when the farm refused an upload). Such a result is retried, never recorded as a cause.
-FARM_FAULT = re.compile(r"^the farm refused\b")
+# A builder's reason that says the farm or the builder, not the package, failed (the agent
+# sends "the farm refused ..." when the farm refused an upload, "the builder failed: ..."
+# when its own environment did: pip crashed, an index was unreachable). Such a result is
+# retried, never recorded as a cause.
+FARM_FAULT = re.compile(r"^the (farm refused|builder failed:)")
 
 _TOOL = r"[a-z][a-z0-9_+-]*"  # a bare program name: no slash, no dot (not 'README.md')
 
@@ -194,8 +196,9 @@ class Diagnosis:
 
 
 def is_farm_fault(reason):
-    """True when the builder's REASON says the farm failed (refused an upload), not the
-    package: such a result is retried, not recorded as the package's failure."""
+    """True when the builder's REASON says the farm (refused an upload) or the builder's
+    environment failed, not the package: such a result is retried, not recorded as the
+    package's failure."""
     return bool(FARM_FAULT.match(reason or ""))
 
 

@@ -89,6 +89,9 @@ class FakePyPI:
         # the root without an ETag or X-PyPI-Last-Serial, as the proxy of issue 13 sends it
         self.bare_root = False
         self.unlisted = set()
+        # keys added to every file of the PEP 691 JSON project pages (e.g. the
+        # `dist-info-metadata` that pip 22.3-23.1 crash on)
+        self.json_file_extra = {}
         self._rules = []
         self._lock = threading.RLock()
         self._release_hung = threading.Event()
@@ -375,6 +378,7 @@ real answer, cut off halfway through, its Content-Length still whole). A 429 car
                     "yanked": (release["yanked_reason"] or True) if release["yanked"] else False,
                     "size": f["size"],
                     "upload-time": _iso(f["upload_time"]),
+                    **self.json_file_extra,
                 } for _, release, f in files],
             }).encode()
             return self._respond(start_response, 200, body, JSON_TYPE, headers)

@@ -28,11 +28,30 @@ _PIP_KEEP = frozenset({
 })
 
 
+class BuilderFault(Exception):
+    """The builder's environment, not the package, keeps this build from being made
+    (its pip does not run, crashed, or could not reach the indexes)."""
+
+
 def build_command(job, wheel_dir, python=None):
-    """``pip wheel`` of exactly the job's project and version, from its sdist, no deps."""
+    """``pip wheel`` of exactly the job's project and version, from its sdist, no deps.
+
+    ``--use-pep517``: every build goes through PEP 517 with build isolation, whatever pip
+    the Pi has. Without it, a pip older than 23.1 builds a project that has no
+    pyproject.toml (MarkupSafe 2.1.5, a setup.py alone) with ``setup.py bdist_wheel`` in the
+    agent's own environment whenever setuptools is importable there: in a venv Bookworm's
+    python3 made (pip 23.0.1, setuptools 66.1.1, no ``wheel``) that fails with ``invalid
+    command 'bdist_wheel'``, and the result would depend on what the Pi happens to have
+    installed. With the flag, pip (19.0 and newer: Bullseye's 20.3.4, Bookworm's 23.0.1,
+    Trixie's 25.1.1; a no-op in pip 25.3 and newer, where it is the only way) installs
+    the build backend (``setuptools>=40.8.0`` and ``wheel`` for such a project) from the
+    index into a fresh environment for each build. A flag rather than a newer pip of the
+    agent's own: it holds for the pip of any ``--python`` too, and upgrades nothing on
+    the Pi behind its owner's back.
+    """
     name = job["normalized_name"]
     command = [
-        python or sys.executable, "-m", "pip", "wheel",
+        python or sys.executable, "-m", "pip", "wheel", "--use-pep517",
         "--no-deps", "--no-binary", name, "--wheel-dir", str(wheel_dir),
         "--index-url", job["index_url"],
     ]
@@ -41,6 +60,33 @@ def build_command(job, wheel_dir, python=None):
     command += ["--disable-pip-version-check", "--no-color", "--progress-bar", "off", "-v"]
     command.append(f"{name}=={job['version']}")
     return command
+
+
+def pip_version(python, env, cwd, timeout=300):
+    """What ``PYTHON -m pip --version`` says ("pip 23.0.1 from /venv/.../pip (python
+    3.11)"): the pip that builds, for the log. Raises BuilderFault when it does not run."""
+    command = [python or sys.executable, "-m", "pip", "--version"]
+    try:
+        proc = subprocess.run(
+            command, cwd=cwd, env=env, stdin=subprocess.DEVNULL, capture_output=True,
+            text=True, errors="replace", timeout=timeout,
+        )
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        raise BuilderFault(f"{' '.join(command)} did not run: {exc}") from None
+    answer = proc.stdout.strip()
+    if proc.returncode != 0 or not answer.startswith("pip "):
+        said = (proc.stderr.strip() or answer).splitlines()
+        raise BuilderFault(
+            f"{' '.join(command)} exited with status {proc.returncode}"
+            + (f": {said[-1][:300]}" if said else "")
+        )
+    return answer.splitlines()[0]
+
+
+def log_preamble(pip, command):
+    """The first lines of every build log: which pip built it, and how it was called."""
+    return (f"piwheels-builder: built by {pip}\n"
+            f"piwheels-builder: {' '.join(command)}\n").encode()
 
 
 # What a build inherits from the agent's environment: nothing else (an allow-list, so
@@ -169,13 +215,15 @@ class Outcome:
     pids: list = field(default_factory=list)
 
 
-def run(command, *, cwd, env, log_path, timeout, stop=None, poll=0.2, group_file=None):
+def run(command, *, cwd, env, log_path, timeout, stop=None, poll=0.2, group_file=None,
+        preamble=b""):
     """Run ``command`` in its own session, output (stdout and stderr merged) to ``log_path``.
 
     Past ``timeout`` seconds, or when ``stop`` is set, the whole process group is killed
     (SIGTERM, then SIGKILL after ``KILL_GRACE``). Stragglers left in the group by a
     command that ended are killed too. While it runs, ``group_file`` (if given) says
     which processes are the build's, for ``kill_stale`` after the agent was killed.
+    ``preamble`` (bytes) is written at the head of the log.
     """
     stop = stop or threading.Event()
     start = time.monotonic()
@@ -187,6 +235,8 @@ def run(command, *, cwd, env, log_path, timeout, stop=None, poll=0.2, group_file
     if group_file:
         _record_group(group_file, mark, None)  # before the start: no window unrecorded
     with open(log_path, "wb") as out:
+        out.write(preamble)
+        out.flush()
         proc = subprocess.Popen(
             command, cwd=cwd, env=env, stdin=subprocess.DEVNULL, stdout=out,
             stderr=subprocess.STDOUT, start_new_session=True,
@@ -384,3 +434,48 @@ def failure_reason(outcome, timeout):
         if lower.startswith("error:") and not any(b in lower for b in _BOILERPLATE):
             return line[:400]
     return f"pip wheel exited with status {outcome.returncode}"
+
+
+# The builder's fault, not the package's, told from pip's own words in the log (checked
+# before failure_reason). Only pip's messages count: a setup.py of the package's own
+# that fails to download something fails the package.
+# pip's own code raised (pip prints "ERROR: Exception:" and its traceback): in the build
+# or in the pip that installs the build backend. E.g. pip 22.3-23.1 on a JSON page with
+# `dist-info-metadata` (TypeError: unhashable type: 'dict').
+_PIP_CRASH = re.compile(r"^(ERROR: )?Exception:$")
+# pip could not reach an index: its retries and fetch errors, then no distribution found.
+_PIP_NETWORK = re.compile(
+    r"^(WARNING: )?(Retrying \(Retry\(.*after connection broken by|Could not fetch URL )")
+_PIP_GAVE_UP = re.compile(
+    r"(No matching distribution found for|Could not install packages due to an OSError)")
+# An index without any setuptools or wheel at all ("from versions: none"), which the
+# build backend needs: the indexes the farm gives always serve them, so the index failed.
+# (Versions listed but none fitting: the package asked for one that does not exist.)
+_NO_BACKEND = re.compile(
+    r"Could not find a version that satisfies the requirement (setuptools|wheel)\b"
+    r".*\(from versions: none\)")
+_EXCEPTION_LINE = re.compile(r"^[A-Za-z_][\w.]*(Error|Exception|Exit)\b.*")
+
+
+def environment_fault(outcome):
+    """Why the builder's environment made a build fail ("pip crashed: ..."), or None when
+    it is the package's failure. A timeout and a stopped build are never one."""
+    if outcome.timed_out or outcome.returncode in (0, None):
+        return None
+    lines = [line.rstrip() for line in outcome.output.splitlines()]
+    for i, line in enumerate(lines):
+        after = lines[i + 1:i + 400]
+        if _PIP_CRASH.match(line.strip()) and any("pip/_internal" in a for a in after):
+            # The exception's own line: the first unindented one naming an exception.
+            end = next((a for a in after if _EXCEPTION_LINE.match(a)), "see the log")
+            return f"pip crashed: {end}"[:400]
+    network = next((line.strip() for line in lines if _PIP_NETWORK.search(line.strip())), None)
+    gave_up = any(_PIP_GAVE_UP.search(line) for line in lines)
+    if network and gave_up:
+        return f"pip could not reach an index: {network}"[:400]
+    for line in lines:
+        found = _NO_BACKEND.search(line)
+        if found:
+            return (f"the indexes served no {found.group(1)} for the build backend: "
+                    f"{line.strip()}")[:400]
+    return None

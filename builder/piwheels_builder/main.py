@@ -37,6 +37,9 @@ GROUP_FILE = "build-group.json"
 MIN_LOG = 64 * 1024
 # Characters of the log sent inside finish to a farm that takes no log on its own.
 OLD_FARM_LOG = 1024 * 1024
+# How a failure_reason that is the builder's fault, not the package's, starts: the farm
+# then queues the job again (builds/failures.py FARM_FAULT, docs/builder-api.md).
+BUILDER_FAULT = "the builder failed:"
 # Least time between two claims that found nothing.
 IDLE_PAUSE = 1.0
 # Seconds between two listings of the installed Debian packages (dpkg-query -W).
@@ -173,6 +176,13 @@ class Agent:
         except Stopped:
             self._release(job)
             raise
+        except build.BuilderFault as exc:
+            log.error("build %s: this builder cannot build (%s); giving the job back",
+                      build_id, exc)
+            self._release(job)
+            if self.stop.wait(self.farm.retry_cap):
+                raise Stopped() from None
+            return
         except Exception:
             log.exception("build %s: the builder failed; giving the job back", build_id)
             self._release(job)
@@ -203,12 +213,19 @@ class Agent:
                 d.mkdir()
             command = build.build_command(job, wheel_dir, self.python)
             env = build.build_environment(os.environ, cache_dir, tmp_dir, home=home)
+            # Which pip builds, for the log; a pip that does not run is this builder's
+            # fault (BuilderFault: the job is given back), never the package's.
+            pip = build.pip_version(self.python, env, cwd=tmp)
+            log.info("building with %s", pip)
+            # The log (shown to everyone) names the pip command, not the sandbox's mounts.
+            preamble = build.log_preamble(pip, command)
             command = self.sandboxed(command, tmp)
             with self._heartbeats(job) as lost:
                 outcome = build.run(
                     command, cwd=tmp, env=env, log_path=tmp / "build.log",
                     timeout=self.build_timeout, stop=_AnyEvent(self.stop, lost),
                     group_file=self.work_dir / GROUP_FILE,
+                    preamble=preamble,
                 )
                 built = [wheels.with_canonical_name(p)
                          for p in sorted(wheel_dir.glob("*.whl"))]
@@ -266,7 +283,12 @@ class Agent:
             except (OSError, ValueError, zipfile.BadZipFile) as exc:
                 result["failure_reason"] = f"unreadable wheel: {exc}"[:400]
         else:
-            result["failure_reason"] = build.failure_reason(outcome, self.build_timeout)
+            fault = build.environment_fault(outcome)
+            # The farm queues a result whose reason starts "the builder failed" again
+            # (the attempt counted), for this or another builder, never as the package's.
+            result["failure_reason"] = (
+                f"{BUILDER_FAULT} {fault}"[:400] if fault
+                else build.failure_reason(outcome, self.build_timeout))
         if result["success"]:
             log.info(
                 "built %s in %.1fs: %d wheel%s", label, outcome.duration, len(wheel_paths),

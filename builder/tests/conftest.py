@@ -22,6 +22,11 @@ if os.path.exists(__file__ + ".env"):
 args = sys.argv[1:]
 if args[:1] == ["-c"]:
     os.execv(sys.executable, [sys.executable] + args)
+if args == ["-m", "pip", "--version"]:
+    if os.environ.get("FAKE_PIP_BROKEN"):
+        sys.exit(sys.executable + ": No module named pip")
+    print("pip 99.0 from /fake/site-packages/pip (python 3.11)")
+    sys.exit(0)
 assert args[:3] == ["-m", "pip", "wheel"], args
 wheel_dir = args[args.index("--wheel-dir") + 1]
 name, version = args[-1].split("==")

@@ -53,8 +53,12 @@ def test_a_job_is_built_uploaded_and_finished(farm, work_dir, fake_python, tmp_p
     assert result["duration"] > 0
     assert result["output"] == ""  # the log went on its own, whole
     lines = build["log"].splitlines()
-    assert lines[:3] == ["Collecting foo-bar", "warning: this goes to stderr",
-                         "Building wheel for foo-bar"]
+    # The log says first which pip built it, and how it was called (PEP 517, always).
+    assert lines[0] == ("piwheels-builder: built by pip 99.0 from /fake/site-packages/pip "
+                        "(python 3.11)")
+    assert lines[1].startswith(f"piwheels-builder: {fake_python} -m pip wheel --use-pep517 ")
+    assert lines[2:5] == ["Collecting foo-bar", "warning: this goes to stderr",
+                          "Building wheel for foo-bar"]
     seen = ast.literal_eval((tmp_path / "args").read_text())
     assert seen["args"][-1] == "foo-bar==1.0"
     assert "PIP_FIND_LINKS" not in seen["pip_env"]
@@ -74,6 +78,19 @@ def test_a_failed_compile_is_reported_with_its_reason(farm, work_dir, fake_pytho
     assert build["result"]["failure_reason"] == (
         "error: command '/usr/bin/gcc' failed with exit code 1")
     assert "gcc -c src/mod.c" in build["log"]
+    assert leftovers(work_dir) == []
+
+
+def test_a_builder_whose_pip_does_not_run_gives_the_job_back(farm, work_dir, fake_python,
+                                                             monkeypatch, caplog):
+    monkeypatch.setenv("FAKE_PIP_BROKEN", "1")
+    build_id = farm.add_job("foo-bar")
+    make_agent(farm, work_dir, fake_python).run(once=True)
+    build = farm.builds[build_id]
+    # The builder's fault, not the package's: back in the queue, nothing finished.
+    assert build["state"] == "queued" and build["releases"] == 1
+    assert build["finishes"] == 0 and farm.requests_to("/finish/") == []
+    assert "this builder cannot build" in caplog.text and "No module named pip" in caplog.text
     assert leftovers(work_dir) == []
 
 

@@ -1,6 +1,8 @@
 import os
+import socket
 import subprocess
 import sys
+import textwrap
 import threading
 import time
 
@@ -202,3 +204,87 @@ def test_a_sandboxed_build_past_its_timeout_is_killed_whole(tmp_path):
                         log_path=tmp_path / "log", timeout=1)
     assert outcome.timed_out and outcome.returncode is None
     assert _running_with(arg) == []
+
+
+def test_build_command_always_builds_through_pep517():
+    command = build.build_command(JOB, "/tmp/w", python="/usr/bin/python3")
+    assert command[3:5] == ["wheel", "--use-pep517"]
+    assert "--no-build-isolation" not in command
+
+
+def test_pip_version_names_the_pip_that_builds_and_a_broken_one_is_a_builder_fault(tmp_path):
+    env = build.build_environment(os.environ, tmp_path / "cache", tmp_path)
+    said = build.pip_version(sys.executable, env, cwd=tmp_path)
+    assert said.startswith("pip ") and f"{os.sep}pip " in said + " " and "(python 3." in said
+    with pytest.raises(build.BuilderFault, match="No module named pip"):
+        build.pip_version(_python_without_pip(tmp_path), env, cwd=tmp_path)
+    with pytest.raises(build.BuilderFault, match="did not run"):
+        build.pip_version(str(tmp_path / "no-such-python"), env, cwd=tmp_path)
+
+
+def _python_without_pip(tmp_path):
+    venv = tmp_path / "nopip"
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)
+    return str(venv / "bin" / "python")
+
+
+def _real_pip_build(tmp_path, index_url, name="no-such-demo"):
+    """Real pip, the agent's command, against INDEX_URL: its Outcome."""
+    job = dict(JOB, normalized_name=name, version="1.0", index_url=index_url,
+               extra_index_urls=[])
+    env = build.build_environment(os.environ, tmp_path / "cache", tmp_path)
+    # One retry: pip says "Retrying ... connection broken" only when it retries.
+    env.update(PIP_RETRIES="1", PIP_DEFAULT_TIMEOUT="5")
+    return build.run(build.build_command(job, tmp_path / "w"), cwd=tmp_path, env=env,
+                     log_path=tmp_path / "log", timeout=120)
+
+
+def test_an_index_that_does_not_answer_is_the_builders_fault(tmp_path):
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]  # closed again: connections are refused
+    outcome = _real_pip_build(tmp_path, f"http://127.0.0.1:{port}/simple/")
+    assert outcome.returncode not in (0, None)
+    fault = build.environment_fault(outcome)
+    assert fault.startswith("pip could not reach an index: "), outcome.output
+    assert "Connection refused" in fault or "NewConnectionError" in fault
+
+
+def test_a_missing_project_on_a_working_index_is_not_the_builders_fault(tmp_path):
+    index = tmp_path / "index"
+    (index / "other").mkdir(parents=True)
+    (index / "index.html").write_text('<a href="other/">other</a>')
+    (index / "other" / "index.html").write_text("")
+    outcome = _real_pip_build(tmp_path, index.as_uri() + "/")
+    assert outcome.returncode not in (0, None)
+    assert build.environment_fault(outcome) is None, outcome.output
+    assert "No matching distribution found for no-such-demo" in build.failure_reason(
+        outcome, 60)
+
+
+def test_pips_own_crash_and_a_backend_the_index_lacks_are_the_builders_fault():
+    crash = textwrap.dedent("""\
+        Collecting markupsafe==2.1.5
+        ERROR: Exception:
+        Traceback (most recent call last):
+          File "/v/pip/_internal/cli/base_command.py", line 160, in exc_logging_wrapper
+            status = run_func(*args)
+          File "/v/pip/_internal/models/link.py", line 1, in metadata_link
+            return Link(metadata_url, hashes=self.dist_info_metadata)
+        TypeError: unhashable type: 'dict'
+        """)
+    assert build.environment_fault(build.Outcome(2, 1.0, crash)) == (
+        "pip crashed: TypeError: unhashable type: 'dict'")
+    backend = ("ERROR: Could not find a version that satisfies the requirement "
+               "setuptools>=40.8.0 (from versions: none)\n"
+               "ERROR: No matching distribution found for setuptools>=40.8.0\n")
+    assert build.environment_fault(build.Outcome(1, 1.0, backend)).startswith(
+        "the indexes served no setuptools for the build backend: ")
+    # Versions there, none fitting: what the package asked for does not exist.
+    pinned = ("ERROR: Could not find a version that satisfies the requirement "
+              "setuptools<1 (from versions: 66.1.1, 80.9.0)\n")
+    assert build.environment_fault(build.Outcome(1, 1.0, pinned)) is None
+    # A traceback of the package's own setup.py is the package's.
+    own = "Traceback (most recent call last):\n  File \"setup.py\"\nValueError: bad\n"
+    assert build.environment_fault(build.Outcome(1, 1.0, own)) is None
+    assert build.environment_fault(build.Outcome(None, 1.0, crash, timed_out=True)) is None

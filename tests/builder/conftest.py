@@ -90,10 +90,30 @@ def make_sdist(name, version, files, setup_py=None):
     return f"{base}.tar.gz", buf.getvalue()
 
 
+@pytest.fixture(scope="session")
+def wheel_wheel():
+    """(filename, bytes) of a `wheel` wheel, downloaded once into var/test-cache/: pip
+    before 24 asks for it, beside setuptools, to build a project without pyproject.toml
+    in isolation. Before 0.46, which needs `packaging` too."""
+    CACHE.mkdir(parents=True, exist_ok=True)
+    found = sorted(CACHE.glob("wheel-0.4[0-5].*-py3-none-any.whl"))
+    if not found:
+        proc = subprocess.run(
+            [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary", ":all:",
+             "wheel>=0.40,<0.46", "-d", str(CACHE)],
+            capture_output=True, text=True, timeout=300, env=hermetic_pip_env(),
+        )
+        found = sorted(CACHE.glob("wheel-0.4[0-5].*-py3-none-any.whl"))
+        if not found:
+            pytest.skip(f"cannot get a wheel wheel for build isolation: {proc.stderr[-300:]}")
+    return found[-1].name, found[-1].read_bytes()
+
+
 @pytest.fixture
-def upstream(fake_pypi, setuptools_wheel):
-    """The fake upstream index, serving setuptools for build isolation."""
+def upstream(fake_pypi, setuptools_wheel, wheel_wheel):
+    """The fake upstream index, serving setuptools and wheel for build isolation."""
     fake_pypi.add_release("setuptools", setuptools_wheel[0].split("-")[1], [setuptools_wheel])
+    fake_pypi.add_release("wheel", wheel_wheel[0].split("-")[1], [wheel_wheel])
     return fake_pypi
 
 

@@ -68,6 +68,11 @@ def test_a_refused_upload_is_a_farm_fault_not_a_cause():
     assert not failures.is_farm_fault("pip wheel exited with status 1")
 
 
+def test_the_builders_own_environment_failing_is_a_fault_not_a_cause():
+    assert failures.is_farm_fault("the builder failed: pip crashed: TypeError: unhashable")
+    assert not failures.is_farm_fault("error: the builder failed to find gcc")
+
+
 @pytest.mark.parametrize(("cause", "detail", "package", "line"), [
     ("missing-header", "lber.h", "libldap-dev",
      "needs libldap-dev on the builders (lber.h is missing)"),
