@@ -292,7 +292,8 @@ def project_page(normalized_name, index_url="/simple/"):
             "uploaded": f.uploaded,
             "build_id": f.build_id,
             "abi": build_abi.get(f.build_id, f.abi_tag),  # the ABI it was built for
-            "arch": project_summary.arch_of(f.platform_tag),
+            # the architecture it runs on ("" for a pure wheel: all of them)
+            "arch": f.arch,
             # Where it was built, and whether a Pi Zero / Pi 1 gets it (and as what).
             "os_release": f.os_release,
             "glibc": f.glibc,

@@ -35,18 +35,6 @@ LINK_LABELS = {
 METADATA_LIMIT = 1 << 20
 
 
-def arch_of(platform_tag):
-    """linux_armv7l, manylinux_2_36_aarch64.manylinux2014_aarch64 -> armv7l, aarch64;
-    any -> any; "" for a platform the Pi does not run."""
-    for tag in platform_tag.split("."):
-        if tag == "any":
-            return "any"
-        for arch in ARCHES:
-            if tag.endswith("_" + arch):
-                return arch
-    return ""
-
-
 def python_name(abi_tag):
     """cp311 -> Python 3.11 (other tags as they are)."""
     match = re.fullmatch(r"cp3(\d+)", abi_tag)
@@ -67,7 +55,7 @@ def wheel_matrix(abis, versions):
         for f in row["files"]:
             if f["superseded_by"] or f["shadowed_by"]:
                 continue
-            arches = [f["arch"]] + (["armv6l"] if f["armv6l_filename"] else [])
+            arches = [f["arch"] or "any"] + (["armv6l"] if f["armv6l_filename"] else [])
             for arch in arches:
                 cell = cells.setdefault((f["abi"], arch), {
                     "version": row["version"], "os_releases": [], "filename": f["filename"],

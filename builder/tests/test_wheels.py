@@ -60,17 +60,20 @@ def test_wheel_without_metadata_is_refused(tmp_path):
                     reason="needs gcc, ldd and dpkg")
 def test_compiled_module_dependencies_map_to_debian_packages(tmp_path):
     source = tmp_path / "mod.c"
-    source.write_text('#include <zlib.h>\nconst char *v(void) { return zlibVersion(); }\n')
+    source.write_text('#include <yaml.h>\n#include <zlib.h>\n'
+                      'const char *v(void) { return yaml_get_version_string(); }\n'
+                      'const char *z(void) { return zlibVersion(); }\n')
     so = tmp_path / "_mod.cpython-311-x86_64-linux-gnu.so"
-    built = subprocess.run(["gcc", "-shared", "-fPIC", str(source), "-o", str(so), "-lz"],
-                           capture_output=True, text=True)
-    if built.returncode:
-        pytest.skip(f"cannot compile against zlib here: {built.stderr.strip()}")
+    built = subprocess.run(["gcc", "-shared", "-fPIC", str(source), "-o", str(so), "-lyaml",
+                            "-lz"], capture_output=True, text=True)
+    if built.returncode:  # .ci/run installs libyaml-dev
+        pytest.skip(f"cannot compile against libyaml and zlib here: {built.stderr.strip()}")
     path = make_wheel(tmp_path / "foo-1.0-cp311-cp311-linux_x86_64.whl",
                       {"foo/_mod.cpython-311-x86_64-linux-gnu.so": so.read_bytes()})
 
-    # zlib1g provides libz.so.1; libc6 (libc.so.6) is on every system and left out.
-    assert wheels.inspect(path)["dependencies"] == ["zlib1g"]
+    # libyaml-0-2 provides libyaml-0.so.2; zlib1g (libz.so.1) and libc6 (libc.so.6) are
+    # on every Debian system and left out.
+    assert wheels.inspect(path)["dependencies"] == ["libyaml-0-2"]
 
 
 @pytest.mark.skipif(not shutil.which("dpkg"), reason="needs dpkg")

@@ -281,4 +281,4 @@ def test_admin_says_piwheels_retries_and_shows_why_builds_failed(admin_client, c
     # few columns, so that "why" fits at 1280 px
     head = text.split('<table id="result_list">')[1].split("</thead>")[0]
     columns = re.findall(r'class="[^"]*column-(\w+)', head)
-    assert columns == ["id", "version", "abi", "state", "finished", "cause", "why"]
+    assert columns == ["id", "version", "abi", "arch", "state", "finished", "cause", "why"]

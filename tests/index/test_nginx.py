@@ -28,6 +28,7 @@ from tests.builder.conftest import (  # noqa: F401 (fixtures)
     run_agent,
     setuptools_wheel,
     upstream,
+    wheel_wheel,
 )
 from tests.factories import make_project, make_version, wheel_archive
 from tests.index.factories import publish
