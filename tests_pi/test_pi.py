@@ -13,14 +13,21 @@ from builds import queue
 from builds.models import Build, File
 from tests.factories import make_abi, make_builder, make_project
 from tests.sdists import ALL, LEGACY_CEXT, LIBYAML_CEXT
-from tests_pi.conftest import ARCHES, RELEASES, USERLANDS, pi_run, pi_userland
+from tests_pi.conftest import (
+    AGENT,
+    AGENT_INSTALL,
+    ARCHES,
+    RELEASES,
+    USERLANDS,
+    pi_run,
+    pi_userland,
+)
 
-AGENT_SCRIPT = """\
+AGENT_SCRIPT = f"""\
 set -e
-python3 -m venv /tmp/agent
-/tmp/agent/bin/python -m pip install -q --no-index --find-links /mnt/agent-wheels piwheels-builder
-for job in {jobs}; do
-  /tmp/agent/bin/piwheels-builder --server "$FARM" --token "$TOKEN" --once --wait 0 \\
+{AGENT_INSTALL}
+for job in {{jobs}}; do
+  {AGENT} --server "$FARM" --token "$TOKEN" --once --wait 0 \\
     --work-dir /tmp/work --max-retry-delay 1
 done
 """
