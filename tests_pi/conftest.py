@@ -33,8 +33,7 @@ ARCHES = {"armhf": "armv7l", "arm64": "aarch64"}
 USERLANDS = [
     pytest.param("bookworm", "armhf", id="bookworm-armhf"),
     pytest.param("trixie", "armhf", id="trixie-armhf"),
-    # arm64 builders on a farm of their own ABI work today; one farm building one ABI for
-    # both arches needs jobs per architecture (another engineer's issue): pending there.
+    # One farm building one ABI for both arches: test_two_archs.py.
     pytest.param("bookworm", "arm64", id="bookworm-arm64"),
     pytest.param("trixie", "arm64", id="trixie-arm64"),
 ]

@@ -80,7 +80,7 @@ def test_a_pi_builds_the_sdists_and_a_fresh_pi_installs_them_with_every_client(
     abi, own_pip, glibc = RELEASES[release]
     machine = ARCHES[arch]
     builder_land = pi_userland(release, arch, "builder")
-    make_abi(abi)
+    make_abi(abi, archs=machine)  # jobs per architecture (docs/architectures.md)
     builder = make_builder(f"pi-{release}-{arch}", abi=abi)
     for sdist in ALL:
         upstream.add_release(sdist.name, sdist.version, [sdist.tarball()])
