@@ -44,7 +44,7 @@ from packaging.utils import (
     parse_wheel_filename,
 )
 
-from builds import zips
+from builds import inspection, zips
 from lib import elfmachine, manylinux, platforms
 
 # ABI tags that any job may produce, whatever ABI it builds for.
@@ -487,10 +487,8 @@ def served_name(path, filename, glibc="", from_objects=False):
         a for _, a in linux if a in platforms.MANYLINUX_ARCHS}
     if not arches:
         return Served(filename, glibc, "")  # any, win32, macosx...: nothing to check here
-    analyses = {}
     try:
-        for arch in arches:
-            analyses[arch] = manylinux.analyse(path, arch)
+        analyses = inspection.analyse_manylinux(path, arches)
     except manylinux.CannotCheck as exc:
         raise InvalidWheel(f"{filename}: {exc}") from None
     served_glibc = glibc

@@ -11,7 +11,14 @@ of a name when that policy is at least as old as the name's.
 The farm asks this for every upload and import: a wheel named manylinux that does not keep
 it is refused; a `linux_<arch>` wheel is served under the manylinux name of its builder's
 glibc only when it keeps that one (lib/platforms.py), else as what it is.
+
+The farm runs analyse() only through main(), in a process of its own bounded in CPU time
+and address space (builds/inspection.py): auditwheel changes the working directory of
+the whole process while it reads a wheel (its InTemporaryDirectory), so two threads of
+a web server reading at once leave it in a deleted directory, and its ELF parser is
+pyelftools, which a crafted object can make spin (issue 20).
 """
+import json
 import re
 import tempfile
 from dataclasses import dataclass, field
@@ -114,6 +121,26 @@ class Analysis:
             parts.append(self.other or "auditwheel finds it meets no manylinux policy")
         return f"{label} does not hold: " + "; ".join(parts)
 
+    def to_json(self):
+        def by_glibc(table):
+            return [[list(glibc), list(values)] for glibc, values in sorted(table.items())]
+        return {"arch": self.arch, "has_code": self.has_code,
+                "best": list(self.best) if self.best else None,
+                "glibc_needed": list(self.glibc_needed) if self.glibc_needed else None,
+                "external": by_glibc(self.external), "blacklisted": by_glibc(self.blacklisted),
+                "too_new": by_glibc(self.too_new), "other": self.other}
+
+    @classmethod
+    def from_json(cls, data):
+        def by_glibc(rows):
+            return {tuple(glibc): list(values) for glibc, values in rows}
+        return cls(arch=data["arch"], has_code=bool(data["has_code"]),
+                   best=tuple(data["best"]) if data["best"] else None,
+                   glibc_needed=tuple(data["glibc_needed"]) if data["glibc_needed"] else None,
+                   external=by_glibc(data["external"]),
+                   blacklisted=by_glibc(data["blacklisted"]),
+                   too_new=by_glibc(data["too_new"]), other=str(data["other"]))
+
 
 def analyse(path, arch):
     """The Analysis of the wheel at PATH for ARCH (e.g. "armv7l"). Raises CannotCheck."""
@@ -186,3 +213,34 @@ def _policy_glibc(name, arch):
 
 def glibc_text(glibc):
     return f"{glibc[0]}.{glibc[1]}" if glibc else ""
+
+
+def main(argv=None):
+    """`python -m lib.manylinux [--cpu SECONDS] [--memory BYTES] WHEEL ARCH...`: print as
+    JSON, for each ARCH, {"analysis": ...} or {"cannot_check": why}, within the CPU time
+    and address space given (builds/inspection.py runs it so)."""
+    import argparse
+    import resource
+
+    parser = argparse.ArgumentParser(prog="python -m lib.manylinux")
+    parser.add_argument("--cpu", type=int, default=0, help="CPU seconds (0: no limit)")
+    parser.add_argument("--memory", type=int, default=0, help="address space, bytes")
+    parser.add_argument("wheel")
+    parser.add_argument("arch", nargs="+")
+    args = parser.parse_args(argv)
+    if args.cpu:
+        resource.setrlimit(resource.RLIMIT_CPU, (args.cpu, args.cpu + 1))
+    if args.memory:
+        resource.setrlimit(resource.RLIMIT_AS, (args.memory, args.memory))
+    answers = {}
+    for arch in args.arch:
+        try:
+            answers[arch] = {"analysis": analyse(args.wheel, arch).to_json()}
+        except CannotCheck as exc:
+            answers[arch] = {"cannot_check": str(exc)}
+    print(json.dumps(answers))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

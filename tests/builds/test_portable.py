@@ -2,11 +2,14 @@
 served_name, lib/manylinux.py) on import and upload: real ARM objects from Debian's cross
 compiler, read by auditwheel's analysis and policy data."""
 import hashlib
+import os
 import subprocess
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 from django.core.management import CommandError, call_command
 
+from builds import wheels
 from builds.models import Build, File
 from builds.storage import file_path
 from tests.api.conftest import BuilderClient
@@ -185,3 +188,16 @@ def test_an_upload_claiming_more_than_it_keeps_is_refused_400(api, job, objects,
     assert response.status_code == 400
     assert "claims more than it keeps" in response.json()["detail"]
     assert "libpwfake.so.1" in response.json()["detail"]
+
+
+def test_wheels_read_at_once_by_many_threads_leave_the_working_directory_alone(objects,
+                                                                               tmp_path):
+    # auditwheel changes directory while it reads a wheel: threads of one web server,
+    # each reading an upload in-process, once left it in a deleted directory (issue 19).
+    path = write(tmp_path, "cp311-cp311-linux_armv7l", {"plain.so": objects["plain"]})
+    before = os.getcwd()
+    with ThreadPoolExecutor(max_workers=6) as pool:
+        served = list(pool.map(lambda _: wheels.served_name(path, path.name, "2.36"),
+                               range(12)))
+    assert os.getcwd() == before
+    assert {s.filename for s in served} == {"foo-1.0-cp311-cp311-manylinux_2_36_armv7l.whl"}
