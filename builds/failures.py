@@ -64,6 +64,12 @@ PROVIDED_BY_PACKAGE = {
     NEEDS_RUST: "tool",  # detail "cargo"
 }
 
+# Causes that say the builder (its network, its disk), not the package, failed: such a
+# failure goes back to the queue, for any builder, until the job has had
+# PIWHEELS_MAX_ATTEMPTS attempts; only then is it recorded, with this cause, as the
+# package's (a crate that really is gone fails on every builder).
+BUILDERS_SIDE = frozenset({CRATES_FETCH_FAILED, OUT_OF_DISK})
+
 # A builder's reason that says the farm or the builder, not the package, failed (the agent
 # sends "the farm refused ..." when the farm refused an upload, "the builder failed: ..."
 # when its own environment did: pip crashed, an index was unreachable). Such a result is

@@ -209,6 +209,11 @@ def finish(build_id, builder, success, duration, output, failure_reason="", file
     # the log's tail, where the classifier looks.
     diagnosis = {} if success else depwait.diagnose(
         builder, builder.abi_id, logs.pending_excerpt(build_id, output)[0], failure_reason)
+    if diagnosis.get("cause") in failures.BUILDERS_SIDE and Build.objects.filter(
+            id=build_id, builder_id=builder.id, state__in=LIVE_STATES,
+            attempt__lt=settings.PIWHEELS_MAX_ATTEMPTS).exists():
+        return queue.retry_farm_fault(
+            build_id, builder, f"{diagnosis['cause']}: {diagnosis['cause_detail']}", now)
     if success and Build.objects.filter(id=build_id, builder_id=builder.id,
                                         state__in=LIVE_STATES).exists():
         # What is read inside the wheels is read now, bounded, before the transaction

@@ -391,7 +391,8 @@ def requeue_expired(now):
 
 def retry_farm_fault(build_id, builder, why, now):
     """BUILDER's result could not be taken for a reason of the farm's (it refused an
-    upload): the job goes back to the queue, the attempt counted, and at BACKLOG priority
+    upload) or of the builder's (its environment, its network, its disk: WHY): the job
+    goes back to the queue, the attempt counted, and at BACKLOG priority
     after PIWHEELS_MAX_ATTEMPTS attempts, as for a vanished builder. Returns the build."""
     live = Build.objects.filter(id=build_id, builder=builder, state__in=LIVE_STATES)
     demote = {"priority": Build.Priority.BACKLOG} if live.filter(
@@ -405,8 +406,8 @@ def retry_farm_fault(build_id, builder, why, now):
             return build  # posted twice: the first result stands
         raise LeaseLost(build_id)
     storage.discard_incoming_on_commit(build_id)
-    log.warning("build %s: farm fault reported by %s (%s); queued again", build_id, builder,
-                why)
+    log.warning("build %s: not the package's fault, reported by %s (%s); queued again",
+                build_id, builder, why)
     return Build.objects.get(id=build_id)
 
 

@@ -76,6 +76,31 @@ def test_a_failure_is_recorded_with_its_reason(api, held):
         "failed", "compile error", "error: x\n")
 
 
+CRATES_LOG = ("   Compiling pyo3-build-config v0.20.3\n"
+              "error: failed to get `pyo3` as a dependency of package `demo v0.1.0`\n")
+
+
+def test_a_crate_fetch_failure_is_the_builders_and_queued_again_till_the_last_attempt(
+        api, held, settings):
+    # Its network, not the package: the job goes back for any builder...
+    response = api.finish(held.id, success=False, duration=3, output=CRATES_LOG,
+                          failure_reason="pip wheel exited with status 1")
+    assert response.json() == {"build_id": held.id, "state": "queued"}
+    held.refresh_from_db()
+    assert (held.state, held.builder, held.cause, held.attempt) == ("queued", None, "", 1)
+    assert not BuildLog.objects.filter(build=held).exists()
+    # ... until its last attempt fails the same way: recorded then, saying why.
+    Build.objects.filter(id=held.id).update(attempt=settings.PIWHEELS_MAX_ATTEMPTS - 1)
+    assert api.claim().status_code == 200
+    response = api.finish(held.id, success=False, duration=3, output=CRATES_LOG,
+                          failure_reason="pip wheel exited with status 1")
+    assert response.json() == {"build_id": held.id, "state": "failed"}
+    held.refresh_from_db()
+    assert (held.state, held.cause, held.cause_detail, held.attempt) == (
+        "failed", "crates-fetch-failed", "pyo3", settings.PIWHEELS_MAX_ATTEMPTS)
+    assert held.log.output == CRATES_LOG
+
+
 @pytest.mark.parametrize("body", [
     {"duration": 1},
     {"success": True, "files": [{"filename": NAME, "size": 1, "sha256": "xyz"}]},
