@@ -16,12 +16,15 @@ from builds import storage
 from builds.models import DailyDownloads
 
 RECENT_DAYS = 30
-# Architectures in the order of the matrix's columns (a Pi Zero, a 32-bit OS, 64-bit).
-ARCHES = ["armv6l", "armv7l", "aarch64", "any"]
+# Architectures in the order of the matrix's columns (a Pi Zero, a 32-bit OS, 64-bit, a
+# PC's: a farm may build for x86_64 too, docs/architectures.md). Short names: the matrix
+# must fit a phone's width; the page's sentences use web/pages.py's longer ones.
+ARCHES = ["armv6l", "armv7l", "aarch64", "x86_64", "any"]
 ARCH_NAMES = {
     "armv6l": "ARMv6 (Pi Zero, Pi 1)",
     "armv7l": "32-bit (armhf)",
     "aarch64": "64-bit (arm64)",
+    "x86_64": "x86_64 (PC)",
     "any": "any (pure Python)",
 }
 # Which Project-URL labels are shown, and as what (lower-cased, spaces and dashes away).

@@ -24,6 +24,19 @@ def empty_cache():
     cache.clear()
 
 
+@pytest.mark.django_db
+def test_the_wheel_matrix_has_a_column_for_each_architecture_with_a_wheel(client):
+    version = make_version(make_project("baz"), "1.0")
+    build = make_build(version, "cp311", os_release="bookworm", glibc="2.36")
+    make_file(build, "baz-1.0-cp311-cp311-manylinux_2_36_aarch64.whl", os_release="bookworm",
+              glibc="2.36")
+    make_file(build, "baz-1.0-cp311-cp311-manylinux_2_36_x86_64.whl", os_release="bookworm",
+              glibc="2.36", content=b"pc")
+    wheels = client.get("/project/baz/").context["project"]["wheels"]
+    assert [a["arch"] for a in wheels["arches"]] == ["aarch64", "x86_64"]
+    assert [[c and c["version"] for c in r["cells"]] for r in wheels["rows"]] == [["1.0", "1.0"]]
+
+
 @pytest.fixture
 def foo():
     """foo with one version in each state the project page shows."""
