@@ -302,6 +302,9 @@ class Upload(models.Model):
     size = models.BigIntegerField()
     sha256 = models.CharField(max_length=64)
     received = models.DateTimeField(default=timezone.now)
+    # Why it keeps its linux_<arch> name (wheels.served_name's note; "" when it is served
+    # under a manylinux name or the question does not arise): becomes File.portable_note.
+    portable_note = models.TextField(blank=True, default="", db_default="")
 
     class Meta:
         constraints = [
@@ -342,6 +345,10 @@ class File(models.Model):
     armv6_compatible = models.BooleanField(null=True, blank=True)
     # The linux_armv6l name it is also offered under ("" for none): lib/platforms.py.
     armv6l_filename = models.CharField(max_length=255, blank=True, default="", db_default="")
+    # Why a linux_<arch> wheel is not served under a manylinux name ("" when it is, or
+    # when the question does not arise): the libraries or symbols it needs outside the
+    # policy (builds/wheels.served_name), shown on its project page.
+    portable_note = models.TextField(blank=True, default="", db_default="")
     # Downloads folded in from the counters, not written per download.
     downloads = models.BigIntegerField(default=0)
     # The file a rebuild published in its place: this one stays downloadable (hash pins

@@ -8,10 +8,11 @@ served. What a wheel's platform tags claim is checked on receipt (wheels.served_
 lib/manylinux.py): a manylinux name its code does not keep is refused. A wheel whose
 platform tag is `linux_<arch>` and whose code keeps the manylinux policy of the builder's
 glibc is also written, on receipt, under the name it is served by (`manylinux_2_36_armv7l`
-from a Bookworm builder; lib/platforms.py says why); one that does not is served as
-built, `linux_<arch>`, why written beside it (`<wheel>.kept`); its WHEEL and RECORD rewritten to
-match (lib/wheeltags.py) and checked again like an upload; it is renamed into place with
-the upload that claims the Upload row. At publication each armv7l file is checked once
+from a Bookworm builder; lib/platforms.py says why), its WHEEL and RECORD rewritten to
+match (lib/wheeltags.py) and checked again like an upload, and renamed into place with
+the upload that claims the Upload row. One that does not is served as built,
+`linux_<arch>`, and why goes on its Upload row, then on its File (`portable_note`: the
+project page shows it). At publication each armv7l file is checked once
 for ARMv6 code (lib/elfarm.py); the result and the armv6l name it is offered under go on
 its File row.
 
@@ -134,13 +135,12 @@ def receive_file(build_id, builder, filename, chunks, size, sha256, now):
             if _already_received(build, filename, sha256, size):
                 return False
             Upload.objects.create(build_id=build_id, filename=filename, size=size,
-                                  sha256=sha256, received=timezone.now())
+                                  sha256=sha256, received=timezone.now(),
+                                  portable_note="" if retagged else portable.note)
             _write(incoming / f"{filename}.metadata", info.metadata)
             if retagged is not None:
                 _write(incoming / f"{served}.metadata", info.metadata)
                 os.replace(retagged, incoming / served)
-            elif portable.note:  # served as built: _check_declared reads why
-                _write(incoming / f"{filename}.kept", portable.note.encode())
             os.replace(part, incoming / filename)
     finally:
         part.unlink(missing_ok=True)
@@ -403,7 +403,8 @@ def import_wheel(path, abi=None, now=None, requested_by="import_wheels", os_rele
                 os.replace(retagged or copy, incoming / served)
                 _write(incoming / f"{served}.metadata", info.metadata)
                 decl = {"filename": served, "size": size, "sha256": sha256,
-                        "dependencies": [], "inspection": inspected}
+                        "dependencies": [], "inspection": inspected,
+                        "portable_note": portable.note}
                 # An import brings exactly this file: a taken name is refused, not renamed.
                 _publish(build, [(decl, info)], now, refuse_taken=True)
                 keep_log(build, f"imported by {requested_by} from {filename}\n")
@@ -471,8 +472,11 @@ def _check_declared(build, files):
         if (row.sha256, row.size) != (decl["sha256"].lower(), decl["size"]):
             raise FinishRefused(f"{filename} was uploaded with another size or sha256")
         served = platforms.served_filename(filename, build.glibc)
-        if served != filename and (incoming / f"{filename}.kept").is_file():
+        # An upload received before Upload.portable_note existed says so by a marker file.
+        if served != filename and (row.portable_note
+                                   or (incoming / f"{filename}.kept").is_file()):
             served = filename  # its code does not keep the manylinux name: served as built
+            decl = dict(decl, portable_note=row.portable_note)
         if served != filename:  # published under the name made for it on receipt
             path = incoming / served
             if not path.is_file():
@@ -601,6 +605,7 @@ def _publish(build, published, now, refuse_taken=False):
             metadata_sha256=info.metadata_sha256, uploaded=now,
             os_release=build.os_release, glibc=build.glibc,
             armv6_compatible=armv6, armv6l_filename=alias,
+            portable_note=decl.get("portable_note", ""),
             shadowed_by=rules.shadowing_wheel(info.filename, version.upstream_wheels or [],
                                               build.abi.tag, build.arch),
         )

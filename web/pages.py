@@ -299,6 +299,9 @@ def project_page(normalized_name, index_url="/simple/"):
             "glibc": f.glibc,
             "armv6_compatible": f.armv6_compatible,
             "armv6l_filename": f.armv6l_filename,
+            # Why it is served as linux_<arch>, not manylinux ("" when the question does
+            # not arise): what it needs outside the policy (docs/portable-wheels.md).
+            "not_manylinux_because": f.portable_note,
             # listed yanked: a rebuild replaced it (its URL and bytes stay)
             "superseded_by": f.superseded_by,
             # not listed: upstream has a wheel for it (its URL and bytes stay)

@@ -108,6 +108,9 @@ def test_a_wheel_loading_a_library_outside_the_policy_is_served_as_linux(foo, ob
     run_import("--glibc", "2.36", path)
     row = File.objects.get()
     assert (row.filename, row.platform_tag) == (path.name, "linux_armv7l")
+    assert row.portable_note == (
+        "manylinux_2_36_armv7l does not hold: it loads libpwfake.so.1 from the system, "
+        "outside the manylinux_2_36_armv7l policy, and does not carry it")
     assert file_path("foo", path.name).read_bytes() == path.read_bytes()  # as built
     assert row.sha256 == hashlib.sha256(path.read_bytes()).hexdigest()
 
@@ -155,7 +158,7 @@ def job(foo):
 
 
 def test_an_upload_is_renamed_manylinux_only_when_its_code_keeps_it(api, job, objects,
-                                                                    tmp_path):
+                                                                    tmp_path, client):
     portable = write(tmp_path, "cp311-cp311-linux_armv7l", {"plain.so": objects["plain"]})
     response, data = claim_and_upload(api, job, portable)
     assert response.status_code == 201, response.content
@@ -180,6 +183,15 @@ def test_an_upload_is_renamed_manylinux_only_when_its_code_keeps_it(api, job, ob
     row = File.objects.get(build=second)
     assert (row.filename, row.platform_tag, row.dependencies) == (
         linked.name, "linux_armv7l", ["libpwfake1"])
+    # Why it is not manylinux, kept from its receipt and said on the project page.
+    why = ("manylinux_2_36_armv7l does not hold: it loads libpwfake.so.1 from the system, "
+           "outside the manylinux_2_36_armv7l policy, and does not carry it")
+    assert row.portable_note == why
+    assert File.objects.get(build=job).portable_note == ""
+    page = client.get("/project/foo/").content.decode()
+    assert f"not manylinux: {why}" in page and page.count("not manylinux:") == 1
+    files = [f for v in client.get("/project/foo/json/").json()["versions"] for f in v["files"]]
+    assert sorted(f["not_manylinux_because"] for f in files) == ["", why]
 
 
 def test_an_upload_claiming_more_than_it_keeps_is_refused_400(api, job, objects, tmp_path):
