@@ -422,14 +422,24 @@ exec /tmp/venv/bin/python -c "$5"
 """
 
 
-def check_on_clean(userland, package, index, extra, requirement, env, binds=()):
-    """(works, what it printed or the error) of PACKAGE installed from REQUIREMENT."""
+# What a user does with the project page's line, before the same install and check.
+APT_FIRST = r"""
+{ apt-get -qq update && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $APT_PACKAGES
+} >/tmp/apt.log 2>&1 || { tail -3 /tmp/apt.log; exit 4; }
+"""
+
+
+def check_on_clean(userland, package, index, extra, requirement, env, binds=(), apt=()):
+    """(works, what it printed or the error) of PACKAGE installed from REQUIREMENT, after
+    `apt-get install APT` when given."""
     command = [str(ROOT / "scripts" / "pi-run")]
     for src, dest in binds:
         command += ["--bind", f"{src}:{dest}"]
+    if apt:
+        env = dict(env, APT_PACKAGES=" ".join(apt))
     command += [str(userland), *[f"{k}={v}" for k, v in env.items()], "/bin/sh", "-c",
-                INSTALL_AND_CHECK, "sh", index, extra, requirement, package.name,
-                package.check]
+                (APT_FIRST if apt else "") + INSTALL_AND_CHECK, "sh", index, extra,
+                requirement, package.name, package.check]
     proc = subprocess.run(command, capture_output=True, text=True, timeout=900)
     lines = [line for line in (proc.stdout + proc.stderr).splitlines() if line.strip()]
     if proc.returncode == 0:
@@ -559,7 +569,7 @@ def report_one(package, farm, upstream, work, userland, me, database, baseline):
            "minutes": (cell["duration_seconds"] or 0) / 60, "served": "", "built": 0,
            "repaired": 0, "stripped": 0, "libs": [], "apt": "", "works": False,
            "said": cell.get("failure_reason") or "", "baseline": None, "baseline_said": "",
-           "repair_note": ""}
+           "repair_note": "", "after_apt": None}
     if cell["log_url"]:
         text = farm.get(cell["log_url"]).decode(errors="replace")
         notes = re.findall(r"\[piwheels-builder\] \S+: ((?:not )?repaired.*)", text)
@@ -597,6 +607,13 @@ def report_one(package, farm, upstream, work, userland, me, database, baseline):
         row["works"], row["said"] = False, f"pip installed another wheel: {row['said']}"
     say(f"{package.name} {package.version} ({served['filename']}) on the clean system:",
         "works" if row["works"] else "FAILS", "-", row["said"][:300])
+    if not row["works"] and served["system_packages"]:
+        # The page's apt line: is it what this wheel needs?
+        row["after_apt"], said = check_on_clean(
+            userland, package, farm.url + "/simple/", upstream.url + "/simple/", requirement,
+            check_env, apt=served["system_packages"])
+        say(f"  after {served['apt_install']}:", "works" if row["after_apt"] else "FAILS",
+            "-", said[:300])
     if baseline and built:
         row["baseline"], row["baseline_said"] = check_on_clean(
             userland, package, upstream.url + "/simple/", upstream.url + "/simple/",
@@ -617,6 +634,8 @@ def print_table(rows):
         libs = ", ".join(re.sub(r"-[0-9a-f]{8}(?=\.)", "", lib) for lib in r["libs"]) or "none"
         works = (("yes: " + r["said"].split(" / ", 1)[-1]) if r["works"]
                  else f"**no**: {r['said']}")
+        if r["after_apt"] is not None:
+            works += f"; after the apt line: {'yes' if r['after_apt'] else '**no**'}"
         if not r["served"]:
             works = f"not built ({r['state']}): {r['said']}"
         base = ("-" if r["baseline"] is None else
