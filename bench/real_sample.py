@@ -18,9 +18,8 @@ What it does, every part real:
    `create_builder` makes a builder (and its token) per agent;
 4. runs the real agent (--agents of them side by side; builder/, sandboxed where bwrap
    can make its sandbox) with its shipped defaults (auditwheel repair, the farm's strip
-   setting), `--once` until the
-   farm has nothing left, and `--keep-built` so that each wheel as pip built it, before
-   repair, is kept for comparison;
+   setting), `--once` until the farm has nothing left, and `--keep-built` so that each
+   wheel as pip built it, before repair, is kept for comparison;
 5. makes (once; about 3 minutes) or reuses the clean Debian 12 amd64 userland
    (`scripts/pi-userland bookworm amd64 clean`: debootstrap minbase, python3 and
    python3-venv only) and, in a throwaway overlay of it (`scripts/pi-run`), installs each
