@@ -51,7 +51,7 @@ class Agent:
 
     def __init__(self, farm, ident, *, work_dir, build_timeout=DEFAULT_TIMEOUT, wait=30,
                  python=None, stop=None, sandbox=True, hidden=(), repair_wheels=True,
-                 strip=None):
+                 strip=None, keep_built=None):
         self.farm = farm
         self.identity = ident
         self.work_dir = Path(work_dir)
@@ -61,6 +61,9 @@ class Agent:
         # auditwheel repair after each build; strip: None follows the farm's setting.
         self.repair_wheels = repair_wheels
         self.strip = strip
+        # A directory for a copy of each wheel as pip built it, before repair (to compare
+        # with what the farm serves: bench/real_sample.py); None keeps none.
+        self.keep_built = Path(keep_built) if keep_built else None
         self.stop = stop or farm.stop
         # Builds run in a bwrap sandbox (build.sandbox_command) unless SANDBOX is False
         # (--unsandboxed); HIDDEN: paths builds must not see besides the work dir.
@@ -260,6 +263,9 @@ class Agent:
         done = []
         with open(log_path, "a", encoding="utf-8") as out:
             for path in paths:
+                if self.keep_built and repair.platform_wheel_tag(path.name):
+                    self.keep_built.mkdir(parents=True, exist_ok=True)
+                    shutil.copyfile(path, self.keep_built / path.name)
                 result = repair.repair(path, self.identity.glibc, strip=strip)
                 if result.note:
                     line = f"{path.name}: {result.note}"
@@ -532,6 +538,9 @@ def parse_args(argv=None):
                              "farm says)")
     parser.add_argument("--no-strip", dest="strip", action="store_false",
                         help="keep debug symbols in repaired wheels")
+    parser.add_argument("--keep-built", default=None, metavar="DIR",
+                        help="keep a copy of each platform wheel as pip built it, before "
+                             "repair, in DIR (to compare with the repaired one)")
     parser.add_argument("--max-retry-delay", type=float, default=60.0, metavar="SECONDS",
                         help="longest wait between retries when the farm is unreachable, "
                              "and the pace of retries when it refuses the token (default 60)")
@@ -626,6 +635,7 @@ def main(argv=None):
             farm, ident, work_dir=args.work_dir, build_timeout=args.build_timeout,
             wait=args.wait, python=args.python, stop=stop, sandbox=not args.unsandboxed,
             hidden=args.hide, repair_wheels=args.repair, strip=args.strip,
+            keep_built=args.keep_built,
         )
     except WorkDirBusy as exc:
         log.error("%s", exc)

@@ -75,21 +75,45 @@ def requires_python(metadata):
 
 
 def linked_libraries(so_path):
-    """Absolute paths of the shared libraries ``ldd`` says a module loads."""
+    """(name, absolute path) of each shared library ``ldd`` says a module loads, its own
+    and theirs: the name is the one asked for (``libX11.so.6``)."""
     try:
         out = subprocess.run(
             ["ldd", str(so_path)], capture_output=True, text=True, timeout=60
         ).stdout
     except (OSError, subprocess.TimeoutExpired):
         return []
-    paths = []
+    found = []
     for line in out.splitlines():
-        m = _LDD_LINE.match(line) or _LDD_DIRECT.match(line)
+        m = _LDD_LINE.match(line)
+        if m and m.group(2).startswith("/"):
+            found.append((m.group(1), m.group(2)))
+            continue
+        m = _LDD_DIRECT.match(line)
         if m:
-            path = m.group(m.lastindex)
-            if path.startswith("/"):
-                paths.append(path)
-    return paths
+            found.append((os.path.basename(m.group(1)), m.group(1)))
+    return found
+
+
+def needed_names(path):
+    """The DT_NEEDED entries of the ELF object at PATH (the libraries it asks for itself),
+    or None when they cannot be read (pyelftools, which auditwheel brings, missing)."""
+    try:
+        from elftools.common.exceptions import ELFError
+        from elftools.elf.dynamic import DynamicSection
+        from elftools.elf.elffile import ELFFile
+    except ImportError:
+        return None
+    try:
+        with open(path, "rb") as f:
+            names = set()
+            for section in ELFFile(f).iter_sections():
+                if isinstance(section, DynamicSection):
+                    names.update(tag.needed for tag in section.iter_tags()
+                                 if tag.entry.d_tag == "DT_NEEDED")
+            return names
+    except (ELFError, OSError, ValueError):
+        return None
 
 
 def debian_packages(paths):
@@ -123,20 +147,32 @@ def debian_packages(paths):
 
 
 def system_dependencies(path):
-    """Sorted Debian packages the wheel's compiled modules link against (libc6 left out)."""
+    """Sorted Debian packages whose libraries the wheel's compiled code asks for from the
+    system (libc6 and the others every Debian has left out).
+
+    Only the libraries an object of the wheel names itself (DT_NEEDED of its modules and
+    of the libraries it carries) count, not what those load in turn: `apt install`
+    brings a package's own dependencies. A pycairo repaired by auditwheel carries libcairo
+    and libxcb but takes libX11 from the system (the manylinux policy counts it as the
+    system's): it needs libx11-6, libxext6 and libxrender1, not also libxcb1, libxau6 and
+    the rest that ldd lists behind libX11. Where DT_NEEDED cannot be read, every library
+    ldd lists counts."""
     with zipfile.ZipFile(path) as zf:
         modules = [n for n in zf.namelist() if _is_compiled(n)]
         if not modules or not shutil.which("ldd"):
             return []
         tmp = tempfile.mkdtemp(prefix="piwheels-inspect-")
         try:
-            libraries = []
+            libraries, asked = [], set()
             for name in modules:
                 target = zf.extract(name, tmp)
                 libraries.extend(linked_libraries(target))
+                needed = needed_names(target)
+                asked = None if needed is None or asked is None else asked | needed
             # Libraries shipped inside the wheel itself are not the system's.
-            libraries = [p for p in libraries if not p.startswith(tmp)]
-            return sorted(debian_packages(libraries) - BASE_PACKAGES)
+            paths = [p for n, p in libraries if not p.startswith(tmp)
+                     and (asked is None or n in asked)]
+            return sorted(debian_packages(paths) - BASE_PACKAGES)
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
 

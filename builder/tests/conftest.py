@@ -2,16 +2,21 @@
 import json
 import os
 import stat
+import subprocess
 import sys
+import textwrap
 
 import pytest
 from farm_standin import StandinFarm
+
+from piwheels_builder import identity, repair
 
 # Stands in for `python -m pip wheel ...` (the agent's --python): behaves by project name.
 #   "broken-*": prints a compiler error and exits 1
 #   "hang-*":   starts a `sleep` grandchild, writes the pids to $FAKE_BUILD_PIDS, sleeps
 #   "slow-*":   sleeps $FAKE_BUILD_SECONDS, then builds
 #   "loud-*":   prints $FAKE_BUILD_LINES numbered lines, then builds
+#   $FAKE_WHEEL set: copies that wheel (a real one pip built) into the wheel dir
 #   anything else: writes a pure-Python wheel, output on stdout and stderr in turn
 FAKE_PYTHON = '''\
 #!{python}
@@ -53,6 +58,11 @@ if name.startswith("loud"):
     out.flush()
 if name.startswith("slow"):
     time.sleep(float(os.environ.get("FAKE_BUILD_SECONDS", "2")))
+if os.environ.get("FAKE_WHEEL"):
+    import shutil
+    shutil.copy(os.environ["FAKE_WHEEL"], wheel_dir)
+    print("Saved", os.environ["FAKE_WHEEL"], flush=True)
+    sys.exit(0)
 dist = name.replace("-", "_")
 path = os.path.join(wheel_dir, "%s-%s-py3-none-any.whl" % (dist, version))
 info = "%s-%s.dist-info" % (dist, version)
@@ -81,6 +91,43 @@ def pass_fake_settings(fake_python, env=None):
     env = os.environ if env is None else env
     with open(fake_python + ".env", "w") as f:
         json.dump({k: v for k, v in env.items() if k.startswith("FAKE_")}, f)
+
+
+@pytest.fixture(scope="session")
+def yaml_wheel(tmp_path_factory):
+    """A wheel pip built of a C extension linking libyaml (x86_64 glibc, where the agent
+    can repair)."""
+    tmp_path = tmp_path_factory.mktemp("yaml")
+    missing = repair.available()
+    if missing:
+        pytest.skip(f"cannot repair here: {missing}")
+    if identity.platform_tag() != "linux_x86_64" or not identity.glibc_version():
+        pytest.skip("built for x86_64 glibc")
+    source = tmp_path / "src"
+    source.mkdir()
+    (source / "setup.py").write_text(textwrap.dedent("""\
+        from setuptools import Extension, setup
+        setup(name="yamlv", version="1.0",
+              ext_modules=[Extension("yamlv", ["yamlv.c"], libraries=["yaml"])])
+        """))
+    (source / "yamlv.c").write_text(textwrap.dedent("""\
+        #include <Python.h>
+        #include <yaml.h>
+        static PyObject *v(PyObject *s, PyObject *u) {
+            return PyUnicode_FromString(yaml_get_version_string()); }
+        static PyMethodDef m[] = {{"version", v, METH_NOARGS, NULL}, {NULL}};
+        static struct PyModuleDef d = {PyModuleDef_HEAD_INIT, "yamlv", NULL, -1, m};
+        PyMODINIT_FUNC PyInit_yamlv(void) { return PyModule_Create(&d); }
+        """))
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PIP_")}
+    built = subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "--no-deps", "-w", str(tmp_path / "w"),
+         str(source)], capture_output=True, text=True,
+        env=dict(env, PIP_CONFIG_FILE=os.devnull, PIP_CACHE_DIR=str(tmp_path / "cache")))
+    if built.returncode != 0:
+        pytest.skip(f"cannot build the libyaml extension (libyaml-dev?): {built.stdout[-300:]}")
+    (wheel,) = (tmp_path / "w").glob("*.whl")
+    return wheel
 
 
 @pytest.fixture

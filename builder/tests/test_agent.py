@@ -14,6 +14,7 @@ import pytest
 from conftest import pass_fake_settings
 from farm_standin import pid_alive
 
+from piwheels_builder import identity, repair
 from piwheels_builder.farm import Farm
 from piwheels_builder.identity import Identity
 from piwheels_builder.main import Agent, parse_args
@@ -21,12 +22,12 @@ from piwheels_builder.main import Agent, parse_args
 ME = Identity(abi="cp311", platform="linux_armv7l", python_version="3.11.2", os="Test OS")
 
 
-def make_agent(farm, work_dir, fake_python, **kwargs):
+def make_agent(farm, work_dir, fake_python, ident=ME, **kwargs):
     api = Farm(farm.url, farm.token, retry_base=0.05, retry_cap=0.3, refused_pace=0.3)
     kwargs.setdefault("wait", 0)
     kwargs.setdefault("sandbox", False)  # the stand-in pip lives in /tmp, which builds do not see
     pass_fake_settings(fake_python)
-    return Agent(api, ME, work_dir=work_dir, python=fake_python, **kwargs)
+    return Agent(api, ident, work_dir=work_dir, python=fake_python, **kwargs)
 
 
 def leftovers(work_dir):
@@ -68,6 +69,25 @@ def test_a_job_is_built_uploaded_and_finished(farm, work_dir, fake_python, tmp_p
     assert "building Foo_Bar 1.0 for cp311 (build 1)" in caplog.text
     assert "built Foo_Bar 1.0 in " in caplog.text and ": 1 wheel" in caplog.text
     assert "uploaded foo_bar-1.0-py3-none-any.whl (" in caplog.text
+
+
+def test_keep_built_keeps_each_wheel_as_pip_built_it_beside_the_repaired_upload(
+        farm, work_dir, fake_python, yaml_wheel, tmp_path, monkeypatch):
+    monkeypatch.setenv("FAKE_WHEEL", str(yaml_wheel))  # what "pip wheel" makes: a real one
+    build_id = farm.add_job("yamlv", "1.0", strip=True)
+    me = identity.detect()
+    kept = tmp_path / "built"
+
+    make_agent(farm, work_dir, fake_python, ident=me, keep_built=kept).run(once=True)
+
+    build = farm.builds[build_id]
+    plat = repair.policy_name("x86_64", me.glibc)
+    (record,) = build["result"]["files"]
+    assert record["filename"] == yaml_wheel.name.replace("linux_x86_64", plat)
+    assert f"{yaml_wheel.name}: repaired as {plat} (copied in libyaml-0-" in build["log"]
+    assert os.listdir(kept) == [yaml_wheel.name]
+    assert (kept / yaml_wheel.name).read_bytes() == yaml_wheel.read_bytes()
+    assert build["files"][record["filename"]] != yaml_wheel.read_bytes()
 
 
 def test_a_failed_compile_is_reported_with_its_reason(farm, work_dir, fake_python):

@@ -1,9 +1,6 @@
 """repair.py: the policy chosen for a builder, and auditwheel's repair of a real wheel
 (a C extension linking libyaml, built here with pip)."""
-import os
-import subprocess
 import sys
-import textwrap
 import zipfile
 
 import pytest
@@ -43,42 +40,6 @@ def test_a_pure_wheel_is_left_alone(tmp_path):
     path = tmp_path / "foo-1.0-py3-none-any.whl"
     path.write_bytes(b"not even read")
     assert repair.repair(path, "2.36") == repair.Repaired(path, "")
-
-
-@pytest.fixture(scope="module")
-def yaml_wheel(tmp_path_factory):
-    """A wheel pip built of a C extension linking libyaml."""
-    tmp_path = tmp_path_factory.mktemp("yaml")
-    missing = repair.available()
-    if missing:
-        pytest.skip(f"cannot repair here: {missing}")
-    if identity.platform_tag() != "linux_x86_64" or not identity.glibc_version():
-        pytest.skip("built for x86_64 glibc")
-    source = tmp_path / "src"
-    source.mkdir()
-    (source / "setup.py").write_text(textwrap.dedent("""\
-        from setuptools import Extension, setup
-        setup(name="yamlv", version="1.0",
-              ext_modules=[Extension("yamlv", ["yamlv.c"], libraries=["yaml"])])
-        """))
-    (source / "yamlv.c").write_text(textwrap.dedent("""\
-        #include <Python.h>
-        #include <yaml.h>
-        static PyObject *v(PyObject *s, PyObject *u) {
-            return PyUnicode_FromString(yaml_get_version_string()); }
-        static PyMethodDef m[] = {{"version", v, METH_NOARGS, NULL}, {NULL}};
-        static struct PyModuleDef d = {PyModuleDef_HEAD_INIT, "yamlv", NULL, -1, m};
-        PyMODINIT_FUNC PyInit_yamlv(void) { return PyModule_Create(&d); }
-        """))
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PIP_")}
-    built = subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", "--no-deps", "-w", str(tmp_path / "w"),
-         str(source)], capture_output=True, text=True,
-        env=dict(env, PIP_CONFIG_FILE=os.devnull, PIP_CACHE_DIR=str(tmp_path / "cache")))
-    if built.returncode != 0:
-        pytest.skip(f"cannot build the libyaml extension (libyaml-dev?): {built.stdout[-300:]}")
-    (wheel,) = (tmp_path / "w").glob("*.whl")
-    return wheel
 
 
 def test_a_wheel_linking_libyaml_is_repaired_and_carries_it(yaml_wheel, tmp_path):

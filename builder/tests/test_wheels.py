@@ -76,6 +76,42 @@ def test_compiled_module_dependencies_map_to_debian_packages(tmp_path):
     assert wheels.inspect(path)["dependencies"] == ["libyaml-0-2"]
 
 
+@pytest.mark.skipif(not (shutil.which("gcc") and shutil.which("dpkg") and shutil.which("ldd")),
+                    reason="needs gcc, ldd and dpkg")
+def test_what_a_carried_library_asks_of_the_system_is_listed_and_not_what_that_loads(
+        tmp_path):
+    # As a repaired pycairo: the module loads a library the wheel carries (foo.libs/,
+    # through its RUNPATH), which asks the system for libxslt; libxslt loads libxml2,
+    # libicu, liblzma, libgcrypt... in turn, which `apt install libxslt1.1` brings.
+    (tmp_path / "carried.c").write_text(
+        '#include <libxslt/xsltutils.h>\n'
+        'const char *engine(void) { return xsltEngineVersion; }\n')
+    (tmp_path / "mod.c").write_text('const char *engine(void);\n'
+                                    'const char *v(void) { return engine(); }\n')
+    libs = tmp_path / "foo.libs"
+    libs.mkdir()
+    carried = libs / "libcarried-0123abcd.so.1"
+    built = subprocess.run(
+        ["gcc", "-shared", "-fPIC", "-I/usr/include/libxml2", str(tmp_path / "carried.c"),
+         "-o", str(carried), "-Wl,-soname,libcarried-0123abcd.so.1", "-lxslt"],
+        capture_output=True, text=True)
+    if built.returncode:
+        pytest.skip(f"cannot compile against libxslt here (libxslt1-dev): {built.stderr}")
+    so = tmp_path / "_mod.cpython-311-x86_64-linux-gnu.so"
+    subprocess.run(["gcc", "-shared", "-fPIC", str(tmp_path / "mod.c"), "-o", str(so),
+                    "-L", str(libs), "-l:libcarried-0123abcd.so.1",
+                    "-Wl,-rpath,$ORIGIN/../foo.libs"], check=True)
+    path = make_wheel(tmp_path / "foo-1.0-cp311-cp311-manylinux_2_36_x86_64.whl", {
+        "foo/_mod.cpython-311-x86_64-linux-gnu.so": so.read_bytes(),
+        "foo.libs/libcarried-0123abcd.so.1": carried.read_bytes(),
+    })
+    behind = wheels.debian_packages(
+        [p for _, p in wheels.linked_libraries(carried)]) - {"libc6", "libxslt1.1"}
+    assert "libxml2" in behind  # what ldd lists behind libxslt
+
+    assert wheels.inspect(path)["dependencies"] == ["libxslt1.1"]
+
+
 @pytest.mark.skipif(not shutil.which("dpkg"), reason="needs dpkg")
 def test_libraries_no_package_owns_are_skipped_beside_those_one_does():
     from pathlib import Path
