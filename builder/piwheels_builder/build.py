@@ -92,8 +92,10 @@ def log_preamble(pip, command):
 # What a build inherits from the agent's environment: nothing else (an allow-list, so
 # that no PIWHEELS_* setting, token or credential path of the agent reaches the build).
 # Proxy settings are kept: pip needs them to reach the index where there is a proxy.
+# QEMU_CPU too: an emulated builder's (docs/pi.md) choice of qemu-user's CPU, which makes
+# Trixie's arm64 programs 2.6 times faster; only qemu-user reads it.
 _ENV_KEEP = frozenset({
-    "PATH", "LANG", "LANGUAGE", "TZ", "SOURCE_DATE_EPOCH",
+    "PATH", "LANG", "LANGUAGE", "TZ", "SOURCE_DATE_EPOCH", "QEMU_CPU",
     "http_proxy", "https_proxy", "no_proxy", "HTTP_PROXY", "HTTPS_PROXY", "NO_PROXY",
 })
 DEFAULT_PATH = "/usr/local/bin:/usr/bin:/bin"

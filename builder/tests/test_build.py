@@ -39,12 +39,14 @@ def test_build_environment_ignores_the_machines_pip_configuration():
         "PIP_CONFIG_FILE": "/etc/pip.conf", "PIP_PROXY": "http://proxy:3128",
         "PYTHONPATH": "/somewhere", "PIWHEELS_TOKEN": "secret", "PIWHEELS_SERVER": "http://f/",
         "CREDENTIALS_DIRECTORY": "/run/credentials/x", "LANG": "C.UTF-8", "EDITOR": "vi",
+        "QEMU_CPU": "max,pauth-impdef=on",
     }
     env = build.build_environment(base, "/b/cache", "/b/tmp", home="/b/home")
     assert env["PIP_CONFIG_FILE"] == os.devnull
     assert env["PIP_CACHE_DIR"] == "/b/cache"
     assert env["TMPDIR"] == "/b/tmp"
     assert env["PIP_PROXY"] == "http://proxy:3128"  # network settings stay
+    assert env["QEMU_CPU"] == "max,pauth-impdef=on"  # an emulated builder's qemu-user CPU
     for gone in ("PIP_FIND_LINKS", "PIP_INDEX_URL", "PIP_CONSTRAINT", "PYTHONPATH",
                  "PIWHEELS_TOKEN", "PIWHEELS_SERVER", "CREDENTIALS_DIRECTORY", "EDITOR"):
         assert gone not in env
