@@ -112,17 +112,14 @@ def main(argv=None):
     that spins or swells is stopped there, never in a web thread)."""
     import argparse
     import json
-    import resource
+
+    from lib import bounded
 
     parser = argparse.ArgumentParser(prog="python -m lib.elfarm")
-    parser.add_argument("--cpu", type=int, default=0, help="CPU seconds (0: no limit)")
-    parser.add_argument("--memory", type=int, default=0, help="address space, bytes")
+    bounded.add_arguments(parser)
     parser.add_argument("wheel")
     args = parser.parse_args(argv)
-    if args.cpu:
-        resource.setrlimit(resource.RLIMIT_CPU, (args.cpu, args.cpu + 1))
-    if args.memory:
-        resource.setrlimit(resource.RLIMIT_AS, (args.memory, args.memory))
+    bounded.apply(args)
     print(json.dumps({"first_non_armv6": first_non_armv6_object(args.wheel)}))
     return 0
 

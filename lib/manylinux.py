@@ -220,18 +220,15 @@ def main(argv=None):
     JSON, for each ARCH, {"analysis": ...} or {"cannot_check": why}, within the CPU time
     and address space given (builds/inspection.py runs it so)."""
     import argparse
-    import resource
+
+    from lib import bounded
 
     parser = argparse.ArgumentParser(prog="python -m lib.manylinux")
-    parser.add_argument("--cpu", type=int, default=0, help="CPU seconds (0: no limit)")
-    parser.add_argument("--memory", type=int, default=0, help="address space, bytes")
+    bounded.add_arguments(parser)
     parser.add_argument("wheel")
     parser.add_argument("arch", nargs="+")
     args = parser.parse_args(argv)
-    if args.cpu:
-        resource.setrlimit(resource.RLIMIT_CPU, (args.cpu, args.cpu + 1))
-    if args.memory:
-        resource.setrlimit(resource.RLIMIT_AS, (args.memory, args.memory))
+    bounded.apply(args)
     answers = {}
     for arch in args.arch:
         try:
